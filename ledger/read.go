@@ -1,0 +1,149 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sirgiving/ledger/events"
+)
+
+// Head returns the position of the last committed event (0 when empty).
+func (s *Store) Head(ctx context.Context) (int64, error) {
+	return ReadHead(ctx, s.pool)
+}
+
+// Querier is what read helpers need from a pool, a connection or a tx.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ReadHead returns the position of the last committed event.
+func ReadHead(ctx context.Context, q Querier) (int64, error) {
+	var p int64
+	err := q.QueryRow(ctx, `SELECT position FROM event_head`).Scan(&p)
+	return p, err
+}
+
+// ReadFrom returns up to limit committed events with position > after, in
+// position order. Because positions are gap-free in commit order, a reader
+// that resumes from the last position it saw never skips an event.
+func ReadFrom(ctx context.Context, q Querier, after int64, limit int) ([]events.Event, error) {
+	rows, err := q.Query(ctx, selectEvents+` WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
+}
+
+// ReadStream returns every event of one stream in version order.
+func ReadStream(ctx context.Context, q Querier, streamID string) ([]events.Event, error) {
+	rows, err := q.Query(ctx, selectEvents+` WHERE stream_id = $1 ORDER BY stream_version`, streamID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
+}
+
+// Filter selects events for export. Zero fields do not filter.
+type Filter struct {
+	PartnerID    string
+	Environment  string
+	StreamID     string
+	FromPosition int64 // inclusive
+	ToPosition   int64 // inclusive; 0 means the head
+}
+
+// Export calls fn for each event matching f, in position order, reading in
+// pages so memory stays flat on any size of log.
+func Export(ctx context.Context, q Querier, f Filter, fn func(events.Event) error) (int, error) {
+	after := f.FromPosition - 1
+	if after < 0 {
+		after = 0
+	}
+	n := 0
+	for {
+		sql := selectEvents + ` WHERE position > $1 AND ($2 = '' OR partner_id = $2) AND ($3 = '' OR environment = $3)
+			AND ($4 = '' OR stream_id = $4) AND ($5 = 0 OR position <= $5) ORDER BY position LIMIT 5000`
+		rows, err := q.Query(ctx, sql, after, f.PartnerID, f.Environment, f.StreamID, f.ToPosition)
+		if err != nil {
+			return n, err
+		}
+		page, err := pgx.CollectRows(rows, scanEvent)
+		if err != nil {
+			return n, err
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(page) < 5000 {
+			return n, nil
+		}
+		after = page[len(page)-1].Position
+	}
+}
+
+// VerifyReport is the outcome of walking the hash chain.
+type VerifyReport struct {
+	Checked int64
+	Head    int64
+	// FirstBad is the position of the first event that fails, 0 if none.
+	FirstBad int64
+	Reason   string
+}
+
+// OK reports whether the whole chain verified.
+func (r VerifyReport) OK() bool { return r.FirstBad == 0 }
+
+// Verify walks the whole log in position order and checks, for each event,
+// that its position follows the previous one, that its prev_hash is the
+// previous event's hash, and that its hash matches its content; finally that
+// the head row points at the last event. It stops at the first failure.
+func Verify(ctx context.Context, q Querier, progress func(checked int64)) (VerifyReport, error) {
+	var rep VerifyReport
+	var headHash []byte
+	if err := q.QueryRow(ctx, `SELECT position, hash FROM event_head`).Scan(&rep.Head, &headHash); err != nil {
+		return rep, err
+	}
+	prev := events.GenesisHash
+	var last int64
+	for {
+		page, err := ReadFrom(ctx, q, last, 5000)
+		if err != nil {
+			return rep, err
+		}
+		for _, e := range page {
+			switch {
+			case e.Position != last+1:
+				rep.FirstBad, rep.Reason = last+1, fmt.Sprintf("event at position %d is missing (next found: %d)", last+1, e.Position)
+			case !bytes.Equal(e.PrevHash, prev):
+				rep.FirstBad, rep.Reason = e.Position, "prev_hash does not match the previous event's hash"
+			case !bytes.Equal(events.ComputeHash(&e), e.Hash):
+				rep.FirstBad, rep.Reason = e.Position, "content does not match its hash (event was modified)"
+			}
+			if rep.FirstBad != 0 {
+				return rep, nil
+			}
+			prev, last = e.Hash, e.Position
+			rep.Checked++
+		}
+		if progress != nil {
+			progress(rep.Checked)
+		}
+		if len(page) < 5000 {
+			break
+		}
+	}
+	if last != rep.Head {
+		rep.FirstBad, rep.Reason = last+1, fmt.Sprintf("head says %d events but the log ends at %d (events removed)", rep.Head, last)
+	} else if !bytes.Equal(prev, headHash) && last > 0 {
+		rep.FirstBad, rep.Reason = last, "head hash does not match the last event"
+	}
+	return rep, nil
+}

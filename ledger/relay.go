@@ -1,0 +1,281 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/bus"
+)
+
+// RelayOptions configures a Relay.
+type RelayOptions struct {
+	// Name identifies the relay's checkpoint row (default "jetstream").
+	Name string
+	// Bus names the JetStream stream.
+	Bus bus.Config
+	// BatchSize is how many events are published before one checkpoint write.
+	BatchSize int
+	// Poll is the fallback wake-up interval when no notification arrives.
+	Poll       time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Relay publishes committed events, in position order, to JetStream with
+// Nats-Msg-Id set to the event id, and records how far it got in
+// relay_checkpoints only after JetStream acknowledged every message up to
+// there. One relay per database is active at a time (a PostgreSQL advisory
+// lock elects it); others wait as hot standbys.
+type Relay struct {
+	pool *pgxpool.Pool
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	opts RelayOptions
+	log  *slog.Logger
+
+	lag       prometheus.Gauge
+	published prometheus.Counter
+	failures  prometheus.Counter
+	position  prometheus.Gauge
+}
+
+// NewRelay builds a relay; Run starts it.
+func NewRelay(pool *pgxpool.Pool, nc *nats.Conn, opts RelayOptions) (*Relay, error) {
+	if opts.Name == "" {
+		opts.Name = "jetstream"
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1000
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.Bus = opts.Bus.WithDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{
+		pool: pool, nc: nc, js: js, opts: opts, log: opts.Logger.With("component", "relay"),
+		lag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_relay_lag_events", Help: "Committed events not yet acknowledged by JetStream."}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_relay_published_total", Help: "Events published to JetStream and acknowledged."}),
+		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_relay_failures_total", Help: "Relay rounds that failed (NATS or PostgreSQL unavailable)."}),
+		position:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_relay_position", Help: "Last event position acknowledged by JetStream."}),
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.lag, r.published, r.failures, r.position)
+	}
+	return r, nil
+}
+
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}
+
+// Run publishes until ctx ends, then makes one last bounded attempt to
+// flush what is committed, so a graceful shutdown leaves nothing behind
+// that it could have sent.
+func (r *Relay) Run(ctx context.Context) error {
+	for {
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			r.log.Warn("relay round failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// lead holds leadership on a dedicated connection and relays until an
+// error or ctx ends.
+func (r *Relay) lead(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey("relay:"+r.opts.Name)).Scan(&got); err != nil {
+		return err
+	}
+	if !got {
+		return nil // another process relays; stand by
+	}
+	defer func() {
+		// The connection goes back to the pool: release the session lock.
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, lockKey("relay:"+r.opts.Name))
+		_, _ = conn.Exec(context.Background(), `UNLISTEN *`)
+	}()
+	if _, err := conn.Exec(ctx, `LISTEN ledger_events`); err != nil {
+		return err
+	}
+	if _, err := r.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, r.opts.Name); err != nil {
+		return err
+	}
+	if err := r.reconcile(ctx); err != nil {
+		return err
+	}
+	r.log.Info("relay is active")
+	for {
+		n, err := r.Flush(ctx)
+		if err != nil {
+			r.failures.Inc()
+			if ctx.Err() != nil {
+				r.finalFlush()
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			continue // more may be waiting
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.opts.Poll)
+		_, werr := conn.Conn().WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			r.finalFlush()
+			return nil
+		}
+		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
+			return werr
+		}
+	}
+}
+
+func (r *Relay) finalFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		n, err := r.Flush(ctx)
+		if err != nil {
+			r.log.Warn("relay final flush incomplete; events stay in PostgreSQL for the next start", "err", err)
+			return
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// reconcile rewinds the checkpoint when JetStream holds less than it says,
+// as after a stream was deleted or a broker lost its unsynced tail: the
+// missing events are then re-published from PostgreSQL.
+func (r *Relay) reconcile(ctx context.Context) error {
+	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
+	if err != nil {
+		return fmt.Errorf("relay: ensure stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	var streamPos int64
+	if info.State.Msgs > 0 {
+		msg, err := st.GetMsg(ctx, info.State.LastSeq)
+		if err != nil {
+			return fmt.Errorf("relay: read last message: %w", err)
+		}
+		streamPos, _ = strconv.ParseInt(msg.Header.Get(bus.HeaderPosition), 10, 64)
+	}
+	tag, err := r.pool.Exec(ctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position > $2`, r.opts.Name, streamPos)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() > 0 {
+		r.log.Warn("JetStream is behind the relay checkpoint; re-publishing from PostgreSQL", "from", streamPos)
+	}
+	return nil
+}
+
+// Flush publishes one batch of committed events past the checkpoint and
+// returns how many it published.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	var cp int64
+	if err := r.pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints WHERE name = $1`, r.opts.Name).Scan(&cp); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, fmt.Errorf("relay: checkpoint %q missing", r.opts.Name)
+		}
+		return 0, err
+	}
+	evs, err := ReadFrom(ctx, r.pool, cp, r.opts.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	if len(evs) == 0 {
+		r.lag.Set(0)
+		return 0, nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(evs))
+	for _, e := range evs {
+		msg, err := Message(r.opts.Bus, e)
+		if err != nil {
+			return 0, err
+		}
+		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()))
+		if err != nil {
+			return 0, fmt.Errorf("relay: publish position %d: %w", e.Position, err)
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return 0, fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
+		case <-timeout.C:
+			return 0, fmt.Errorf("relay: no acknowledgement for position %d within 10s", evs[i].Position)
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	last := evs[len(evs)-1].Position
+	if _, err := r.pool.Exec(ctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2`, r.opts.Name, last); err != nil {
+		return 0, err
+	}
+	r.published.Add(float64(len(evs)))
+	r.position.Set(float64(last))
+	if head, err := ReadHead(ctx, r.pool); err == nil {
+		r.lag.Set(float64(head - last))
+	}
+	return len(evs), nil
+}
+
+// Message encodes e as the JetStream message the relay publishes: the whole
+// envelope as JSON, with position and type also in headers.
+func Message(c bus.Config, e events.Event) (*nats.Msg, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(c.WithDefaults().Subject(e))
+	msg.Data = body
+	msg.Header.Set(bus.HeaderPosition, strconv.FormatInt(e.Position, 10))
+	msg.Header.Set(bus.HeaderType, e.Type)
+	return msg, nil
+}

@@ -1,0 +1,288 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// testNote is a payload used only by these tests.
+type testNote struct {
+	N    int    `json:"n"`
+	Text string `json:"text,omitempty"`
+}
+
+func (testNote) EventType() string { return "test.note" }
+
+// testSpent moves units out of a test counter stream.
+type testSpent struct {
+	Amount int64 `json:"amount"`
+}
+
+func (testSpent) EventType() string { return "test.spent" }
+
+// testFunded adds units to a test counter stream.
+type testFunded struct {
+	Amount int64 `json:"amount"`
+}
+
+func (testFunded) EventType() string { return "test.funded" }
+
+// counter is an aggregate whose balance must never go below zero.
+type counter struct{ balance int64 }
+
+func (c *counter) Apply(e events.Event) error {
+	p, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	switch p := p.(type) {
+	case testFunded:
+		c.balance += p.Amount
+	case testSpent:
+		c.balance -= p.Amount
+	}
+	return nil
+}
+
+func init() {
+	events.Register[testNote](1)
+	events.Register[testSpent](1)
+	events.Register[testFunded](1)
+	ledger.RegisterAggregate("testcounter-", func() ledger.Aggregate { return &counter{} })
+}
+
+var scope = ledger.Scope{PartnerID: "p1", Environment: "sandbox"}
+
+func openStore(t *testing.T, db *testenv.DB) *ledger.Store {
+	t.Helper()
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestAppendAssignsGapFreePositionsAndVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+
+	res, err := s.Append(ctx, scope, events.Metadata{RequestID: "req_1"}, "note-a", 0, testNote{N: 1}, testNote{N: 2})
+	require.NoError(t, err)
+	require.Len(t, res.Events, 2)
+	require.Equal(t, int64(2), res.Position)
+	require.Equal(t, []int64{1, 2}, []int64{res.Events[0].StreamVersion, res.Events[1].StreamVersion})
+
+	res, err = s.Append(ctx, scope, events.Metadata{}, "note-b", 0, testNote{N: 3})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), res.Position)
+
+	got, err := ledger.ReadStream(ctx, db.Pool, "note-a")
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, "p1", got[0].PartnerID)
+	require.JSONEq(t, `{"requestId":"req_1"}`, string(got[0].Metadata))
+	p, err := events.Decode(got[1])
+	require.NoError(t, err)
+	require.Equal(t, testNote{N: 2}, p)
+
+	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.Reason)
+	require.Equal(t, int64(3), rep.Checked)
+}
+
+func TestAppendExpectedVersionConflictIsTypedAndIsolated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+
+	_, err := s.Append(ctx, scope, events.Metadata{}, "note-x", 0, testNote{N: 1})
+	require.NoError(t, err)
+	_, err = s.Append(ctx, scope, events.Metadata{}, "note-x", 0, testNote{N: 2})
+	require.ErrorIs(t, err, ledger.ErrConcurrency)
+	require.Equal(t, ledger.KindConflict, ledger.AsError(err).Kind)
+
+	// Many callers race with the same expected version: exactly one wins,
+	// the others fail alone while unrelated appends in the same group
+	// commits succeed.
+	var wins, conflicts atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(2)
+		go func(i int) {
+			defer wg.Done()
+			_, err := s.Append(ctx, scope, events.Metadata{}, "note-x", 1, testNote{N: i})
+			if err == nil {
+				wins.Add(1)
+			} else {
+				require.ErrorIs(t, err, ledger.ErrConcurrency)
+				conflicts.Add(1)
+			}
+		}(i)
+		go func(i int) {
+			defer wg.Done()
+			_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-other-%d", i), 0, testNote{N: i})
+			require.NoError(t, err)
+		}(i)
+	}
+	wg.Wait()
+	require.Equal(t, int64(1), wins.Load())
+	require.Equal(t, int64(31), conflicts.Load())
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1+1+32), head)
+}
+
+func TestDatabaseRefusesToChangeEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+	_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", 0, testNote{N: 1})
+	require.NoError(t, err)
+
+	for _, stmt := range []string{
+		`UPDATE events SET payload = '{"n":999}' WHERE position = 1`,
+		`DELETE FROM events WHERE position = 1`,
+		`TRUNCATE events`,
+	} {
+		_, err := db.Pool.Exec(ctx, stmt)
+		require.Error(t, err, stmt)
+		require.Contains(t, err.Error(), "events are immutable", stmt)
+	}
+	got, err := ledger.ReadStream(ctx, db.Pool, "note-a")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"n":1}`, string(got[0].Payload))
+}
+
+func TestVerifyNamesTheFirstTamperedEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+	for i := 0; i < 10; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-%d", i%3), ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK())
+
+	// A superuser can switch the guard off; the hash chain still tells.
+	tamper := func(sql string) {
+		_, err := db.Pool.Exec(ctx, `ALTER TABLE events DISABLE TRIGGER USER`)
+		require.NoError(t, err)
+		_, err = db.Pool.Exec(ctx, sql)
+		require.NoError(t, err)
+		_, err = db.Pool.Exec(ctx, `ALTER TABLE events ENABLE TRIGGER USER`)
+		require.NoError(t, err)
+	}
+	tamper(`UPDATE events SET payload = '{"n":1000}' WHERE position = 7`)
+	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), rep.FirstBad, rep.Reason)
+
+	tamper(`UPDATE events SET payload = '{"n":6}' WHERE position = 7`)
+	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "restored content verifies again: %s", rep.Reason)
+
+	tamper(`DELETE FROM events WHERE position = 4`)
+	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), rep.FirstBad, rep.Reason)
+}
+
+// Two stores on one database behave as two ledgerd processes: the balance
+// of one hot stream never goes below zero, and exactly the affordable
+// number of spends succeed.
+func TestHotStreamInvariantHoldsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s1 := openStore(t, db)
+	s2 := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
+	t.Cleanup(s2.Close)
+
+	const stream = "testcounter-pool"
+	_, err := s1.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 100})
+	require.NoError(t, err)
+
+	errEmpty := ledger.Errorf(ledger.KindInsufficient, "EMPTY", "not enough")
+	spend := func(s *ledger.Store) error {
+		_, err := s.Execute(ctx, ledger.Command{Scope: scope, Decide: func(ss *ledger.Session) error {
+			st, err := ss.Load(stream)
+			if err != nil {
+				return err
+			}
+			if st.State.(*counter).balance < 3 {
+				return errEmpty
+			}
+			ss.Emit(stream, testSpent{Amount: 3})
+			return nil
+		}})
+		return err
+	}
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			if err := spend(s); err == nil {
+				ok.Add(1)
+			} else {
+				require.ErrorIs(t, err, errEmpty)
+				refused.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	require.Equal(t, int64(33), ok.Load()) // 33*3 = 99 <= 100
+	require.Equal(t, int64(31), refused.Load())
+
+	evs, err := ledger.ReadStream(ctx, db.Pool, stream)
+	require.NoError(t, err)
+	c := &counter{}
+	for i, e := range evs {
+		require.Equal(t, int64(i+1), e.StreamVersion)
+		require.NoError(t, c.Apply(e))
+		require.GreaterOrEqual(t, c.balance, int64(0))
+	}
+	require.Equal(t, int64(1), c.balance)
+	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.Reason)
+}
+
+func TestMetadataIsStoredExactly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+	meta := events.Metadata{CorrelationID: "c", CausationID: "d", Actor: "key_1", RequestID: "req_9"}
+	res, err := s.Append(ctx, scope, meta, "note-m", 0, testNote{Text: "héllo ✓"})
+	require.NoError(t, err)
+	got, err := ledger.ReadStream(ctx, db.Pool, "note-m")
+	require.NoError(t, err)
+	require.Equal(t, res.Events[0].Hash, got[0].Hash)
+	require.Equal(t, res.Events[0].Payload, got[0].Payload)
+	var m events.Metadata
+	require.NoError(t, json.Unmarshal(got[0].Metadata, &m))
+	require.Equal(t, meta, m)
+}

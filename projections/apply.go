@@ -1,0 +1,111 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+func applyLockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("projection-apply:" + name))
+	return int64(h.Sum64())
+}
+
+// ensureSchema creates the projection's live schema and checkpoint row the
+// first time it runs.
+func ensureSchema(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, Schema(p.Name())).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			if err := createSchema(ctx, tx, p, Schema(p.Name())); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, p.Name())
+		return err
+	})
+}
+
+func createSchema(ctx context.Context, tx pgx.Tx, p Projection, schema string) error {
+	id := pgx.Identifier{schema}.Sanitize()
+	if _, err := tx.Exec(ctx, `CREATE SCHEMA `+id); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+id+`, public`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, p.Setup()); err != nil {
+		return fmt.Errorf("projections: setup %s: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// applyBatch applies evs (any order, possibly redelivered, possibly with
+// holes) to the live read model in one transaction, filling holes from the
+// event store, and returns the new checkpoint. Events at or below the
+// checkpoint are skipped: that is what makes redelivery harmless.
+func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []events.Event) (int64, error) {
+	var cp int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// Serialises with a rebuild's swap, which takes the same lock.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name()).Scan(&cp); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("projections: no checkpoint for %s", p.Name())
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+pgx.Identifier{Schema(p.Name())}.Sanitize()+`, public`); err != nil {
+			return err
+		}
+		start := cp
+		for _, e := range evs {
+			if e.Position <= cp {
+				continue
+			}
+			if e.Position > cp+1 {
+				// A hole: JetStream lost or re-ordered something. PostgreSQL
+				// is the source of truth, so read the missing range from it.
+				missing, err := ledger.ReadFrom(ctx, tx, cp, int(e.Position-cp-1))
+				if err != nil {
+					return err
+				}
+				for _, m := range missing {
+					if err := p.Apply(ctx, tx, m); err != nil {
+						return fmt.Errorf("projections: %s apply position %d: %w", p.Name(), m.Position, err)
+					}
+					cp = m.Position
+				}
+				if cp != e.Position-1 {
+					return fmt.Errorf("projections: %s: event store has no position %d", p.Name(), cp+1)
+				}
+			}
+			if err := p.Apply(ctx, tx, e); err != nil {
+				return fmt.Errorf("projections: %s apply position %d: %w", p.Name(), e.Position, err)
+			}
+			cp = e.Position
+		}
+		if cp == start {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, p.Name(), cp)
+		return err
+	})
+	return cp, err
+}

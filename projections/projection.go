@@ -1,0 +1,79 @@
+// Package projections runs read models: each projection is a named
+// consumer of the event stream that updates its own tables in PostgreSQL,
+// moving its checkpoint in the same transaction as its writes so that a
+// redelivered event changes nothing. Projections can be rebuilt from the
+// PostgreSQL event store into fresh tables and swapped in atomically.
+package projections
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sirgiving/ledger/events"
+)
+
+// Projection is one read model.
+//
+// Its tables live in their own schema, proj_<Name>; Setup's DDL and Apply's
+// statements use unqualified table names and run with search_path set to
+// that schema (then public), so the same code builds the live tables and a
+// rebuild's fresh ones. Queries from elsewhere read them as
+// proj_<name>.<table> (see Table).
+type Projection interface {
+	// Name is stable and matches ^[a-z][a-z0-9_]*$.
+	Name() string
+	// Setup is the DDL creating the projection's tables (idempotent is not
+	// required: it runs once per schema).
+	Setup() string
+	// Apply folds one event into the read model inside tx. It must ignore
+	// event types it does not use and must be deterministic, so that a
+	// rebuild gives identical tables.
+	Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
+}
+
+// SideEffecter is implemented by projections that cause effects outside
+// their own tables (webhook fan-out). The runtime never lets a rebuild or a
+// replay repeat them: during those it sets Replaying(ctx), and Apply must
+// then only update state. Effect records that must survive a rebuild belong
+// in tables outside the projection's schema.
+type SideEffecter interface {
+	HasSideEffects() bool
+}
+
+type replayKey struct{}
+
+// Replaying reports whether Apply is being called by a rebuild, when side
+// effects must not happen.
+func Replaying(ctx context.Context) bool {
+	v, _ := ctx.Value(replayKey{}).(bool)
+	return v
+}
+
+func withReplay(ctx context.Context) context.Context {
+	return context.WithValue(ctx, replayKey{}, true)
+}
+
+var validName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Schema is the live schema of the named projection.
+func Schema(name string) string { return "proj_" + name }
+
+// Table is the qualified name of a projection's table, for queries.
+func Table(projection, table string) string {
+	return pgx.Identifier{Schema(projection), table}.Sanitize()
+}
+
+func hasSideEffects(p Projection) bool {
+	s, ok := p.(SideEffecter)
+	return ok && s.HasSideEffects()
+}
+
+func checkName(p Projection) error {
+	if !validName.MatchString(p.Name()) {
+		return fmt.Errorf("projections: invalid name %q", p.Name())
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// RebuildProgress is reported while a rebuild replays the event store.
+type RebuildProgress struct {
+	Projection string
+	Position   int64
+	Head       int64
+	Elapsed    time.Duration
+}
+
+// Rebuild replays the whole PostgreSQL event store (never JetStream) into a
+// fresh schema, then, in one transaction that excludes the live projector,
+// applies the events committed meanwhile and swaps the fresh schema in for
+// the live one. Queries keep being served from the old tables until the
+// swap commits. Side effects are suppressed throughout (Replaying).
+// It returns the position the rebuilt model is at.
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress func(RebuildProgress)) (int64, error) {
+	if err := checkName(p); err != nil {
+		return 0, err
+	}
+	if err := ensureSchema(ctx, pool, p); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	live := Schema(p.Name())
+	fresh := live + "_rebuild"
+	freshID := pgx.Identifier{fresh}.Sanitize()
+	rctx := withReplay(ctx)
+
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+freshID+` CASCADE`); err != nil {
+			return err
+		}
+		return createSchema(ctx, tx, p, fresh)
+	})
+	if err != nil {
+		return 0, err
+	}
+
+	// replay applies events after `from` into the fresh schema, in pages.
+	replay := func(tx pgx.Tx, from int64, report bool) (int64, error) {
+		pos := from
+		for {
+			evs, err := ledger.ReadFrom(ctx, tx, pos, 5000)
+			if err != nil {
+				return pos, err
+			}
+			for _, e := range evs {
+				if err := p.Apply(rctx, tx, e); err != nil {
+					return pos, fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
+				}
+				pos = e.Position
+			}
+			if report && progress != nil {
+				head, _ := ledger.ReadHead(ctx, tx)
+				progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
+			}
+			if len(evs) < 5000 {
+				return pos, nil
+			}
+		}
+	}
+
+	// Bulk phase, outside the swap lock: one transaction per page keeps
+	// transactions short while live traffic continues.
+	var pos int64
+	for {
+		var n int64
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
+				return err
+			}
+			evs, err := ledger.ReadFrom(ctx, tx, pos, 5000)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				if err := p.Apply(rctx, tx, e); err != nil {
+					return fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
+				}
+			}
+			if len(evs) > 0 {
+				pos = evs[len(evs)-1].Position
+			}
+			n = int64(len(evs))
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		if progress != nil {
+			head, _ := ledger.ReadHead(ctx, pool)
+			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
+		}
+		if n < 5000 {
+			break
+		}
+	}
+
+	// Swap phase: exclude the live projector, catch up the tail, rename.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
+			return err
+		}
+		var err error
+		if pos, err = replay(tx, pos, false); err != nil {
+			return err
+		}
+		liveID := pgx.Identifier{live}.Sanitize()
+		oldID := pgx.Identifier{live + "_old"}.Sanitize()
+		for _, stmt := range []string{
+			`DROP SCHEMA IF EXISTS ` + oldID + ` CASCADE`,
+			`ALTER SCHEMA ` + liveID + ` RENAME TO ` + pgx.Identifier{live + "_old"}.Sanitize(),
+			`ALTER SCHEMA ` + freshID + ` RENAME TO ` + pgx.Identifier{live}.Sanitize(),
+			`DROP SCHEMA ` + oldID + ` CASCADE`,
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, p.Name(), pos)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if progress != nil {
+		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(start)})
+	}
+	return pos, nil
+}
+
+// Status is one projection's position and lag.
+type Status struct {
+	Name      string
+	Position  int64
+	Head      int64
+	Lag       int64
+	UpdatedAt time.Time
+}
+
+// Statuses reports every projection that has a checkpoint.
+func Statuses(ctx context.Context, q ledger.Querier) ([]Status, error) {
+	head, err := ledger.ReadHead(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `SELECT name, position, updated_at FROM projection_checkpoints ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
+		var s Status
+		err := row.Scan(&s.Name, &s.Position, &s.UpdatedAt)
+		s.Head, s.Lag = head, head-s.Position
+		return s, err
+	})
+	return out, err
+}

@@ -1,0 +1,316 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/bus"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// RunnerOptions configures a Runner.
+type RunnerOptions struct {
+	Bus bus.Config
+	// FetchBatch is how many messages one transaction applies at most.
+	FetchBatch int
+	// Idle is how long a fetch waits for messages before the runner checks
+	// PostgreSQL directly for events JetStream has not delivered (broker
+	// down, stream wiped, relay behind).
+	Idle       time.Duration
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Runner runs projections as durable JetStream consumers. Each projection
+// is applied by one process at a time (a PostgreSQL advisory lock elects
+// it); other processes stand by, so projectors scale out across ledgerd
+// replicas without double-applying.
+type Runner struct {
+	pool  *pgxpool.Pool
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	opts  RunnerOptions
+	log   *slog.Logger
+	projs []Projection
+
+	positionGauge *prometheus.GaugeVec
+	lagGauge      *prometheus.GaugeVec
+	applied       *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// NewRunner prepares a runner for projs. nc may be nil, in which case the
+// runner reads the event store directly (used by tools and some tests).
+func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...Projection) (*Runner, error) {
+	if opts.FetchBatch <= 0 {
+		opts.FetchBatch = 500
+	}
+	if opts.Idle <= 0 {
+		opts.Idle = 500 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.Bus = opts.Bus.WithDefaults()
+	seen := map[string]bool{}
+	for _, p := range projs {
+		if err := checkName(p); err != nil {
+			return nil, err
+		}
+		if seen[p.Name()] {
+			return nil, fmt.Errorf("projections: duplicate projection %q", p.Name())
+		}
+		seen[p.Name()] = true
+	}
+	r := &Runner{
+		pool: pool, nc: nc, opts: opts, projs: projs, log: opts.Logger.With("component", "projector"),
+		positionGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ledger_projection_position", Help: "Last event position applied by each projection."}, []string{"projection"}),
+		lagGauge:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ledger_projection_lag_events", Help: "Committed events a projection has not applied yet."}, []string{"projection"}),
+		applied:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_events_applied_total", Help: "Events applied by each projection."}, []string{"projection"}),
+		failures:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_failures_total", Help: "Failed apply rounds by projection."}, []string{"projection"}),
+		changed:       make(chan struct{}),
+	}
+	if nc != nil {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		r.js = js
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures)
+	}
+	return r, nil
+}
+
+// Projections lists what the runner runs.
+func (r *Runner) Projections() []Projection { return r.projs }
+
+// Setup creates every projection's schema and checkpoint if missing, so
+// queries work before the first event arrives.
+func (r *Runner) Setup(ctx context.Context) error {
+	for _, p := range r.projs {
+		if err := ensureSchema(ctx, r.pool, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run applies events to every projection until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Setup(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, p := range r.projs {
+		wg.Add(1)
+		go func(p Projection) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if err := r.lead(ctx, p); err != nil && ctx.Err() == nil {
+					r.failures.WithLabelValues(p.Name()).Inc()
+					r.log.Warn("projection round failed; retrying", "projection", p.Name(), "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}(p)
+	}
+	wg.Wait()
+	return nil
+}
+
+func leaderKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("projection-leader:" + name))
+	return int64(h.Sum64())
+}
+
+func (r *Runner) lead(ctx context.Context, p Projection) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderKey(p.Name())).Scan(&got); err != nil {
+		return err
+	}
+	if !got {
+		return nil
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, leaderKey(p.Name())) //nolint:errcheck
+
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		if cons == nil && r.js != nil {
+			cons, err = r.consumer(ctx, p)
+			if err != nil {
+				r.log.Debug("JetStream unavailable; reading PostgreSQL", "projection", p.Name(), "err", err)
+			}
+		}
+		n := 0
+		if cons != nil {
+			n, err = r.consume(ctx, p, cons)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.log.Debug("JetStream fetch failed; reading PostgreSQL", "projection", p.Name(), "err", err)
+				cons = nil
+			}
+		}
+		if n == 0 {
+			// Nothing from JetStream: catch up from the source of truth.
+			caught, err := r.catchUp(ctx, p)
+			if err != nil {
+				return err
+			}
+			if caught == 0 && cons == nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(r.opts.Idle):
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) consumer(ctx context.Context, p Projection) (jetstream.Consumer, error) {
+	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
+	if err != nil {
+		return nil, err
+	}
+	return st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       "proj_" + p.Name(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20000,
+	})
+}
+
+func (r *Runner) consume(ctx context.Context, p Projection, cons jetstream.Consumer) (int, error) {
+	batch, err := cons.Fetch(r.opts.FetchBatch, jetstream.FetchMaxWait(r.opts.Idle))
+	if err != nil {
+		return 0, err
+	}
+	var msgs []jetstream.Msg
+	var evs []events.Event
+	for m := range batch.Messages() {
+		var e events.Event
+		if err := json.Unmarshal(m.Data(), &e); err != nil {
+			// A message we cannot read is not ours to interpret; the event
+			// store still has the event, and hole-filling will apply it.
+			r.log.Error("undecodable message; terminating it", "projection", p.Name(), "err", err)
+			_ = m.Term()
+			continue
+		}
+		msgs = append(msgs, m)
+		evs = append(evs, e)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+		return 0, err
+	}
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	if err := r.apply(ctx, p, evs); err != nil {
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+		return 0, err
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	return len(evs), nil
+}
+
+// catchUp applies events straight from the event store.
+func (r *Runner) catchUp(ctx context.Context, p Projection) (int, error) {
+	var cp int64
+	if err := r.pool.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&cp); err != nil {
+		return 0, err
+	}
+	evs, err := ledger.ReadFrom(ctx, r.pool, cp, r.opts.FetchBatch)
+	if err != nil {
+		return 0, err
+	}
+	if len(evs) == 0 {
+		r.lagGauge.WithLabelValues(p.Name()).Set(0)
+		return 0, nil
+	}
+	return len(evs), r.apply(ctx, p, evs)
+}
+
+func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) error {
+	sort.Slice(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
+	cp, err := applyBatch(ctx, r.pool, p, evs)
+	if err != nil {
+		r.failures.WithLabelValues(p.Name()).Inc()
+		return err
+	}
+	r.applied.WithLabelValues(p.Name()).Add(float64(len(evs)))
+	r.positionGauge.WithLabelValues(p.Name()).Set(float64(cp))
+	if head, err := ledger.ReadHead(ctx, r.pool); err == nil {
+		r.lagGauge.WithLabelValues(p.Name()).Set(float64(head - cp))
+	}
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	return nil
+}
+
+// ErrNotCaughtUp is returned by WaitFor when a read model did not reach
+// the wanted position in time.
+var ErrNotCaughtUp = errors.New("projections: read model is still catching up")
+
+// WaitFor blocks until every named projection has applied position, or
+// ctx ends (ErrNotCaughtUp). It reads checkpoints from PostgreSQL, so it
+// works whichever process runs the projector.
+func WaitFor(ctx context.Context, q ledger.Querier, position int64, names ...string) error {
+	delay := 500 * time.Microsecond
+	for {
+		var low int64
+		err := q.QueryRow(ctx, `SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name = ANY($1)`, names).Scan(&low)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ErrNotCaughtUp
+			}
+			return err
+		}
+		if low >= position {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ErrNotCaughtUp
+		case <-time.After(delay):
+		}
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
