@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// maxBody bounds every request body; larger bodies get 413-like 400s
+// before any parsing.
+const maxBody = 1 << 20
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"statusCode":500,"code":"INTERNAL","error":"Internal Server Error","message":"encoding failed"}`, http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, buf.Bytes())
+}
+
+// writeRaw sends already-encoded JSON, used where the exact bytes matter
+// (idempotent replays).
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// readBody returns the raw body (already buffered by the auth layer when
+// it signed it).
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, ledger.Invalid("could not read the request body")
+	}
+	if len(b) > maxBody {
+		return nil, ledger.Invalid("request body too large", ledger.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+	}
+	return b, nil
+}
+
+// decodeJSON decodes the body into v, refusing unknown fields' garbage
+// and trailing data with a clear validation error.
+func decodeJSON(r *http.Request, v any) ([]byte, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return b, ledger.Invalid("a JSON body is required", ledger.FieldIssue{Field: "body", Issue: "empty"})
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return b, ledger.Invalid("the body is not valid JSON for this endpoint", ledger.FieldIssue{Field: "body", Issue: err.Error()})
+	}
+	if dec.More() {
+		return b, ledger.Invalid("the body has trailing data", ledger.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
+	}
+	return b, nil
+}
+
+// Page is a parsed page/limit pair (CONTRACT §3).
+type Page struct {
+	Page  int
+	Limit int
+}
+
+// Offset is the number of rows before the page.
+func (p Page) Offset() int { return (p.Page - 1) * p.Limit }
+
+func parsePage(r *http.Request) (Page, error) {
+	p := Page{Page: 1, Limit: 20}
+	q := r.URL.Query()
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, ledger.Invalid("page must be a whole number from 1", ledger.FieldIssue{Field: "page", Issue: "must be an integer >= 1"})
+		}
+		p.Page = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return p, ledger.Invalid("limit must be from 1 to 100", ledger.FieldIssue{Field: "limit", Issue: "must be an integer from 1 to 100"})
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// pagination is the list envelope's pagination object.
+type pagination struct {
+	Page    int   `json:"page"`
+	Limit   int   `json:"limit"`
+	Total   int64 `json:"total"`
+	HasMore bool  `json:"hasMore"`
+}
+
+type listBody[T any] struct {
+	Data       []T        `json:"data"`
+	Pagination pagination `json:"pagination"`
+}
+
+func writeList[T any](w http.ResponseWriter, p Page, total int64, data []T) {
+	if data == nil {
+		data = []T{}
+	}
+	writeJSON(w, http.StatusOK, listBody[T]{Data: data, Pagination: pagination{
+		Page: p.Page, Limit: p.Limit, Total: total, HasMore: int64(p.Offset()+len(data)) < total,
+	}})
+}

@@ -1,0 +1,248 @@
+// Package httpapi is the HTTP transport of the partner API: routing,
+// authentication, and the mapping of requests to domain calls and of
+// results and errors back to the wire contract. Handlers decode, call and
+// encode; they hold no business rules.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AuthKind is the `auth` column of endpoints.tsv.
+type AuthKind string
+
+// The four authentication kinds of CONTRACT §2, plus the login endpoint's.
+const (
+	AuthJWT        AuthKind = "JWT"
+	AuthLogin      AuthKind = "Email/password"
+	AuthWidget     AuthKind = "Widget"
+	AuthHMAC       AuthKind = "HMAC"
+	AuthHMACSecret AuthKind = "HMAC, secret key"
+)
+
+// Principal is who an authenticated request acts as. Every partner-scoped
+// query and command takes its tenant from here, never from the request.
+type Principal struct {
+	PartnerID   string
+	Environment string // "sandbox" or "production"; empty for JWT
+	KeyID       string // for key-authenticated requests
+	SecretKey   bool   // authenticated with an sk_ key
+	UserID      string // portal user, for JWT requests
+	Tier        string
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the authenticated principal of ctx, if any.
+func PrincipalFrom(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok
+}
+
+// WithPrincipal attaches p to ctx.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// Authenticator checks a request's credentials for one auth kind and
+// returns the principal, or a *ledger.Error of kind Unauthorized or
+// Forbidden. It may also answer rate-limit headers.
+type Authenticator interface {
+	Authenticate(w http.ResponseWriter, r *http.Request, kind AuthKind) (*Principal, error)
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Auth Authenticator
+	// Handlers provides the endpoint implementations; routes without one
+	// answer 501 NOT_IMPLEMENTED.
+	Handlers map[RouteKey]http.HandlerFunc
+	// Ready reports whether dependencies are usable, for /readyz.
+	Ready      func(ctx context.Context) error
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+	// Extra registers additional routes (docs pages and the like).
+	Extra func(r *mux.Router)
+}
+
+// RouteKey identifies an endpoint as written in endpoints.tsv.
+type RouteKey struct {
+	Method string
+	Path   string // e.g. /v1/partner/users/:externalId
+}
+
+// Server is the HTTP handler of the service.
+type Server struct {
+	deps     Deps
+	router   *mux.Router
+	latency  *prometheus.HistogramVec
+	inflight prometheus.Gauge
+}
+
+// New builds the handler with every endpoint of the contract routed.
+func New(d Deps) *Server {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	s := &Server{deps: d, router: mux.NewRouter()}
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "http_request_duration_seconds", Help: "HTTP request latency by route template, method and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"route", "method", "status"})
+	s.inflight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "http_requests_in_flight", Help: "Requests being served."})
+	if d.Registerer != nil {
+		d.Registerer.MustRegister(s.latency, s.inflight)
+	}
+	s.router.Use(s.observe)
+	s.router.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet)
+	s.router.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	if d.Gatherer != nil {
+		s.router.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	}
+	for _, rt := range Routes() {
+		h := d.Handlers[rt.Key()]
+		if h == nil {
+			h = notImplemented
+		}
+		s.router.Handle(rt.MuxPath(), s.authenticated(rt, h)).Methods(rt.Method).Name(rt.Method + " " + rt.Path)
+	}
+	if d.Extra != nil {
+		d.Extra(s.router)
+	}
+	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errNotFoundRoute)
+	})
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errMethodNotAllowed)
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Assigned here rather than in mux middleware so that 404s and 405s,
+	// which bypass middleware, carry one too. A client-sent X-Request-Id is
+	// not trusted as ours: it is kept in the log as clientRequestId.
+	id := newRequestID()
+	w.Header().Set("X-Request-Id", id)
+	ctx := withRequestID(r.Context(), id, s.deps.Logger)
+	if c := r.Header.Get("X-Request-Id"); c != "" && len(c) <= 128 {
+		ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("clientRequestId", c))
+	}
+	s.router.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Ready == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) authenticated(rt Route, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.deps.Auth != nil && rt.Auth != AuthLogin {
+			p, err := s.deps.Auth.Authenticate(w, r, rt.Auth)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			ctx := WithPrincipal(r.Context(), p)
+			ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("partnerId", p.PartnerID, "environment", p.Environment))
+			r = r.WithContext(ctx)
+		}
+		h(w, r)
+	})
+}
+
+type requestIDKey struct{}
+type loggerKey struct{}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+func withRequestID(ctx context.Context, id string, log *slog.Logger) context.Context {
+	ctx = context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, loggerKey{}, log.With("requestId", id))
+}
+
+// RequestIDFrom returns the request id assigned to ctx's request.
+func RequestIDFrom(ctx context.Context) string { return requestIDFrom(ctx) }
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// observe logs the request and records latency by
+// route template (never by raw path, which would explode cardinality).
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		route := "unmatched"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		s.inflight.Inc()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		s.inflight.Dec()
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		d := time.Since(start)
+		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+		loggerFrom(r.Context()).Debug("request", "method", r.Method, "route", route, "status", rec.status, "duration", d)
+	})
+}

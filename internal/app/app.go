@@ -1,0 +1,266 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sirgiving/ledger/httpapi"
+	"github.com/sirgiving/ledger/internal/bus"
+	"github.com/sirgiving/ledger/internal/natsembed"
+	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/migrations"
+	"github.com/sirgiving/ledger/projections"
+)
+
+// App is a running service instance.
+type App struct {
+	Config   Config
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Store    *ledger.Store
+	NC       *nats.Conn
+	Embedded *natsembed.Server
+	Relay    *ledger.Relay
+	Runner   *projections.Runner
+	Registry *prometheus.Registry
+	Handler  http.Handler
+	Bus      bus.Config
+
+	// MasterKey and JWTSecret are the resolved 32-byte secrets.
+	MasterKey []byte
+	JWTSecret []byte
+
+	closers []func()
+}
+
+// Logger builds the process logger from the configuration.
+func Logger(c Config) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// New connects to PostgreSQL, applies pending migrations, connects to (or
+// embeds) NATS, and builds every component. Nothing runs until Run.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
+	if log == nil {
+		log = Logger(cfg)
+	}
+	a = &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.MasterKey, err = secret(cfg, cfg.MasterKey, "master.key"); err != nil {
+		return nil, err
+	}
+	if a.JWTSecret, err = secret(cfg, cfg.JWTSecret, "jwt.key"); err != nil {
+		return nil, err
+	}
+
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if pcfg.MaxConns < 16 {
+		pcfg.MaxConns = 16
+	}
+	if a.Pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Pool.Close)
+	if err := a.migrate(ctx); err != nil {
+		return nil, err
+	}
+
+	if err := a.connectNATS(); err != nil {
+		return nil, err
+	}
+	a.Bus = bus.Config{Replicas: cfg.NATSReplicas}.WithDefaults()
+
+	a.Store = ledger.OpenStore(a.Pool, ledger.StoreOptions{Registerer: a.Registry, Logger: log})
+	a.closers = append(a.closers, a.Store.Close)
+	if a.Relay, err = ledger.NewRelay(a.Pool, a.NC, ledger.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}); err != nil {
+		return nil, err
+	}
+	if a.Runner, err = projections.NewRunner(a.Pool, a.NC, projections.RunnerOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}, Projections()...); err != nil {
+		return nil, err
+	}
+	if err := a.Runner.Setup(ctx); err != nil {
+		return nil, err
+	}
+	a.Handler = httpapi.New(httpapi.Deps{
+		Ready:      a.Ready,
+		Registerer: a.Registry,
+		Gatherer:   a.Registry,
+		Logger:     log,
+	})
+	return a, nil
+}
+
+// Projections is every read model the service maintains.
+func Projections() []projections.Projection {
+	return nil
+}
+
+func (a *App) migrate(ctx context.Context) error {
+	conn, err := a.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL unreachable: %w", err)
+	}
+	defer conn.Release()
+	from, to, err := migrations.Apply(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	if from != to {
+		a.Log.Info("applied migrations", "from", from, "to", to)
+	}
+	return nil
+}
+
+func (a *App) connectNATS() error {
+	url := a.Config.NATSURL
+	if url == "" {
+		srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(a.Config.DataDir, "nats")})
+		if err != nil {
+			return err
+		}
+		a.Embedded = srv
+		a.closers = append(a.closers, srv.Stop)
+		url = srv.URL()
+		a.Log.Info("embedded NATS JetStream started", "url", url, "store", filepath.Join(a.Config.DataDir, "nats"))
+	}
+	nc, err := nats.Connect(url,
+		nats.Name("ledgerd"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		// Commands must succeed with the broker down, so do not fail start-up
+		// either: the relay catches up when it comes back.
+		nats.RetryOnFailedConnect(true),
+	)
+	if err != nil {
+		return fmt.Errorf("NATS_URL: %w", err)
+	}
+	a.NC = nc
+	a.closers = append(a.closers, nc.Close)
+	return nil
+}
+
+// Ready reports whether PostgreSQL and NATS are reachable and the schema
+// is current.
+func (a *App) Ready(ctx context.Context) error {
+	var problems []string
+	cur, err := migrations.Current(ctx, a.Pool)
+	if err != nil {
+		problems = append(problems, "postgres: "+err.Error())
+	} else if latest, _ := migrations.Latest(); cur != latest {
+		problems = append(problems, fmt.Sprintf("schema at version %d, binary expects %d", cur, latest))
+	}
+	if a.NC == nil || !a.NC.IsConnected() {
+		problems = append(problems, "nats: not connected")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Run serves HTTP on ln and runs the relay and projectors until ctx ends,
+// then shuts down gracefully: stop accepting, drain requests, flush the
+// relay, stop projectors, close the store.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	if !a.Config.DisableBackground {
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()
+		go func() { defer wg.Done(); _ = a.Runner.Run(bg) }()
+	}
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.Log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.Log.Warn("HTTP drain incomplete", "err", err)
+	}
+	// Commands already accepted finish before the relay's last flush.
+	a.Store.Close()
+	stopBG()
+	wg.Wait()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}
+
+// Close releases every resource New acquired, in reverse order.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// secret returns the configured hex secret or, in development, one kept
+// under DataDir (created on first use) so restarts keep decrypting.
+func secret(cfg Config, configured, file string) ([]byte, error) {
+	if configured != "" {
+		b, err := hex.DecodeString(configured)
+		if err != nil || len(b) != 32 {
+			return nil, fmt.Errorf("%s must be 64 hex characters (32 bytes)", file)
+		}
+		return b, nil
+	}
+	if cfg.Production() {
+		return nil, fmt.Errorf("production requires a configured secret for %s", file)
+	}
+	path := filepath.Join(cfg.DataDir, "secrets", file)
+	if b, err := os.ReadFile(path); err == nil {
+		return hex.DecodeString(strings.TrimSpace(string(b)))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,107 @@
+// Package app wires the service together: configuration, PostgreSQL,
+// migrations, NATS (external or embedded), the event store, the relay, the
+// projectors and the HTTP server. cmd/ledgerd is a thin main around it, and
+// end-to-end tests start the same App in-process.
+package app
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the service configuration, read from the environment (see
+// README for each variable and its default).
+type Config struct {
+	// DatabaseURL is the PostgreSQL connection string (DATABASE_URL).
+	DatabaseURL string
+	// NATSURL is a NATS server list (NATS_URL); empty embeds a JetStream
+	// server with its files under DataDir/nats.
+	NATSURL string
+	// NATSReplicas is the JetStream stream replication (NATS_REPLICAS).
+	NATSReplicas int
+	// ListenAddr is the HTTP listen address (LISTEN_ADDR).
+	ListenAddr string
+	// DataDir holds embedded NATS files and development secrets (DATA_DIR).
+	DataDir string
+	// Env is "development" or "production" (LEDGER_ENV).
+	Env string
+	// LogLevel is debug, info, warn or error (LOG_LEVEL); LogFormat is
+	// json or text (LOG_FORMAT).
+	LogLevel  string
+	LogFormat string
+	// MasterKey encrypts secrets at rest, 64 hex chars (LEDGER_MASTER_KEY).
+	// Development generates one under DataDir; production refuses to
+	// start without it.
+	MasterKey string
+	// JWTSecret signs portal tokens (JWT_SECRET); same rules as MasterKey.
+	JWTSecret string
+	// ShutdownTimeout bounds graceful shutdown (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// ReadWait bounds how long a read waits for the read model to reflect
+	// the partner's last write (READ_YOUR_WRITES_WAIT).
+	ReadWait time.Duration
+	// AllowLoopbackWebhooks lets webhooks target loopback addresses, for
+	// development and tests only (WEBHOOKS_ALLOW_LOOPBACK).
+	AllowLoopbackWebhooks bool
+	// DisableBackground turns off relay and projectors (tests that drive
+	// them by hand).
+	DisableBackground bool
+}
+
+// Production reports whether the service runs with production rules.
+func (c Config) Production() bool { return c.Env == "production" }
+
+// FromEnv reads Config from environment variables, applying defaults.
+func FromEnv() (Config, error) {
+	c := Config{
+		DatabaseURL:           os.Getenv("DATABASE_URL"),
+		NATSURL:               os.Getenv("NATS_URL"),
+		ListenAddr:            getenv("LISTEN_ADDR", ":8080"),
+		DataDir:               getenv("DATA_DIR", ".data"),
+		Env:                   getenv("LEDGER_ENV", "development"),
+		LogLevel:              getenv("LOG_LEVEL", "info"),
+		LogFormat:             getenv("LOG_FORMAT", "text"),
+		MasterKey:             os.Getenv("LEDGER_MASTER_KEY"),
+		JWTSecret:             os.Getenv("JWT_SECRET"),
+		AllowLoopbackWebhooks: os.Getenv("WEBHOOKS_ALLOW_LOOPBACK") == "true",
+	}
+	var err error
+	if c.NATSReplicas, err = strconv.Atoi(getenv("NATS_REPLICAS", "1")); err != nil || c.NATSReplicas < 1 {
+		return c, fmt.Errorf("NATS_REPLICAS must be a positive integer")
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(getenv("SHUTDOWN_TIMEOUT", "20s")); err != nil {
+		return c, fmt.Errorf("SHUTDOWN_TIMEOUT: %w", err)
+	}
+	if c.ReadWait, err = time.ParseDuration(getenv("READ_YOUR_WRITES_WAIT", "2s")); err != nil {
+		return c, fmt.Errorf("READ_YOUR_WRITES_WAIT: %w", err)
+	}
+	if c.Env != "development" && c.Env != "production" {
+		return c, fmt.Errorf("LEDGER_ENV must be development or production, not %q", c.Env)
+	}
+	if c.DatabaseURL == "" {
+		return c, fmt.Errorf("DATABASE_URL is not set (make run sets it, starting a local PostgreSQL if needed)")
+	}
+	if c.Production() {
+		if c.MasterKey == "" || c.JWTSecret == "" {
+			return c, fmt.Errorf("production requires LEDGER_MASTER_KEY and JWT_SECRET")
+		}
+		if c.AllowLoopbackWebhooks {
+			return c, fmt.Errorf("WEBHOOKS_ALLOW_LOOPBACK is for development only")
+		}
+	}
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func getenv(k, def string) string {
+	if v := strings.TrimSpace(os.Getenv(k)); v != "" {
+		return v
+	}
+	return def
+}

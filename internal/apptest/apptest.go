@@ -1,0 +1,71 @@
+// Package apptest starts the whole service in-process for end-to-end
+// tests: its own PostgreSQL database, its own embedded JetStream server,
+// the relay and projectors running, and HTTP on a loopback port.
+package apptest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/internal/app"
+	"github.com/sirgiving/ledger/internal/testenv"
+)
+
+// Server is a running service owned by one test.
+type Server struct {
+	*app.App
+	URL  string
+	DB   *testenv.DB
+	NATS *testenv.NATS
+}
+
+// Option adjusts the configuration before start.
+type Option func(*app.Config)
+
+// Start runs the service for t and stops it gracefully when t ends.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	db := testenv.NewDB(t)
+	nt := testenv.NewNATS(t)
+	cfg := app.Config{
+		DatabaseURL:           db.URL,
+		NATSURL:               nt.URL(),
+		NATSReplicas:          1,
+		ListenAddr:            "127.0.0.1:0",
+		DataDir:               t.TempDir(),
+		Env:                   "development",
+		LogLevel:              "warn",
+		ShutdownTimeout:       10 * time.Second,
+		ReadWait:              5 * time.Second,
+		AllowLoopbackWebhooks: true,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var log *slog.Logger
+	if os.Getenv("TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, log)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		a.Close()
+	})
+	return &Server{App: a, URL: "http://" + ln.Addr().String(), DB: db, NATS: nt}
+}
