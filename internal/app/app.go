@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 // Projections is every read model the service maintains.
 func Projections() []projections.Projection {
-	return nil
+	return []projections.Projection{projections.Rewards{}}
 }
 
 func (a *App) migrate(ctx context.Context) error {
