@@ -27,8 +27,12 @@ const poolsHelp = `usage: ledgerctl pools <pending|approve|reject> [flags]
 func runPools(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "pools", args, out, map[string]func(context.Context, []string, io.Writer) error{
 		"pending": poolsPending,
-		"approve": func(ctx context.Context, args []string, out io.Writer) error { return poolsDecide(ctx, args, out, true) },
-		"reject":  func(ctx context.Context, args []string, out io.Writer) error { return poolsDecide(ctx, args, out, false) },
+		"approve": func(ctx context.Context, args []string, out io.Writer) error {
+			return poolsDecide(ctx, args, out, true)
+		},
+		"reject": func(ctx context.Context, args []string, out io.Writer) error {
+			return poolsDecide(ctx, args, out, false)
+		},
 	}, poolsHelp)
 }
 
