@@ -114,7 +114,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err := a.Runner.Setup(ctx); err != nil {
 		return nil, err
 	}
+	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
+	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Store: a.Store, DB: a.Pool, ReadWait: cfg.ReadWait}) {
+		handlers[k] = h
+	}
 	a.Handler = httpapi.New(httpapi.Deps{
+		Handlers:   handlers,
 		Ready:      a.Ready,
 		Registerer: a.Registry,
 		Gatherer:   a.Registry,
