@@ -10,7 +10,7 @@ type PoolProvisioned struct {
 	Environment         string     `json:"environment"`
 	Allocated           int64      `json:"allocated"`
 	LowBalanceThreshold int64      `json:"lowBalanceThreshold"`
-	ExpiresAt           *time.Time `json:"expiresAt"`
+	ExpiresAt           *time.Time `json:"expiresAt,omitempty"`
 	// VestingDays is a restriction carried for partners' information.
 	VestingDays int `json:"vestingDays,omitempty"`
 	// AutoRefill, when enabled, files an allocation request of AutoRefillAmount

@@ -31,9 +31,6 @@ func ActionID(s Scope, idempotencyKey string) string {
 // ActionStream is the stream of one action.
 func ActionStream(actionID string) string { return "action-" + actionID }
 
-// PoolStream is the stream of one token pool.
-func PoolStream(poolID string) string { return "pool-" + poolID }
-
 // DefaultPoolID is the pool an action draws from when it names none: one
 // per partner and environment. The sandbox one is provisioned with the
 // partner; the production one by the first approved allocation request.

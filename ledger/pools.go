@@ -145,9 +145,6 @@ type PoolInput struct {
 	AutoRefillAmount    int64
 }
 
-// SandboxPoolTokens is what a new partner's sandbox pool starts with.
-const SandboxPoolTokens = 1_000_000
-
 // ProvisionPool creates a pool for sc. Provisioning an existing pool is a
 // 409 POOL_EXISTS. It returns the pool id.
 func (s *Store) ProvisionPool(ctx context.Context, sc Scope, meta events.Metadata, in PoolInput) (string, Result, error) {

@@ -107,7 +107,7 @@ type UserView struct {
 
 const userCols = `u.user_id, u.external_id, u.email, u.first_name, u.last_name, u.metadata::text, b.balance, b.total_earned, b.total_reversed, u.created_at, u.updated_at`
 
-func scanUser(row pgx.CollectableRow) (UserView, error) {
+func scanEndUser(row pgx.CollectableRow) (UserView, error) {
 	var v UserView
 	var md string
 	err := row.Scan(&v.ID, &v.ExternalID, &v.Email, &v.FirstName, &v.LastName, &md, &v.Balance, &v.TotalEarned, &v.TotalReversed, &v.CreatedAt, &v.UpdatedAt)
@@ -134,7 +134,7 @@ func ListUsers(ctx context.Context, q ledger.Querier, t Tenant, search string, w
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := pgx.CollectRows(rows, scanUser)
+	out, err := pgx.CollectRows(rows, scanEndUser)
 	return out, total, err
 }
 
@@ -153,7 +153,7 @@ func GetUser(ctx context.Context, q ledger.Querier, t Tenant, externalID string)
 	if err != nil {
 		return UserView{}, err
 	}
-	v, err := pgx.CollectExactlyOneRow(rows, scanUser)
+	v, err := pgx.CollectExactlyOneRow(rows, scanEndUser)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, errUserNotFound(externalID)
 	}
