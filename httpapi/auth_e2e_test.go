@@ -17,9 +17,9 @@ func TestNewPartnerHelperEndToEnd(t *testing.T) {
 		require.Regexp(t, `^ptr_[0-9a-f]{32}$`, p.PartnerID)
 		var body map[string]any
 		code := p.JSON(t, http.MethodGet, "/v1/partner/users?page=1&limit=5", nil, &body)
-		require.Equal(t, http.StatusNotImplemented, code, body)
-		require.Equal(t, "NOT_IMPLEMENTED", body["code"])
+		require.Equal(t, http.StatusOK, code, body)
 		code = p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", map[string]any{"amount": "1.00"}, &body)
-		require.Equal(t, http.StatusNotImplemented, code, body)
+		require.Equal(t, http.StatusBadRequest, code, body)
+		require.Equal(t, "VALIDATION_ERROR", body["code"])
 	}
 }
