@@ -246,7 +246,9 @@ func TestHTTPBadInputWritesNothing(t *testing.T) {
 		"stakeholders":   func(b map[string]any) { b["stakeholders"] = []any{} },
 		"idempotencyKey": func(b map[string]any) { delete(b, "idempotencyKey") },
 		"actionType":     func(b map[string]any) { delete(b, "actionType") },
-		"metadata":       func(b map[string]any) { b["metadata"] = map[string]string{"x": string(bytes.Repeat([]byte("a"), 17000))} },
+		"metadata": func(b map[string]any) {
+			b["metadata"] = map[string]string{"x": string(bytes.Repeat([]byte("a"), 17000))}
+		},
 	}
 	for field, mut := range cases {
 		b := submitBody("bad-"+field, "10", "alice")
