@@ -32,7 +32,7 @@ func RewardHandlers(d RewardDeps) map[RouteKey]http.HandlerFunc {
 		d.ReadWait = 2 * time.Second
 	}
 	a := &rewardsAPI{d}
-	return map[RouteKey]http.HandlerFunc{
+	hs := map[RouteKey]http.HandlerFunc{
 		{http.MethodGet, "/v1/partner/users"}:                          a.listUsers,
 		{http.MethodPost, "/v1/partner/users"}:                         a.createUser,
 		{http.MethodGet, "/v1/partner/users/:externalId"}:              a.getUser,
@@ -52,6 +52,10 @@ func RewardHandlers(d RewardDeps) map[RouteKey]http.HandlerFunc {
 		{http.MethodGet, "/v1/partner/transactions"}:                   a.listTransactions,
 		{http.MethodGet, "/v1/partner/transactions/:id"}:               a.getTransaction,
 	}
+	for k, h := range a.campaignHandlers() {
+		hs[k] = h
+	}
+	return hs
 }
 
 var errNoTenant = ledger.Errorf(ledger.KindUnauthorized, "MISSING_CREDENTIALS", "this endpoint needs a signed partner API key")

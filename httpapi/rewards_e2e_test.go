@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -98,13 +100,13 @@ func TestHTTPPoolRaceExactlyNComplete(t *testing.T) {
 	var pool struct {
 		Allocated, Distributed, Returned, Available int64
 	}
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/token-pools/"+poolID+"/balance", nil, &pool))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/token-pools/"+poolID+"/balance"), nil, &pool))
 	require.Equal(t, int64(0), pool.Available)
 	require.Equal(t, pool.Allocated, pool.Available+pool.Distributed-pool.Returned)
 	var failed struct {
 		Pagination struct{ Total int64 } `json:"pagination"`
 	}
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/actions?status=FAILED", nil, &failed))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/actions?status=FAILED"), nil, &failed))
 	require.Equal(t, int64(64-n), failed.Pagination.Total)
 }
 
@@ -164,7 +166,7 @@ func TestHTTPIdempotentReplayIsByteIdentical(t *testing.T) {
 			Tokens int64  `json:"tokens"`
 		} `json:"data"`
 	}
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/transactions?actionId="+res.ActionID, nil, &txns))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/transactions?actionId="+res.ActionID), nil, &txns))
 	require.Len(t, txns.Data, 3)
 	var sum int64
 	for _, tx := range txns.Data {
@@ -174,10 +176,10 @@ func TestHTTPIdempotentReplayIsByteIdentical(t *testing.T) {
 	var acts struct {
 		Pagination struct{ Total int64 } `json:"pagination"`
 	}
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/actions", nil, &acts))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/actions"), nil, &acts))
 	require.Equal(t, int64(1), acts.Pagination.Total)
 	var bal struct{ Balance int64 }
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/users/alice/balance", nil, &bal))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/users/alice/balance"), nil, &bal))
 	require.Equal(t, int64(17), bal.Balance)
 
 	// Same key, another body: 422.
@@ -195,7 +197,7 @@ func TestHTTPReverseOnceAndReadYourWrites(t *testing.T) {
 	}
 	require.Equal(t, 200, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", submitBody("r1", "30", "alice", "bob"), &res))
 	var bal struct{ Balance, TotalEarned int64 }
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/users/alice/balance", nil, &bal))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/users/alice/balance"), nil, &bal))
 	require.Equal(t, int64(15), bal.Balance)
 
 	codes := make([]int, 8)
@@ -220,17 +222,17 @@ func TestHTTPReverseOnceAndReadYourWrites(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, ok)
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/users/alice/balance", nil, &bal))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/users/alice/balance"), nil, &bal))
 	require.Equal(t, int64(0), bal.Balance)
 	require.Equal(t, int64(15), bal.TotalEarned)
 	var txns struct {
 		Data []map[string]any `json:"data"`
 	}
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/users/alice/transactions", nil, &txns))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/users/alice/transactions"), nil, &txns))
 	require.Len(t, txns.Data, 2)
 	require.Equal(t, "REVERSAL", txns.Data[0]["type"])
 	var act map[string]any
-	require.Equal(t, 200, p.JSON(t, http.MethodGet, "/v1/partner/actions/"+res.ActionID, nil, &act))
+	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/actions/"+res.ActionID), nil, &act))
 	require.Equal(t, "REVERSED", act["status"])
 	require.Equal(t, 404, p.JSON(t, http.MethodPost, "/v1/partner/actions/act_00000000000000000000000000000000/reverse", nil, &act))
 }
@@ -285,12 +287,12 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 	b := srv.NewPartner(t, "sandbox")
 
 	// Users.
-	var u map[string]any
-	require.Equal(t, 201, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1", "email": "one@example.com", "firstName": "One"}, &u))
-	require.Regexp(t, `^pusr_[0-9a-f]{32}$`, u["id"])
-	require.Equal(t, 409, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1"}, &u))
-	require.Equal(t, 200, a.JSON(t, http.MethodPatch, "/v1/partner/users/ext-1", map[string]any{"metadata": map[string]any{"vip": true}}, &u))
-	require.Equal(t, map[string]any{"vip": true}, u["metadata"])
+	var usr map[string]any
+	require.Equal(t, 201, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1", "email": "one@example.com", "firstName": "One"}, &usr))
+	require.Regexp(t, `^pusr_[0-9a-f]{32}$`, usr["id"])
+	require.Equal(t, 409, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1"}, &usr))
+	require.Equal(t, 200, a.JSON(t, http.MethodPatch, "/v1/partner/users/ext-1", map[string]any{"metadata": map[string]any{"vip": true}}, &usr))
+	require.Equal(t, map[string]any{"vip": true}, usr["metadata"])
 
 	// Bulk: one completes, one replays, one is rejected; order kept.
 	var first map[string]any
@@ -321,9 +323,9 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 		Data       []map[string]any
 		Pagination struct{ Total int64 }
 	}
-	require.Equal(t, 200, a.JSON(t, http.MethodGet, "/v1/partner/users?search=one@", nil, &users))
+	require.Equal(t, 200, a.JSON(t, http.MethodGet, u("/v1/partner/users?search=one@"), nil, &users))
 	require.Equal(t, int64(1), users.Pagination.Total)
-	require.Equal(t, 200, a.JSON(t, http.MethodGet, "/v1/partner/users?page=1&limit=1", nil, &users))
+	require.Equal(t, 200, a.JSON(t, http.MethodGet, u("/v1/partner/users?page=1&limit=1"), nil, &users))
 	require.Equal(t, int64(2), users.Pagination.Total)
 	require.Len(t, users.Data, 1)
 
@@ -335,31 +337,31 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 			Allocated int64
 		}
 	}
-	require.Equal(t, 200, a.JSON(t, http.MethodGet, "/v1/partner/token-pools", nil, &pools))
+	require.Equal(t, 200, a.JSON(t, http.MethodGet, u("/v1/partner/token-pools"), nil, &pools))
 	require.Len(t, pools.Data, 1)
 	var req map[string]any
 	require.Equal(t, 201, a.JSON(t, http.MethodPost, "/v1/partner/token-pools/request", map[string]any{"amount": 5000, "reason": "more"}, &req))
 	require.Equal(t, "APPROVED", req["status"])
 	var reqs struct{ Data []map[string]any }
-	require.Equal(t, 200, a.JSON(t, http.MethodGet, "/v1/partner/token-pools/requests", nil, &reqs))
+	require.Equal(t, 200, a.JSON(t, http.MethodGet, u("/v1/partner/token-pools/requests"), nil, &reqs))
 	require.Len(t, reqs.Data, 1)
 
 	// Tenancy: B sees none of A's users, actions, pools or transactions.
 	var e map[string]any
-	require.Equal(t, 404, b.JSON(t, http.MethodGet, "/v1/partner/users/ext-1", nil, &e))
-	require.Equal(t, 404, b.JSON(t, http.MethodGet, "/v1/partner/actions/"+first["actionId"].(string), nil, &e))
-	require.Equal(t, 404, b.JSON(t, http.MethodGet, "/v1/partner/token-pools/"+pools.Data[0].ID+"/balance", nil, &e))
+	require.Equal(t, 404, b.JSON(t, http.MethodGet, u("/v1/partner/users/ext-1"), nil, &e))
+	require.Equal(t, 404, b.JSON(t, http.MethodGet, u("/v1/partner/actions/"+first["actionId"].(string)), nil, &e))
+	require.Equal(t, 404, b.JSON(t, http.MethodGet, u("/v1/partner/token-pools/"+pools.Data[0].ID+"/balance"), nil, &e))
 	var list struct {
 		Data       []map[string]any
 		Pagination struct{ Total int64 }
 	}
 	for _, path := range []string{"/v1/partner/users", "/v1/partner/actions", "/v1/partner/token-pools/requests"} {
-		require.Equal(t, 200, b.JSON(t, http.MethodGet, path, nil, &list))
+		require.Equal(t, 200, b.JSON(t, http.MethodGet, u(path), nil, &list))
 		require.Equal(t, int64(0), list.Pagination.Total, path)
 	}
-	require.Equal(t, 200, a.JSON(t, http.MethodGet, "/v1/partner/transactions?type=REWARD", nil, &list))
+	require.Equal(t, 200, a.JSON(t, http.MethodGet, u("/v1/partner/transactions?type=REWARD"), nil, &list))
 	require.NotEmpty(t, list.Data)
-	require.Equal(t, 404, b.JSON(t, http.MethodGet, "/v1/partner/transactions/"+list.Data[0]["id"].(string), nil, &e))
+	require.Equal(t, 404, b.JSON(t, http.MethodGet, u("/v1/partner/transactions/"+list.Data[0]["id"].(string)), nil, &e))
 
 	// A's production key sees none of A's sandbox data, and has no pool yet.
 	var key struct {
@@ -372,11 +374,23 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 	prod := *a
 	prod.Env, prod.KeyID, prod.SecretKey, prod.HMACSecret, prod.PublicKey = "production", key.ID, key.SecretKey, key.HMACSecret, key.PublicKey
 	for _, path := range []string{"/v1/partner/users", "/v1/partner/actions", "/v1/partner/transactions", "/v1/partner/token-pools"} {
-		require.Equal(t, 200, prod.JSON(t, http.MethodGet, path, nil, &list))
+		require.Equal(t, 200, prod.JSON(t, http.MethodGet, u(path), nil, &list))
 		require.Equal(t, int64(0), list.Pagination.Total, path)
 	}
 	require.Equal(t, 402, prod.JSON(t, http.MethodPost, "/v1/partner/actions/submit", submitBody("p-1", "5", "ext-1"), &e))
 	require.Equal(t, "INSUFFICIENT_POOL", e["code"])
 	require.Equal(t, 201, prod.JSON(t, http.MethodPost, "/v1/partner/token-pools/request", map[string]any{"amount": 100}, &req))
 	require.Equal(t, "PENDING", req["status"])
+}
+
+var nonce atomic.Int64
+
+// u makes a GET path unique, so that two identical reads in the same
+// second carry different signatures (the server refuses replays).
+func u(path string) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%s_n=%d", path, sep, nonce.Add(1))
 }

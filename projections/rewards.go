@@ -70,6 +70,15 @@ CREATE TABLE allocation_requests (
     decided_by text NOT NULL DEFAULT '', decision_reason text NOT NULL DEFAULT '',
     created_at timestamptz NOT NULL, decided_at timestamptz);
 CREATE INDEX allocation_requests_tenant ON allocation_requests (partner_id, environment, created_at DESC);
+CREATE TABLE campaigns (
+    campaign_id text PRIMARY KEY, partner_id text NOT NULL, environment text NOT NULL, name text NOT NULL,
+    description text NOT NULL DEFAULT '', status text NOT NULL, starts_at timestamptz, ends_at timestamptz,
+    action_types jsonb NOT NULL, multiplier text NOT NULL, tiers jsonb NOT NULL, splits jsonb NOT NULL,
+    token_budget bigint, token_pool_id text NOT NULL DEFAULT '', tokens_spent bigint NOT NULL DEFAULT 0,
+    tokens_returned bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
+CREATE INDEX campaigns_tenant ON campaigns (partner_id, environment, created_at DESC);
+CREATE INDEX campaigns_due ON campaigns (status, starts_at, ends_at);
+CREATE INDEX actions_campaign ON actions (campaign_id) WHERE campaign_id <> '';
 `
 }
 
@@ -88,7 +97,8 @@ func jsonOrEmpty(m json.RawMessage) string {
 
 // Apply implements Projection.
 func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
-	if !strings.HasPrefix(e.Type, "enduser.") && !strings.HasPrefix(e.Type, "action.") && !strings.HasPrefix(e.Type, "pool.") {
+	if !strings.HasPrefix(e.Type, "enduser.") && !strings.HasPrefix(e.Type, "action.") && !strings.HasPrefix(e.Type, "pool.") &&
+		!strings.HasPrefix(e.Type, "campaign.") {
 		return nil
 	}
 	pl, err := events.Decode(e)
@@ -210,6 +220,29 @@ func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		}
 		return exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, pool_id, description, created_at, position)
 			VALUES ($1,$2,$3,'ALLOCATION','CREDIT',$4,$5,$6,$7,$8)`, allocationTxnID(e), p, env, v.Amount, v.PoolID, "allocation request "+v.RequestID, at, e.Position)
+	case events.CampaignCreated:
+		c := v.Config
+		at2, _ := json.Marshal(c.ActionTypes)
+		tiers, _ := json.Marshal(c.Tiers)
+		splits, _ := json.Marshal(c.Splits)
+		return exec(`INSERT INTO campaigns (campaign_id, partner_id, environment, name, description, status, starts_at, ends_at, action_types,
+			multiplier, tiers, splits, token_budget, token_pool_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
+			v.CampaignID, p, env, c.Name, c.Description, v.Status, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits),
+			c.TokenBudget, c.TokenPoolID, at)
+	case events.CampaignUpdated:
+		c := v.Config
+		at2, _ := json.Marshal(c.ActionTypes)
+		tiers, _ := json.Marshal(c.Tiers)
+		splits, _ := json.Marshal(c.Splits)
+		return exec(`UPDATE campaigns SET name = $2, description = $3, starts_at = $4, ends_at = $5, action_types = $6, multiplier = $7,
+			tiers = $8, splits = $9, token_budget = $10, token_pool_id = $11, updated_at = $12 WHERE campaign_id = $1`,
+			v.CampaignID, c.Name, c.Description, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits), c.TokenBudget, c.TokenPoolID, at)
+	case events.CampaignStatusChanged:
+		return exec(`UPDATE campaigns SET status = $2, updated_at = $3 WHERE campaign_id = $1`, v.CampaignID, v.To, at)
+	case events.CampaignBudgetDebited:
+		return exec(`UPDATE campaigns SET tokens_spent = tokens_spent + $2 WHERE campaign_id = $1`, v.CampaignID, v.Amount)
+	case events.CampaignBudgetCredited:
+		return exec(`UPDATE campaigns SET tokens_returned = tokens_returned + $2 WHERE campaign_id = $1`, v.CampaignID, v.Amount)
 	case events.PoolAllocationRejected:
 		return exec(`UPDATE allocation_requests SET status = 'REJECTED', decided_by = $2, decision_reason = $3, decided_at = $4 WHERE request_id = $1`,
 			v.RequestID, v.RejectedBy, v.Reason, at)

@@ -26,7 +26,7 @@ func rewardAction(key, amount string, users ...string) ledger.ActionInput {
 func dumpRewards(t *testing.T, db *testenv.DB) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, tbl := range []string{"users", "balances", "actions", "transactions", "pools", "allocation_requests"} {
+	for _, tbl := range []string{"users", "balances", "actions", "transactions", "pools", "allocation_requests", "campaigns"} {
 		rows, err := db.Pool.Query(context.Background(), `SELECT t::text FROM `+Table(RewardsName, tbl)+` t ORDER BY t::text`)
 		require.NoError(t, err)
 		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -158,6 +158,20 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	require.Equal(t, int64(50), p.Returned)
 	require.Equal(t, p.Allocated, p.Available+p.Distributed-p.Returned)
 	require.Equal(t, "ACTIVE", p.Status)
+
+	// Campaigns are in the read model too.
+	budget := int64(1000)
+	cmp, err := s.CreateCampaign(ctx, a, events.Metadata{}, ledger.CampaignInput{Name: "x3", Status: "ACTIVE", Multiplier: "3", TokenBudget: &budget})
+	require.NoError(t, err)
+	_, err = s.SubmitAction(ctx, a, events.Metadata{}, rewardAction("camp", "10", "alice"))
+	require.NoError(t, err)
+	wait(ta)
+	cv, err := ActiveCampaign(ctx, db.Pool, ta)
+	require.NoError(t, err)
+	require.Equal(t, cmp.CampaignID, cv.ID)
+	require.Equal(t, int64(30), cv.TokensDistributed)
+	_, err = ActiveCampaign(ctx, db.Pool, tb)
+	require.Equal(t, "NO_ACTIVE_CAMPAIGN", ledger.AsError(err).Code)
 
 	// Rebuild from the event store reproduces every table exactly.
 	before := dumpRewards(t, db)

@@ -249,6 +249,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()
 		go func() { defer wg.Done(); _ = a.Runner.Run(bg) }()
 	}
+	if !a.Config.DisableBackground {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runCampaignScheduler(bg) }()
+	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
