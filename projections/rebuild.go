@@ -32,13 +32,29 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	if err := ensureSchema(ctx, pool, p); err != nil {
 		return 0, err
 	}
+	// One rebuild per projection at a time: a second would drop the first's
+	// scratch schema under it.
+	guard, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer guard.Release()
+	key := applyLockKey("rebuild:" + p.Name())
+	var got bool
+	if err := guard.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return 0, err
+	}
+	if !got {
+		return 0, fmt.Errorf("projections: a rebuild of %s is already running", p.Name())
+	}
+	defer guard.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key) //nolint:errcheck
 	start := time.Now()
 	live := Schema(p.Name())
 	fresh := live + "_rebuild"
 	freshID := pgx.Identifier{fresh}.Sanitize()
 	rctx := withReplay(ctx)
 
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+freshID+` CASCADE`); err != nil {
 			return err
 		}
