@@ -222,7 +222,7 @@ func (d *Dispatcher) listen(ctx context.Context) {
 				return err
 			}
 			defer conn.Exec(context.Background(), `UNLISTEN *`) //nolint:errcheck
-			d.Wake()                                           // anything committed before LISTEN
+			d.Wake()                                            // anything committed before LISTEN
 			for {
 				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
 					return err

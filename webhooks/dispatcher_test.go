@@ -427,4 +427,3 @@ func TestManualRetryAndDelete(t *testing.T) {
 	_, err = h.hooks.Delete(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
 	require.ErrorIs(t, err, ledger.ErrWebhookNotFound)
 }
-
