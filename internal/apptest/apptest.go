@@ -45,6 +45,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ShutdownTimeout:       10 * time.Second,
 		ReadWait:              5 * time.Second,
 		AllowLoopbackWebhooks: true,
+		// High enough never to disturb functional tests; rate-limit tests
+		// lower them with an Option.
+		RateLimits: map[string]int{"STANDARD": 1_000_000, "PROFESSIONAL": 1_000_000, "ENTERPRISE": 1_000_000},
 	}
 	for _, o := range opts {
 		o(&cfg)
