@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/httpapi"
-
 	"github.com/sirgiving/ledger/webhooks"
 )
 
