@@ -109,7 +109,20 @@ type Dispatcher struct {
 	client *http.Client
 	m      *metrics
 	wake   chan struct{}
+
+	// subs caches active subscriptions' URL and decrypted secret for a
+	// second, sparing a query and a decryption per attempt; a deletion or
+	// disabling is noticed within that second.
+	subsMu sync.Mutex
+	subs   map[string]subscription
 }
+
+type subscription struct {
+	url, secret string
+	at          time.Time
+}
+
+const subscriptionTTL = time.Second
 
 // New returns a dispatcher reading deliveries from pool, decrypting
 // secrets with masterKey, and recording disabled endpoints through hooks.
@@ -121,6 +134,7 @@ func New(pool *pgxpool.Pool, hooks *ledger.Webhooks, masterKey []byte, opts Opti
 		client: NewClient(opts.Addresses, opts.Timeout, opts.PerEndpoint),
 		m:      newMetrics(opts.Registerer),
 		wake:   make(chan struct{}, 1),
+		subs:   map[string]subscription{},
 	}
 }
 
@@ -329,29 +343,41 @@ type outcome struct {
 const maxLoggedBody = 1024
 
 func (d *Dispatcher) attempt(ctx context.Context, c claim) {
-	var url string
-	var sealed []byte
-	var deleted, disabled bool
-	err := d.pool.QueryRow(ctx, `SELECT url, secret_sealed, deleted_at IS NOT NULL, disabled_at IS NOT NULL FROM `+
-		projections.Table(projections.WebhooksName, "subscriptions")+` WHERE id = $1`, c.subID).Scan(&url, &sealed, &deleted, &disabled)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows) || deleted:
-		d.cancel(c, "webhook deleted")
-		return
-	case err != nil:
-		d.release(c)
-		return
-	case disabled:
-		d.cancel(c, "webhook disabled")
-		return
+	d.subsMu.Lock()
+	sub, ok := d.subs[c.subID]
+	d.subsMu.Unlock()
+	if !ok || time.Since(sub.at) > subscriptionTTL {
+		var sealed []byte
+		var deleted, disabled bool
+		err := d.pool.QueryRow(ctx, `SELECT url, secret_sealed, deleted_at IS NOT NULL, disabled_at IS NOT NULL FROM `+
+			projections.Table(projections.WebhooksName, "subscriptions")+` WHERE id = $1`, c.subID).Scan(&sub.url, &sealed, &deleted, &disabled)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) || deleted:
+			d.cancel(c, "webhook deleted")
+			return
+		case err != nil:
+			d.release(c)
+			return
+		case disabled:
+			d.cancel(c, "webhook disabled")
+			return
+		}
+		secret, err := secretbox.Open(d.key, c.subID, sealed)
+		if err != nil {
+			d.log.Error("cannot decrypt webhook secret (wrong master key?)", "webhook", c.subID, "err", err)
+			d.release(c)
+			return
+		}
+		sub.secret, sub.at = string(secret), time.Now()
+		d.subsMu.Lock()
+		if len(d.subs) > 100000 {
+			d.subs = map[string]subscription{}
+		}
+		d.subs[c.subID] = sub
+		d.subsMu.Unlock()
 	}
-	secret, err := secretbox.Open(d.key, c.subID, sealed)
-	if err != nil {
-		d.log.Error("cannot decrypt webhook secret (wrong master key?)", "webhook", c.subID, "err", err)
-		d.release(c)
-		return
-	}
-	o := d.send(ctx, url, string(secret), c.body)
+	url, secret := sub.url, sub.secret
+	o := d.send(ctx, url, secret, c.body)
 	if ctx.Err() != nil {
 		// Shutting down: the attempt was cut short by us, not the receiver.
 		d.release(c)
@@ -473,34 +499,36 @@ func (d *Dispatcher) record(c claim, o outcome) {
 		errText = &o.errText
 	}
 	var failingSince, disabledAt *time.Time
-	recorded := false
-	err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET attempts = $3, status = $4, next_attempt_at = $5,
-			lease_until = NULL, lease_token = NULL, last_attempt_at = $6, last_status_code = $7, last_error = $8, completed_at = $9
-			WHERE id = $1 AND lease_token = $2`, c.id, c.token, n, status, next, o.at, code, errText, completed)
-		if err != nil || tag.RowsAffected() == 0 {
-			return err // lease lost: another dispatcher owns it now
-		}
-		recorded = true
-		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (delivery_id, attempt, subscription_id, partner_id, environment,
-			attempted_at, success, status_code, latency_ms, reason, error, response_body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nullif($10, ''), $11, $12)`,
-			c.id, n, c.subID, c.partnerID, c.environment, o.at, o.ok, code, o.latency.Milliseconds(), o.reason, errText, o.body); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `INSERT INTO webhook_endpoints (subscription_id, partner_id, environment, last_success_at, failing_since)
-			VALUES ($1, $2, $3, CASE WHEN $4 THEN $5::timestamptz END, CASE WHEN $4 THEN NULL ELSE $5::timestamptz END)
-			ON CONFLICT (subscription_id) DO UPDATE SET
-			  last_success_at = CASE WHEN $4 THEN $5 ELSE webhook_endpoints.last_success_at END,
-			  failing_since = CASE WHEN $4 THEN NULL ELSE coalesce(webhook_endpoints.failing_since, $5) END
-			RETURNING failing_since, disabled_at`, c.subID, c.partnerID, c.environment, o.ok, o.at).Scan(&failingSince, &disabledAt)
-	})
+	var recorded int
+	// One statement, so one round trip and one implicit transaction: the
+	// attempt, the delivery's next state and the endpoint's health move
+	// together, and only while this dispatcher holds the lease.
+	err := d.pool.QueryRow(ctx, `
+WITH upd AS (
+    UPDATE webhook_deliveries SET attempts = $3, status = $4, next_attempt_at = $5,
+        lease_until = NULL, lease_token = NULL, last_attempt_at = $6, last_status_code = $7, last_error = $8, completed_at = $9
+    WHERE id = $1 AND lease_token = $2 RETURNING id
+), att AS (
+    INSERT INTO webhook_attempts (delivery_id, attempt, subscription_id, partner_id, environment,
+        attempted_at, success, status_code, latency_ms, reason, error, response_body)
+    SELECT id, $3, $10, $11, $12, $6, $13, $7, $14, nullif($15, ''), $8, $16 FROM upd
+), ep AS (
+    INSERT INTO webhook_endpoints (subscription_id, partner_id, environment, last_success_at, failing_since)
+    SELECT $10, $11, $12, CASE WHEN $13 THEN $6::timestamptz END, CASE WHEN $13 THEN NULL ELSE $6::timestamptz END FROM upd
+    ON CONFLICT (subscription_id) DO UPDATE SET
+        last_success_at = CASE WHEN $13 THEN $6::timestamptz ELSE webhook_endpoints.last_success_at END,
+        failing_since = CASE WHEN $13 THEN NULL ELSE coalesce(webhook_endpoints.failing_since, $6::timestamptz) END
+    RETURNING failing_since, disabled_at
+)
+SELECT (SELECT count(*) FROM upd)::int, (SELECT failing_since FROM ep), (SELECT disabled_at FROM ep)`,
+		c.id, c.token, n, status, next, o.at, code, errText, completed,
+		c.subID, c.partnerID, c.environment, o.ok, o.latency.Milliseconds(), o.reason, o.body).Scan(&recorded, &failingSince, &disabledAt)
 	if err != nil {
 		d.log.Warn("recording a delivery attempt failed; it will be retried when its lease ends", "delivery", c.id, "err", err)
 		return
 	}
-	if !recorded {
-		return
+	if recorded == 0 {
+		return // lease lost: another dispatcher owns the delivery now
 	}
 	d.m.latency.Observe(o.latency.Seconds())
 	if o.ok {

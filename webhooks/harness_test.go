@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -93,7 +94,7 @@ var (
 // harness is the write side, the relay and the fan-out projection running
 // on a real database and a real JetStream server.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	db    *testenv.DB
 	store *ledger.Store
 	hooks *ledger.Webhooks
@@ -101,7 +102,7 @@ type harness struct {
 	ctx   context.Context
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	db := testenv.NewDB(t)
 	nt := testenv.NewNATS(t)
@@ -143,7 +144,11 @@ func fastOptions() webhooks.Options {
 
 // dispatch runs a dispatcher until the returned stop is called (or the test ends).
 func (h *harness) dispatch(opts webhooks.Options) (stop func()) {
-	d := webhooks.New(h.db.Pool, h.hooks, h.key, opts)
+	return h.dispatchOn(h.db.Pool, opts)
+}
+
+func (h *harness) dispatchOn(pool *pgxpool.Pool, opts webhooks.Options) (stop func()) {
+	d := webhooks.New(pool, h.hooks, h.key, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
@@ -197,7 +202,7 @@ type receiver struct {
 	answer func(n int, r received) int // status for the n-th request (from 1)
 }
 
-func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
+func newReceiver(t testing.TB, answer func(n int, r received) int) *receiver {
 	rc := &receiver{answer: answer}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
