@@ -58,16 +58,8 @@ func RewardHandlers(d RewardDeps) map[RouteKey]http.HandlerFunc {
 	return hs
 }
 
-var errNoTenant = ledger.Errorf(ledger.KindUnauthorized, "MISSING_CREDENTIALS", "this endpoint needs a signed partner API key")
-
 // scope is the tenant of a key-authenticated request.
-func scope(r *http.Request) (ledger.Scope, error) {
-	p, ok := PrincipalFrom(r.Context())
-	if !ok || p.PartnerID == "" || p.Environment == "" {
-		return ledger.Scope{}, errNoTenant
-	}
-	return ledger.Scope{PartnerID: p.PartnerID, Environment: p.Environment}, nil
-}
+func scope(r *http.Request) (ledger.Scope, error) { return tenantOf(r) }
 
 func commandMeta(r *http.Request) events.Metadata {
 	m := events.Metadata{RequestID: requestIDFrom(r.Context())}
