@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -106,10 +107,22 @@ func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		return err
 	}
 	p, env, at := e.PartnerID, e.Environment, e.RecordedAt
+	// Statements are queued and sent in one round trip per event.
+	batch := &pgx.Batch{}
 	exec := func(sql string, args ...any) error {
-		_, err := tx.Exec(ctx, sql, args...)
+		batch.Queue(sql, args...)
+		return nil
+	}
+	if err := applyRewards(pl, p, env, at, e, exec); err != nil {
 		return err
 	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event, exec func(string, ...any) error) error {
 	switch v := pl.(type) {
 	case events.EndUserCreated:
 		if err := exec(`INSERT INTO users (partner_id, environment, external_id, user_id, email, first_name, last_name, metadata, auto_created, created_at, updated_at)
