@@ -151,9 +151,9 @@ func TestWrongKeys(t *testing.T) {
 	b := srv.NewPartner(t, "sandbox")
 	now := srv.Now().Unix()
 	for _, key := range []string{
-		"sk_test_" + strings.Repeat("0", 64), // well-formed, unknown
-		"sk_test_abc",                        // malformed
-		"sk_" + a.SecretKey[8:],              // no environment
+		"sk_test_" + strings.Repeat("0", 64),                    // well-formed, unknown
+		"sk_test_abc",                                           // malformed
+		"sk_" + a.SecretKey[8:],                                 // no environment
 		strings.Replace(a.SecretKey, "sk_test_", "sk_live_", 1), // right body, wrong environment
 		strings.ToUpper(a.SecretKey),
 	} {
