@@ -1,10 +1,7 @@
-// Command ledgerctl is the operator's tool for the SIR Giving ledger:
-// portal users, partner approval and tiers, and request signing. It
-// connects to PostgreSQL through DATABASE_URL.
-//
-//	ledgerctl <command> [<subcommand>] [flags]
-//
-// Every command takes --help and exits non-zero on failure.
+// Command ledgerctl is the operator and auditor CLI: migrations, projection
+// status and rebuilds, hash-chain verification and event export, and the
+// account and pool administration commands. Every command has --help,
+// prints what it did, and exits non-zero on failure.
 package main
 
 import (
@@ -14,117 +11,124 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/sirgiving/ledger/ledger"
 )
 
-// command is one entry of the dispatch table.
-type command struct {
+// group is a top-level command ("projections", "audit", …). Files register
+// theirs from init so each command group lives in its own file.
+type group struct {
+	name    string
 	summary string
 	run     func(ctx context.Context, args []string, out io.Writer) error
 }
 
-// commands is the dispatch table; each command group lives in its own file
-// and adds itself here.
-var commands = map[string]command{
-	"users":    {summary: "manage portal users (create)", run: runUsers},
-	"partners": {summary: "approve, suspend or set the tier of a partner", run: runPartners},
-	"sign":     {summary: "print the headers of a signed partner API request", run: runSign},
-}
+var groups = map[string]group{}
+
+func register(g group) { groups[g.name] = g }
+
+// errUsage marks a mistake in the command line: usage was already printed.
+var errUsage = errors.New("usage")
 
 func main() {
-	if err := dispatch(context.Background(), os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "ledgerctl:", err)
-		os.Exit(1)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func dispatch(ctx context.Context, args []string, out io.Writer) error {
+func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(os.Stderr)
+		usage(errOut)
 		if len(args) == 0 {
-			return errors.New("missing command")
+			return 2
 		}
-		return flag.ErrHelp
+		return 0
 	}
-	c, ok := commands[args[0]]
+	g, ok := groups[args[0]]
 	if !ok {
-		usage(os.Stderr)
-		return fmt.Errorf("unknown command %q", args[0])
+		fmt.Fprintf(errOut, "ledgerctl: unknown command %q\n\n", args[0])
+		usage(errOut)
+		return 2
 	}
-	return c.run(ctx, args[1:], out)
+	if err := g.run(ctx, args[1:], out); err != nil {
+		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		fmt.Fprintf(errOut, "ledgerctl %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: ledgerctl <command> [<subcommand>] [flags]   (each takes --help)")
-	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
+	fmt.Fprintln(w, "usage: ledgerctl <command> [subcommand] [flags]\n\ncommands:")
+	names := make([]string, 0, len(groups))
+	for n := range groups {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, groups[n].summary)
 	}
-	fmt.Fprintln(w, "\nenvironment: DATABASE_URL (PostgreSQL connection string)")
+	fmt.Fprintln(w, "\nRun 'ledgerctl <command> --help' for details. The database is DATABASE_URL or --database-url.")
 }
 
-// subcommands dispatches a command group's subcommands.
-func subcommands(ctx context.Context, group string, subs map[string]command, args []string, out io.Writer) error {
+// subcommands dispatches "group verb args…" to verb handlers.
+func subcommands(ctx context.Context, name string, args []string, out io.Writer, verbs map[string]func(context.Context, []string, io.Writer) error, help string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(os.Stderr, "usage: ledgerctl %s <subcommand> [flags]\n\nsubcommands:\n", group)
-		names := make([]string, 0, len(subs))
-		for n := range subs {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, subs[n].summary)
-		}
+		fmt.Fprintln(os.Stderr, help)
 		if len(args) == 0 {
-			return fmt.Errorf("%s: missing subcommand", group)
+			return errUsage
 		}
 		return flag.ErrHelp
 	}
-	c, ok := subs[args[0]]
+	v, ok := verbs[args[0]]
 	if !ok {
-		return fmt.Errorf("%s: unknown subcommand %q (try ledgerctl %s --help)", group, args[0], group)
+		fmt.Fprintf(os.Stderr, "ledgerctl %s: unknown subcommand %q\n%s\n", name, args[0], help)
+		return errUsage
 	}
-	return c.run(ctx, args[1:], out)
+	return v(ctx, args[1:], out)
 }
 
-// newFlags returns a flag set that reports errors instead of exiting.
-func newFlags(name, usageLine string) *flag.FlagSet {
+// newFlags returns a flag set with the shared --database-url flag.
+func newFlags(name, usageLine string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
+	db := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (default $DATABASE_URL)")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: ledgerctl %s\n", usageLine)
+		fmt.Fprintf(fs.Output(), "usage: ledgerctl %s\n\nflags:\n", usageLine)
 		fs.PrintDefaults()
 	}
-	return fs
+	return fs, db
 }
 
-// openStore connects to DATABASE_URL and opens the event store.
-func openStore(ctx context.Context) (*ledger.Store, func(), error) {
-	url := strings.TrimSpace(os.Getenv("DATABASE_URL"))
-	if url == "" {
-		return nil, nil, errors.New("DATABASE_URL is not set")
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	return nil
+}
+
+func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if strings.TrimSpace(url) == "" {
+		return nil, errors.New("no database: set DATABASE_URL or pass --database-url")
 	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, nil, fmt.Errorf("PostgreSQL unreachable: %w", err)
+		return nil, fmt.Errorf("cannot reach PostgreSQL: %w", err)
 	}
-	store := ledger.OpenStore(pool, ledger.StoreOptions{})
-	return store, func() { store.Close(); pool.Close() }, nil
+	return pool, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,20 +14,28 @@ import (
 	"github.com/sirgiving/ledger/httpapi"
 )
 
+func init() {
+	register(group{name: "sign", summary: "print curl-ready headers of a signed partner API request", run: runSign})
+}
+
 func runSign(_ context.Context, args []string, out io.Writer) error {
-	fs := newFlags("sign", "sign --key pk_or_sk --secret HMAC --method POST --path '/v1/partner/...' [--body-file f] [--timestamp T]")
+	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: ledgerctl sign --key pk_or_sk --secret HMAC --method POST --path '/v1/partner/...' [--body-file f] [--timestamp T]\n\nflags:")
+		fs.PrintDefaults()
+	}
 	key := fs.String("key", "", "the X-Partner-Key (pk_… or sk_…)")
 	secret := fs.String("secret", "", "the key's hmacSecret (64 hex characters)")
 	method := fs.String("method", "GET", "HTTP method")
 	path := fs.String("path", "", "path with raw query string, exactly as it will be sent")
 	bodyFile := fs.String("body-file", "", "file holding the exact request body (default: empty body; - for stdin)")
 	ts := fs.Int64("timestamp", 0, "Unix seconds to sign at (default: now)")
-	if err := fs.Parse(args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *secret == "" || *path == "" || fs.NArg() != 0 {
 		fs.Usage()
-		return errors.New("sign: --key, --secret and --path are required")
+		return errUsage
 	}
 	if !strings.HasPrefix(*path, "/") {
 		return errors.New("sign: --path must start with / (no scheme, no host)")
