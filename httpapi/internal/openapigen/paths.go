@@ -120,7 +120,7 @@ func operations() []op {
 		{method: "GET", path: "/v1/partner/users/:externalId/balance", id: "getUserBalance", tag: "Users", result: "UserBalance",
 			errs: map[int]string{404: "`USER_NOT_FOUND`."}},
 		{method: "GET", path: "/v1/partner/users/:externalId/transactions", id: "listUserTransactions", tag: "Users", paged: true, result: "TransactionList",
-			desc: "The user's REWARD and REVERSAL transactions, newest first.",
+			desc:  "The user's REWARD and REVERSAL transactions, newest first.",
 			query: []O{qEnum("type", "Only this type.", "TransactionType"), qFrom, qTo},
 			errs:  map[int]string{404: "`USER_NOT_FOUND`."}},
 
@@ -200,7 +200,7 @@ func operations() []op {
 			query: []O{qInt("limit", "How many actions.", 1, 100, 20)}},
 		{method: "GET", path: "/v1/partner/dashboard/integration-health", id: "getIntegrationHealth", tag: "Dashboard", result: "IntegrationHealth"},
 		{method: "GET", path: "/v1/partner/dashboard/campaigns/:id/analytics", id: "getDashboardCampaignAnalytics", tag: "Dashboard", result: "CampaignAnalytics",
-			desc: "The same figures as `GET /v1/partner/campaigns/{id}/analytics`, for the dashboard.",
+			desc:  "The same figures as `GET /v1/partner/campaigns/{id}/analytics`, for the dashboard.",
 			query: []O{qFrom, qTo},
 			errs:  map[int]string{404: "`CAMPAIGN_NOT_FOUND`."}},
 
