@@ -113,12 +113,23 @@ func New(d Deps) *Server {
 		s.router.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	}
 	routeDocs(s.router)
+	preflighted := map[string]bool{}
 	for _, rt := range Routes() {
 		h := d.Handlers[rt.Key()]
 		if h == nil {
 			h = notImplemented
 		}
-		s.router.Handle(rt.MuxPath(), s.authenticated(rt, h)).Methods(rt.Method).Name(rt.Method + " " + rt.Path)
+		var handler http.Handler = s.authenticated(rt, h)
+		if rt.Auth == AuthWidget {
+			// Widget endpoints are called from browser pages on partners'
+			// origins: answer CORS preflights and label every response.
+			handler = withCORS(handler)
+			if !preflighted[rt.MuxPath()] {
+				preflighted[rt.MuxPath()] = true
+				s.router.Handle(rt.MuxPath(), withCORS(http.HandlerFunc(preflight))).Methods(http.MethodOptions)
+			}
+		}
+		s.router.Handle(rt.MuxPath(), handler).Methods(rt.Method).Name(rt.Method + " " + rt.Path)
 	}
 	if d.Extra != nil {
 		d.Extra(s.router)

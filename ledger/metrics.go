@@ -13,6 +13,7 @@ type storeMetrics struct {
 	latency       prometheus.Histogram
 	errors        prometheus.Counter
 	appended      prometheus.Counter
+	retries       prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
@@ -35,9 +36,12 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ledger_events_appended_total", Help: "Events durably appended by this process.",
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_append_redecisions_total", Help: "Group commits re-decided because another process appended first.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchCommands, m.batchEvents, m.latency, m.errors, m.appended)
+		reg.MustRegister(m.batchCommands, m.batchEvents, m.latency, m.errors, m.appended, m.retries)
 	}
 	return m
 }

@@ -94,6 +94,7 @@ func lockKey(name string) int64 {
 // flush what is committed, so a graceful shutdown leaves nothing behind
 // that it could have sent.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.drain()
 	for {
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
@@ -143,11 +144,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	for {
 		n, err := r.Flush(ctx)
 		if err != nil {
-			r.failures.Inc()
 			if ctx.Err() != nil {
-				r.finalFlush()
 				return nil
 			}
+			r.failures.Inc()
 			return err
 		}
 		if n > 0 {
@@ -157,7 +157,6 @@ func (r *Relay) lead(ctx context.Context) error {
 		_, werr := conn.Conn().WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
-			r.finalFlush()
 			return nil
 		}
 		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
@@ -166,9 +165,29 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) finalFlush() {
+// drain makes a last bounded attempt, at shutdown, to publish what is
+// committed, if no other process is the active relay.
+func (r *Relay) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Release()
+	key := lockKey("relay:" + r.opts.Name)
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil || !got {
+		return
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key) //nolint:errcheck
+	if _, err := r.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, r.opts.Name); err != nil {
+		return
+	}
+	if _, err := bus.EnsureStream(ctx, r.js, r.opts.Bus); err != nil {
+		r.log.Warn("relay could not drain at shutdown; events stay in PostgreSQL for the next start", "err", err)
+		return
+	}
 	for {
 		n, err := r.Flush(ctx)
 		if err != nil {

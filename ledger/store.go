@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,9 @@ type Stream struct {
 // command at a time, so it sees every event committed or decided before it
 // and no other writer can interleave; it must be quick and do no I/O beyond
 // Session.Load. Returning an error discards everything the command emitted.
+// Decide may run more than once for one command (when another process
+// appended first, the batch is re-decided on fresh state), so results it
+// passes out through captured variables must be assigned, not accumulated.
 type Command struct {
 	Scope    Scope
 	Metadata events.Metadata
@@ -132,6 +136,7 @@ type Store struct {
 	// Owned by the committer goroutine.
 	cache     map[string]*Stream
 	knownHead int64
+	knownHash []byte
 	headKnown bool
 }
 
@@ -314,7 +319,7 @@ func (s *Session) EmitScoped(streamID string, scope Scope, p events.Payload) {
 type batchState struct {
 	s       *Store
 	ctx     context.Context
-	tx      pgx.Tx
+	q       Querier
 	now     time.Time
 	touched map[string]bool
 }
@@ -324,7 +329,7 @@ func (b *batchState) load(streamID string) (*Stream, error) {
 		return st, nil
 	}
 	st := &Stream{ID: streamID, State: newAggregate(streamID)}
-	rows, err := b.tx.Query(b.ctx, selectEvents+` WHERE stream_id = $1 ORDER BY stream_version`, streamID)
+	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = $1 ORDER BY stream_version`, streamID)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: load %s: %w", streamID, err)
 	}
@@ -344,7 +349,83 @@ func (b *batchState) load(streamID string) (*Stream, error) {
 	return st, nil
 }
 
-// commit decides and appends one batch in one transaction.
+// appendArgs are the column arrays of one group commit, in position order.
+type appendArgs struct {
+	position, version      []int64
+	stream, typ, partner   []string
+	env, payload, metadata []string
+	id                     []pgtype.UUID
+	schema                 []int32
+	recorded               []time.Time
+	prevHash, hash         [][]byte
+}
+
+func (a *appendArgs) add(e events.Event) {
+	a.position = append(a.position, e.Position)
+	a.stream = append(a.stream, e.StreamID)
+	a.version = append(a.version, e.StreamVersion)
+	a.id = append(a.id, pgtype.UUID{Bytes: e.ID, Valid: true})
+	a.typ = append(a.typ, e.Type)
+	a.schema = append(a.schema, int32(e.SchemaVersion))
+	a.partner = append(a.partner, e.PartnerID)
+	a.env = append(a.env, e.Environment)
+	a.payload = append(a.payload, string(e.Payload))
+	a.metadata = append(a.metadata, string(e.Metadata))
+	a.recorded = append(a.recorded, e.RecordedAt)
+	a.prevHash = append(a.prevHash, e.PrevHash)
+	a.hash = append(a.hash, e.Hash)
+}
+
+const appendSQL = `SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+
+func (a *appendArgs) exec(ctx context.Context, q Querier, expectedHead int64) error {
+	var last int64
+	return q.QueryRow(ctx, appendSQL, expectedHead, a.position, a.stream, a.version, a.id, a.typ, a.schema,
+		a.partner, a.env, a.payload, a.metadata, a.recorded, a.prevHash, a.hash).Scan(&last)
+}
+
+// decided is the outcome of deciding one batch against the cache.
+type decided struct {
+	results []response
+	args    appendArgs
+	events  int
+	last    int64
+	hash    []byte
+	touched map[string]bool
+}
+
+// decideBatch runs every command of the batch, in order, against the
+// cached state as of knownHead. Loads of cold streams go through q.
+func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*decided, error) {
+	d := &decided{results: make([]response, len(live)), touched: map[string]bool{}, last: s.knownHead, hash: s.knownHash}
+	b := &batchState{s: s, ctx: ctx, q: q, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched}
+	for i, r := range live {
+		evs, err := s.decide(b, r.cmd, &d.last, &d.hash)
+		if err != nil {
+			if isInfra(err) {
+				return d, err
+			}
+			d.results[i] = response{err: err, res: Result{Position: s.knownHead}}
+			continue
+		}
+		for _, e := range evs {
+			d.args.add(e)
+		}
+		d.events += len(evs)
+		p := d.last
+		if len(evs) > 0 {
+			p = evs[len(evs)-1].Position
+		}
+		d.results[i] = response{res: Result{Events: evs, Position: p}}
+	}
+	return d, nil
+}
+
+// commit decides and appends one batch. The fast path decides against the
+// cache and appends in one statement that checks the head did not move;
+// if another process appended meanwhile, the cache is brought up to date
+// and the batch re-decided. After two misses it takes the head lock first,
+// which guarantees progress under any contention.
 func (s *Store) commit(batch []*request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -361,112 +442,120 @@ func (s *Store) commit(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
-
-	results := make([]response, len(live))
-	touched := map[string]bool{}
-	fail := func(err error) {
-		for k := range touched {
-			delete(s.cache, k)
+	var d *decided
+	var err error
+	for attempt := 0; ; attempt++ {
+		if attempt < 2 {
+			d, err = s.commitOptimistic(ctx, live)
+		} else {
+			d, err = s.commitLocked(ctx, live)
 		}
+		if d != nil && err != nil {
+			// Whatever the batch applied to cached state never committed.
+			for k := range d.touched {
+				delete(s.cache, k)
+			}
+		}
+		if err == nil || !errors.Is(err, errHeadMoved) {
+			break
+		}
+		s.metrics.retries.Inc()
+	}
+	if err != nil {
 		s.headKnown = false
 		s.metrics.errors.Inc()
 		for _, r := range live {
 			r.resp <- response{err: fmt.Errorf("ledger: append failed: %w", err)}
 		}
-	}
-
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		fail(err)
 		return
 	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after commit
-
-	var head int64
-	var headHash []byte
-	if err := tx.QueryRow(ctx, `SELECT position, hash FROM event_head FOR UPDATE`).Scan(&head, &headHash); err != nil {
-		fail(err)
-		return
+	if d.events > 0 {
+		s.knownHead, s.knownHash = d.last, d.hash
 	}
-	if err := s.syncCache(ctx, tx, head); err != nil {
-		fail(err)
-		return
-	}
-
-	b := &batchState{s: s, ctx: ctx, tx: tx, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: touched}
-	var rows [][]any
-	pos, prev := head, headHash
-	for i, r := range live {
-		evs, err := s.decide(b, r.cmd, &pos, &prev)
-		if err != nil {
-			if isInfra(err) {
-				fail(err)
-				return
-			}
-			results[i] = response{err: err, res: Result{Position: head}}
-			continue
-		}
-		for _, e := range evs {
-			rows = append(rows, []any{
-				e.Position, e.StreamID, e.StreamVersion, pgtype.UUID{Bytes: e.ID, Valid: true}, e.Type, int32(e.SchemaVersion),
-				e.PartnerID, e.Environment, string(e.Payload), string(e.Metadata), e.RecordedAt, e.PrevHash, e.Hash,
-			})
-		}
-		p := pos
-		if len(evs) > 0 {
-			p = evs[len(evs)-1].Position
-		}
-		results[i] = response{res: Result{Events: evs, Position: p}}
-	}
-
-	if len(rows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
-			fail(err)
-			return
-		}
-		batchSQL := &pgx.Batch{}
-		batchSQL.Queue(`UPDATE event_head SET position = $1, hash = $2`, pos, prev)
-		batchSQL.Queue(`SELECT pg_notify('ledger_events', $1)`, fmt.Sprint(pos))
-		if err := tx.SendBatch(ctx, batchSQL).Close(); err != nil {
-			fail(err)
-			return
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		fail(err)
-		return
-	}
-	s.knownHead, s.headKnown = pos, true
 	if len(s.cache) > s.opts.CacheSize {
 		s.cache = map[string]*Stream{}
 	}
-	s.metrics.observe(len(live), len(rows), time.Since(start))
+	s.metrics.observe(len(live), d.events, time.Since(start))
 	for i, r := range live {
-		r.resp <- results[i]
+		r.resp <- d.results[i]
 	}
 }
 
-// syncCache drops cached streams that another process appended to since
-// this process last committed, so decisions never use stale state.
-func (s *Store) syncCache(ctx context.Context, tx pgx.Tx, head int64) error {
-	if s.headKnown && head == s.knownHead {
-		return nil
+var errHeadMoved = errors.New("ledger: event head moved")
+
+func (s *Store) commitOptimistic(ctx context.Context, live []*request) (*decided, error) {
+	if !s.headKnown {
+		if err := s.refreshHead(ctx, s.pool); err != nil {
+			return nil, err
+		}
 	}
-	if !s.headKnown || head-s.knownHead > 10000 || len(s.cache) == 0 {
+	d, err := s.decideBatch(ctx, s.pool, live)
+	if err != nil || d.events == 0 {
+		return d, err
+	}
+	if err := d.args.exec(ctx, s.pool, s.knownHead); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "40001" {
+			if rerr := s.refreshHead(ctx, s.pool); rerr != nil {
+				return d, rerr
+			}
+			return d, errHeadMoved
+		}
+		return d, err
+	}
+	return d, nil
+}
+
+func (s *Store) commitLocked(ctx context.Context, live []*request) (*decided, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // no-op after commit
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM event_head FOR UPDATE`); err != nil {
+		return nil, err
+	}
+	if err := s.refreshHead(ctx, tx); err != nil {
+		return nil, err
+	}
+	d, err := s.decideBatch(ctx, tx, live)
+	if err != nil {
+		return d, err
+	}
+	if d.events > 0 {
+		if err := d.args.exec(ctx, tx, s.knownHead); err != nil {
+			return d, err
+		}
+	}
+	return d, tx.Commit(ctx)
+}
+
+// refreshHead reads the head and drops cached streams that another
+// process appended to since this process last knew the head, so decisions
+// never use stale state.
+func (s *Store) refreshHead(ctx context.Context, q Querier) error {
+	var head int64
+	var hash []byte
+	if err := q.QueryRow(ctx, `SELECT position, hash FROM event_head`).Scan(&head, &hash); err != nil {
+		return err
+	}
+	switch {
+	case !s.headKnown || head < s.knownHead || head-s.knownHead > 10000:
 		s.cache = map[string]*Stream{}
-		return nil
+	case head > s.knownHead && len(s.cache) > 0:
+		rows, err := q.Query(ctx, `SELECT DISTINCT stream_id FROM events WHERE position > $1 AND position <= $2`, s.knownHead, head)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			delete(s.cache, id)
+		}
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT stream_id FROM events WHERE position > $1 AND position <= $2`, s.knownHead, head)
-	if err != nil {
-		return err
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		delete(s.cache, id)
-	}
+	s.knownHead, s.knownHash, s.headKnown = head, hash, true
 	return nil
 }
 
@@ -546,9 +635,6 @@ func (s *Store) decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (ev
 	}
 	return evs, nil
 }
-
-var eventColumns = []string{"position", "stream_id", "stream_version", "event_id", "event_type", "schema_version",
-	"partner_id", "environment", "payload", "metadata", "recorded_at", "prev_hash", "hash"}
 
 const selectEvents = `SELECT position, stream_id, stream_version, event_id, event_type, schema_version,
 	partner_id, environment, payload::text, metadata::text, recorded_at, prev_hash, hash FROM events`

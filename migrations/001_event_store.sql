@@ -61,3 +61,48 @@ CREATE TABLE projection_checkpoints (
     version    integer     NOT NULL DEFAULT 1,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- append_events appends one group commit in a single statement, so the
+-- committer pays one round trip (and one fsync) per group. It refuses, by
+-- raising serialization_failure, when the head is not where the caller
+-- decided against: another process appended meanwhile, and the caller
+-- must re-decide with fresh state.
+CREATE FUNCTION append_events(
+    expected_head   bigint,
+    p_position      bigint[],
+    p_stream_id     text[],
+    p_stream_version bigint[],
+    p_event_id      uuid[],
+    p_event_type    text[],
+    p_schema_version integer[],
+    p_partner_id    text[],
+    p_environment   text[],
+    p_payload       text[],
+    p_metadata      text[],
+    p_recorded_at   timestamptz[],
+    p_prev_hash     bytea[],
+    p_hash          bytea[]
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    current_head bigint;
+    n integer := coalesce(array_length(p_position, 1), 0);
+BEGIN
+    SELECT position INTO current_head FROM event_head FOR UPDATE;
+    IF current_head <> expected_head THEN
+        RAISE EXCEPTION 'event head moved: expected %, found %', expected_head, current_head
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF n = 0 THEN
+        RETURN current_head;
+    END IF;
+    INSERT INTO events (position, stream_id, stream_version, event_id, event_type, schema_version,
+                        partner_id, environment, payload, metadata, recorded_at, prev_hash, hash)
+    SELECT u.pos, u.sid, u.ver, u.eid, u.typ, u.sv, u.pid, u.env, u.pl::json, u.md::json, u.rec, u.ph, u.h
+    FROM unnest(p_position, p_stream_id, p_stream_version, p_event_id, p_event_type, p_schema_version,
+                p_partner_id, p_environment, p_payload, p_metadata, p_recorded_at, p_prev_hash, p_hash)
+         AS u(pos, sid, ver, eid, typ, sv, pid, env, pl, md, rec, ph, h);
+    UPDATE event_head SET position = p_position[n], hash = p_hash[n];
+    PERFORM pg_notify('ledger_events', p_position[n]::text);
+    RETURN p_position[n];
+END;
+$$;

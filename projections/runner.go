@@ -26,9 +26,9 @@ type RunnerOptions struct {
 	Bus bus.Config
 	// FetchBatch is how many messages one transaction applies at most.
 	FetchBatch int
-	// Idle is how long a fetch waits for messages before the runner checks
-	// PostgreSQL directly for events JetStream has not delivered (broker
-	// down, stream wiped, relay behind).
+	// Idle is how long the runner waits for JetStream to deliver before it
+	// checks PostgreSQL directly for events JetStream has not delivered
+	// (broker down, stream wiped, relay behind).
 	Idle       time.Duration
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -50,9 +50,6 @@ type Runner struct {
 	lagGauge      *prometheus.GaugeVec
 	applied       *prometheus.CounterVec
 	failures      *prometheus.CounterVec
-
-	mu      sync.Mutex
-	changed chan struct{}
 }
 
 // NewRunner prepares a runner for projs. nc may be nil, in which case the
@@ -84,7 +81,6 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		lagGauge:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ledger_projection_lag_events", Help: "Committed events a projection has not applied yet."}, []string{"projection"}),
 		applied:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_events_applied_total", Help: "Events applied by each projection."}, []string{"projection"}),
 		failures:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_failures_total", Help: "Failed apply rounds by projection."}, []string{"projection"}),
-		changed:       make(chan struct{}),
 	}
 	if nc != nil {
 		js, err := jetstream.New(nc)
@@ -160,35 +156,58 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, leaderKey(p.Name())) //nolint:errcheck
 
-	var cons jetstream.Consumer
+	// Messages arrive through a push-style Consume into a channel, so one
+	// transaction applies whatever has arrived (up to FetchBatch) with no
+	// waiting for a batch to fill: read-your-writes latency stays low.
+	msgs := make(chan jetstream.Msg, r.opts.FetchBatch*2)
+	broken := make(chan error, 1)
+	var cc jetstream.ConsumeContext
+	stop := func() {
+		if cc != nil {
+			cc.Stop()
+			cc = nil
+		}
+	}
+	defer stop()
+	idle := time.NewTimer(r.opts.Idle)
+	defer idle.Stop()
 	for ctx.Err() == nil {
-		if cons == nil && r.js != nil {
-			cons, err = r.consumer(ctx, p)
-			if err != nil {
+		if cc == nil && r.js != nil && r.nc.IsConnected() {
+			if cc, err = r.subscribe(ctx, p, msgs, broken); err != nil {
 				r.log.Debug("JetStream unavailable; reading PostgreSQL", "projection", p.Name(), "err", err)
 			}
 		}
-		n := 0
-		if cons != nil {
-			n, err = r.consume(ctx, p, cons)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
+		idle.Reset(r.opts.Idle)
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-broken:
+			r.log.Debug("JetStream consumer lost; re-subscribing", "projection", p.Name(), "err", err)
+			stop()
+		case m := <-msgs:
+			batch := []jetstream.Msg{m}
+		drain:
+			for len(batch) < r.opts.FetchBatch {
+				select {
+				case m := <-msgs:
+					batch = append(batch, m)
+				default:
+					break drain
 				}
-				r.log.Debug("JetStream fetch failed; reading PostgreSQL", "projection", p.Name(), "err", err)
-				cons = nil
 			}
-		}
-		if n == 0 {
-			// Nothing from JetStream: catch up from the source of truth.
-			caught, err := r.catchUp(ctx, p)
-			if err != nil {
+			if err := r.applyMsgs(ctx, p, batch); err != nil {
 				return err
 			}
-			if caught == 0 && cons == nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(r.opts.Idle):
+		case <-idle.C:
+			// Nothing from JetStream for a while (broker down, stream wiped,
+			// relay behind): catch up from the source of truth.
+			for ctx.Err() == nil {
+				n, err := r.catchUp(ctx, p)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					break
 				}
 			}
 		}
@@ -196,55 +215,69 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 	return nil
 }
 
-func (r *Runner) consumer(ctx context.Context, p Projection) (jetstream.Consumer, error) {
+func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstream.Msg, broken chan<- error) (jetstream.ConsumeContext, error) {
 	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
 	if err != nil {
 		return nil, err
 	}
-	return st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       "proj_" + p.Name(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 20000,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Consume(func(m jetstream.Msg) {
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+		}
+	},
+		jetstream.PullMaxMessages(r.opts.FetchBatch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+				errors.Is(err, jetstream.ErrConnectionClosed) {
+				select {
+				case broken <- err:
+				default:
+				}
+			}
+		}))
 }
 
-func (r *Runner) consume(ctx context.Context, p Projection, cons jetstream.Consumer) (int, error) {
-	batch, err := cons.Fetch(r.opts.FetchBatch, jetstream.FetchMaxWait(r.opts.Idle))
-	if err != nil {
-		return 0, err
-	}
-	var msgs []jetstream.Msg
-	var evs []events.Event
-	for m := range batch.Messages() {
+// applyMsgs applies a batch of delivered messages in one transaction and
+// acknowledges them only after it committed.
+func (r *Runner) applyMsgs(ctx context.Context, p Projection, msgs []jetstream.Msg) error {
+	evs := make([]events.Event, 0, len(msgs))
+	keep := msgs[:0]
+	for _, m := range msgs {
 		var e events.Event
 		if err := json.Unmarshal(m.Data(), &e); err != nil {
-			// A message we cannot read is not ours to interpret; the event
-			// store still has the event, and hole-filling will apply it.
+			// Not ours to interpret; the event store still has every event
+			// and hole-filling applies it from there.
 			r.log.Error("undecodable message; terminating it", "projection", p.Name(), "err", err)
 			_ = m.Term()
 			continue
 		}
-		msgs = append(msgs, m)
+		keep = append(keep, m)
 		evs = append(evs, e)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
-		return 0, err
-	}
 	if len(evs) == 0 {
-		return 0, nil
+		return nil
 	}
 	if err := r.apply(ctx, p, evs); err != nil {
-		for _, m := range msgs {
+		for _, m := range keep {
 			_ = m.Nak()
 		}
-		return 0, err
+		return err
 	}
-	for _, m := range msgs {
+	for _, m := range keep {
 		_ = m.Ack()
 	}
-	return len(evs), nil
+	return nil
 }
 
 // catchUp applies events straight from the event store.
@@ -276,10 +309,6 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 	if head, err := ledger.ReadHead(ctx, r.pool); err == nil {
 		r.lagGauge.WithLabelValues(p.Name()).Set(float64(head - cp))
 	}
-	r.mu.Lock()
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/bus"
 	"github.com/sirgiving/ledger/internal/natsembed"
@@ -41,6 +42,8 @@ type App struct {
 	Registry *prometheus.Registry
 	Handler  http.Handler
 	Bus      bus.Config
+	// Auth authenticates partner requests (keys, HMAC, portal tokens).
+	Auth *httpapi.KeyAuth
 
 	// MasterKey and JWTSecret are the resolved 32-byte secrets.
 	MasterKey []byte
@@ -114,7 +117,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	if err := a.Runner.Setup(ctx); err != nil {
 		return nil, err
 	}
+	a.Auth = httpapi.NewKeyAuth(httpapi.KeyAuthConfig{
+		DB: a.Pool, MasterKey: a.MasterKey, JWTSecret: a.JWTSecret,
+		RateLimits: cfg.RateLimits, Now: cfg.Now, Logger: log,
+	})
+	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
+	for k, h := range httpapi.AccountHandlers(httpapi.AccountsDeps{
+		Store: a.Store, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait,
+	}) {
+		handlers[k] = h
+	}
+	if !cfg.Production() {
+		if err := a.ensureDemoUser(ctx); err != nil {
+			return nil, err
+		}
+	}
 	a.Handler = httpapi.New(httpapi.Deps{
+		Auth:       a.Auth,
+		Handlers:   handlers,
 		Ready:      a.Ready,
 		Registerer: a.Registry,
 		Gatherer:   a.Registry,
@@ -125,6 +145,28 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 // Projections is every read model the service maintains.
 func Projections() []projections.Projection {
+	return []projections.Projection{projections.Accounts{}}
+}
+
+// Demo portal login created in development mode.
+const (
+	DemoEmail    = "demo@sirgiving.dev"
+	DemoPassword = "sirgiving-demo"
+)
+
+// ensureDemoUser creates the development demo portal user if absent and
+// prints its credentials.
+func (a *App) ensureDemoUser(ctx context.Context) error {
+	_, _, err := ledger.CreatePortalUser(ctx, a.Store, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
+	if err != nil {
+		if le := ledger.AsError(err); le.Code != "EMAIL_TAKEN" {
+			return fmt.Errorf("creating the demo portal user: %w", err)
+		}
+	}
+	var lvl slog.Level
+	if lvl.UnmarshalText([]byte(a.Config.LogLevel)) != nil || lvl <= slog.LevelInfo {
+		fmt.Fprintf(os.Stderr, "\n  development demo portal login: %s / %s\n  (POST /v1/partner/auth/login, then POST /v1/partner/keys)\n\n", DemoEmail, DemoPassword)
+	}
 	return nil
 }
 
@@ -197,6 +239,8 @@ func (a *App) Ready(ctx context.Context) error {
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.Auth.Run(bg) }()
 	if !a.Config.DisableBackground {
 		wg.Add(2)
 		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()

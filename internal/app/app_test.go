@@ -1,13 +1,24 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
 )
 
 func TestHealthReadyAndMetrics(t *testing.T) {
@@ -45,4 +56,101 @@ func TestUnknownRouteHasContractErrorBody(t *testing.T) {
 	require.Equal(t, "ROUTE_NOT_FOUND", body["code"])
 	require.Equal(t, float64(404), body["statusCode"])
 	require.Equal(t, resp.Header.Get("X-Request-Id"), body["requestId"])
+}
+
+// Graceful shutdown drains requests and flushes the relay: everything
+// committed before the stop is in JetStream when Run returns.
+func TestShutdownFlushesTheRelay(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	nt := testenv.NewNATS(t)
+	cfg := app.Config{DatabaseURL: db.URL, NATSURL: nt.URL(), NATSReplicas: 1, DataDir: t.TempDir(), Env: "development",
+		ShutdownTimeout: 10 * time.Second, ReadWait: time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer a.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln) }()
+
+	for i := 0; i < 40; i++ {
+		_, err := a.Store.Append(ctx, ledger.Scope{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-1", ledger.ExpectAny, shutdownNote{N: i})
+		require.NoError(t, err)
+	}
+	cancel()
+	require.NoError(t, <-done)
+
+	var relayed, head int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT position FROM relay_checkpoints WHERE name = 'jetstream'`).Scan(&relayed))
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT position FROM event_head`).Scan(&head))
+	require.GreaterOrEqual(t, head, int64(40))
+	require.Equal(t, head, relayed, "everything committed was relayed before Run returned")
+	js, err := jetstream.New(nt.Connect(t))
+	require.NoError(t, err)
+	st, err := js.Stream(context.Background(), a.Bus.Stream)
+	require.NoError(t, err)
+	info, err := st.Info(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, uint64(head), info.State.Msgs)
+}
+
+type shutdownNote struct {
+	N int `json:"n"`
+}
+
+func (shutdownNote) EventType() string { return "test.shutdownnote" }
+
+func init() { events.Register[shutdownNote](1) }
+
+func TestProductionRefusesToStartWithoutSecrets(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://x@127.0.0.1:1/x")
+	t.Setenv("LEDGER_ENV", "production")
+	t.Setenv("LEDGER_MASTER_KEY", "")
+	t.Setenv("JWT_SECRET", "")
+	_, err := app.FromEnv()
+	require.ErrorContains(t, err, "LEDGER_MASTER_KEY")
+
+	t.Setenv("LEDGER_ENV", "staging")
+	_, err = app.FromEnv()
+	require.ErrorContains(t, err, "LEDGER_ENV")
+
+	t.Setenv("LEDGER_ENV", "development")
+	c, err := app.FromEnv()
+	require.NoError(t, err)
+	require.Equal(t, ":8080", c.ListenAddr)
+	require.True(t, filepath.IsAbs(c.DataDir))
+}
+
+// Two ledgerd processes on one database: both serve, one relays, and a
+// command accepted by either is visible through the other.
+func TestTwoReplicasShareOneLedger(t *testing.T) {
+	t.Parallel()
+	a := apptest.Start(t)
+	b := apptest.StartReplica(t, a)
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		srv := a
+		if i%2 == 1 {
+			srv = b
+		}
+		_, err := srv.Store.Append(ctx, ledger.Scope{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-r", ledger.ExpectAny, shutdownNote{N: i})
+		require.NoError(t, err)
+	}
+	evs, err := ledger.ReadStream(ctx, b.Pool, "note-r")
+	require.NoError(t, err)
+	require.Len(t, evs, 10)
+	for i, e := range evs {
+		require.Equal(t, int64(i+1), e.StreamVersion)
+	}
+	rep, err := ledger.Verify(ctx, a.Pool, nil)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.Reason)
+	for _, srv := range []*apptest.Server{a, b} {
+		resp, err := http.Get(srv.URL + "/readyz")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
 }

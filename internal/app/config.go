@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sirgiving/ledger/httpapi"
 )
 
 // Config is the service configuration, read from the environment (see
@@ -47,6 +49,13 @@ type Config struct {
 	// AllowLoopbackWebhooks lets webhooks target loopback addresses, for
 	// development and tests only (WEBHOOKS_ALLOW_LOOPBACK).
 	AllowLoopbackWebhooks bool
+	// RateLimits are requests per minute per partner by tier (RATE_LIMITS,
+	// e.g. "STANDARD=600,PROFESSIONAL=3000,ENTERPRISE=10000"); tiers left
+	// out take httpapi.DefaultRateLimits.
+	RateLimits map[string]int
+	// Now is the clock request authentication uses (nil: time.Now); tests
+	// pin it to check timestamp windows at their exact edges.
+	Now func() time.Time
 	// DisableBackground turns off relay and projectors (tests that drive
 	// them by hand).
 	DisableBackground bool
@@ -78,6 +87,9 @@ func FromEnv() (Config, error) {
 	}
 	if c.ReadWait, err = time.ParseDuration(getenv("READ_YOUR_WRITES_WAIT", "2s")); err != nil {
 		return c, fmt.Errorf("READ_YOUR_WRITES_WAIT: %w", err)
+	}
+	if c.RateLimits, err = httpapi.ParseRateLimits(os.Getenv("RATE_LIMITS")); err != nil {
+		return c, err
 	}
 	if c.Env != "development" && c.Env != "production" {
 		return c, fmt.Errorf("LEDGER_ENV must be development or production, not %q", c.Env)

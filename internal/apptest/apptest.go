@@ -5,6 +5,7 @@ package apptest
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
@@ -32,8 +33,23 @@ type Option func(*app.Config)
 // Start runs the service for t and stops it gracefully when t ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	db := testenv.NewDB(t)
-	nt := testenv.NewNATS(t)
+	return start(t, testenv.NewDB(t), testenv.NewNATS(t), opts...)
+}
+
+// StartReplica runs a second ledgerd process against primary's database
+// and NATS server, with the same secrets, as a load-balanced replica
+// would: for tests of guarantees that must hold across processes.
+func StartReplica(t testing.TB, primary *Server, opts ...Option) *Server {
+	t.Helper()
+	shared := func(c *app.Config) {
+		c.MasterKey = hex.EncodeToString(primary.MasterKey)
+		c.JWTSecret = hex.EncodeToString(primary.JWTSecret)
+	}
+	return start(t, primary.DB, primary.NATS, append([]Option{shared}, opts...)...)
+}
+
+func start(t testing.TB, db *testenv.DB, nt *testenv.NATS, opts ...Option) *Server {
+	t.Helper()
 	cfg := app.Config{
 		DatabaseURL:           db.URL,
 		NATSURL:               nt.URL(),
@@ -45,6 +61,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ShutdownTimeout:       10 * time.Second,
 		ReadWait:              5 * time.Second,
 		AllowLoopbackWebhooks: true,
+		// High enough never to disturb functional tests; rate-limit tests
+		// lower them with an Option.
+		RateLimits: map[string]int{"STANDARD": 1_000_000, "PROFESSIONAL": 1_000_000, "ENTERPRISE": 1_000_000},
 	}
 	for _, o := range opts {
 		o(&cfg)

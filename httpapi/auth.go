@@ -1,0 +1,449 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/projections"
+)
+
+// AuthDB is what the authenticator needs from PostgreSQL (a pgxpool.Pool).
+type AuthDB interface {
+	ledger.Querier
+	projections.Execer
+}
+
+// DefaultRateLimits are requests per minute per partner by tier, used for
+// tiers RATE_LIMITS does not set.
+var DefaultRateLimits = map[string]int{
+	ledger.TierStandard:     600,
+	ledger.TierProfessional: 3000,
+	ledger.TierEnterprise:   10000,
+}
+
+// KeyAuthConfig configures KeyAuth.
+type KeyAuthConfig struct {
+	DB        AuthDB
+	MasterKey []byte
+	JWTSecret []byte
+	// RateLimits are requests per minute per partner by tier; missing tiers
+	// take DefaultRateLimits.
+	RateLimits map[string]int
+	// TokenTTL is the lifetime of portal tokens (default 12 h).
+	TokenTTL time.Duration
+	// Now is the clock (default time.Now); tests pin it.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// KeyAuth is the Authenticator of the partner API: portal JWTs, widget
+// publishable keys and HMAC-signed key requests (CONTRACT §2), with
+// per-partner rate limits (CONTRACT §3).
+//
+// Keys are read from the accounts read model on every request (no cache),
+// so deactivation, expiry, revocation and suspension take effect as soon
+// as the read model has the event. Replay refusal uses the shared
+// seen_signatures table, so it holds across processes. Rate limits are
+// counted in process memory: with N ledgerd processes behind a balancer a
+// partner can get up to N times its limit.
+type KeyAuth struct {
+	cfg     KeyAuthConfig
+	limiter *rateLimiter
+
+	usedMu sync.Mutex
+	used   map[string]time.Time
+}
+
+// NewKeyAuth builds the authenticator. Call Run to flush lastUsedAt and
+// prune old signatures.
+func NewKeyAuth(cfg KeyAuthConfig) *KeyAuth {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 12 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	limits := map[string]int{}
+	for k, v := range DefaultRateLimits {
+		limits[k] = v
+	}
+	for k, v := range cfg.RateLimits {
+		limits[k] = v
+	}
+	cfg.RateLimits = limits
+	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), used: map[string]time.Time{}}
+}
+
+// ParseRateLimits reads "STANDARD=60,PROFESSIONAL=300,ENTERPRISE=1000"
+// (requests per minute).
+func ParseRateLimits(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		k = strings.ToUpper(strings.TrimSpace(k))
+		if !ok || err != nil || n < 1 || !ledger.ValidTier(k) {
+			return nil, fmt.Errorf("RATE_LIMITS: %q is not TIER=requests-per-minute with TIER one of STANDARD, PROFESSIONAL, ENTERPRISE", part)
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+// Run flushes lastUsedAt every few seconds and prunes expired signatures
+// every minute, until ctx ends (then flushes once more).
+func (a *KeyAuth) Run(ctx context.Context) {
+	flush := time.NewTicker(3 * time.Second)
+	prune := time.NewTicker(time.Minute)
+	defer flush.Stop()
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			a.FlushUsage(fctx)
+			cancel()
+			return
+		case <-flush.C:
+			a.FlushUsage(ctx)
+		case <-prune.C:
+			if _, err := projections.PruneSignatures(ctx, a.cfg.DB, a.cfg.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
+				a.cfg.Logger.Warn("pruning seen signatures failed", "err", err)
+			}
+			a.limiter.prune(a.cfg.Now())
+		}
+	}
+}
+
+// FlushUsage writes the lastUsedAt times gathered since the last flush.
+func (a *KeyAuth) FlushUsage(ctx context.Context) {
+	a.usedMu.Lock()
+	batch := a.used
+	a.used = map[string]time.Time{}
+	a.usedMu.Unlock()
+	if err := projections.TouchKeys(ctx, a.cfg.DB, batch); err != nil {
+		a.cfg.Logger.Warn("recording key lastUsedAt failed", "err", err, "keys", len(batch))
+		a.usedMu.Lock()
+		for k, v := range batch {
+			if cur, ok := a.used[k]; !ok || v.After(cur) {
+				a.used[k] = v
+			}
+		}
+		a.usedMu.Unlock()
+	}
+}
+
+func (a *KeyAuth) markUsed(keyID string, at time.Time) {
+	a.usedMu.Lock()
+	a.used[keyID] = at
+	a.usedMu.Unlock()
+}
+
+// Authenticate implements Authenticator.
+func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind AuthKind) (*Principal, error) {
+	var p *Principal
+	var err error
+	switch kind {
+	case AuthJWT:
+		p, err = a.authJWT(r)
+	case AuthWidget:
+		p, err = a.authWidget(r)
+	case AuthHMAC, AuthHMACSecret:
+		p, err = a.authHMAC(r, kind == AuthHMACSecret)
+	case AuthLogin:
+		return &Principal{}, nil
+	default:
+		return nil, fmt.Errorf("httpapi: unknown auth kind %q", kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bucket := p.PartnerID
+	if bucket == "" {
+		bucket = "user:" + p.UserID
+	}
+	if err := a.rateLimit(w, bucket, p.Tier); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string) error {
+	limit := a.cfg.RateLimits[tier]
+	if limit == 0 {
+		limit = a.cfg.RateLimits[ledger.TierStandard]
+	}
+	now := a.cfg.Now()
+	remaining, reset, ok := a.limiter.take(bucket, limit, now)
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
+	if !ok {
+		retry := reset - now.Unix()
+		if retry < 1 {
+			retry = 1
+		}
+		h.Set("Retry-After", strconv.FormatInt(retry, 10))
+		return &ledger.Error{Kind: ledger.KindRateLimited, Code: "RATE_LIMITED",
+			Message: fmt.Sprintf("rate limit of %d requests per minute reached; retry after %d s", limit, retry)}
+	}
+	return nil
+}
+
+// keyEnvironment returns the environment and kind of a well-formed key.
+func keyEnvironment(key string) (env string, secret, ok bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(key, "pk_test_"):
+		env, rest = ledger.EnvSandbox, key[8:]
+	case strings.HasPrefix(key, "sk_test_"):
+		env, secret, rest = ledger.EnvSandbox, true, key[8:]
+	case strings.HasPrefix(key, "pk_live_"):
+		env, rest = ledger.EnvProduction, key[8:]
+	case strings.HasPrefix(key, "sk_live_"):
+		env, secret, rest = ledger.EnvProduction, true, key[8:]
+	default:
+		return "", false, false
+	}
+	if len(rest) != 64 {
+		return "", false, false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", false, false
+		}
+	}
+	return env, secret, true
+}
+
+// lookupKey finds a usable key and checks its partner's standing.
+func (a *KeyAuth) lookupKey(ctx context.Context, key string) (*projections.AuthKey, string, bool, error) {
+	env, secret, ok := keyEnvironment(key)
+	if !ok {
+		return nil, "", false, errInvalidKey
+	}
+	var k *projections.AuthKey
+	var err error
+	if secret {
+		k, err = projections.KeyBySecretHash(ctx, a.cfg.DB, ledger.HashSecretKey(key))
+	} else {
+		k, err = projections.KeyByPublic(ctx, a.cfg.DB, key)
+	}
+	if err != nil {
+		return nil, "", false, err
+	}
+	if k == nil || k.Environment != env || !k.Usable(a.cfg.Now()) {
+		return nil, "", false, errInvalidKey
+	}
+	return k, env, secret, nil
+}
+
+func (a *KeyAuth) checkPartner(k *projections.AuthKey) error {
+	switch {
+	case k.PartnerStatus == ledger.PartnerSuspended:
+		return errSuspended
+	case k.Environment == ledger.EnvProduction && k.PartnerStatus != ledger.PartnerActive:
+		return errNotApproved
+	}
+	return nil
+}
+
+func (a *KeyAuth) authWidget(r *http.Request) (*Principal, error) {
+	key := r.Header.Get("X-Partner-Key")
+	if key == "" {
+		return nil, errMissingCredentials
+	}
+	if strings.HasPrefix(key, "sk_") {
+		return nil, errPublishableNeeded
+	}
+	k, env, _, err := a.lookupKey(r.Context(), key)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.checkPartner(k); err != nil {
+		return nil, err
+	}
+	a.markUsed(k.KeyID, a.cfg.Now())
+	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, Tier: k.Tier}, nil
+}
+
+func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, error) {
+	key, ts, sig := r.Header.Get("X-Partner-Key"), r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature")
+	if key == "" || ts == "" || sig == "" {
+		return nil, errMissingCredentials
+	}
+	body, err := bufferBody(r)
+	if err != nil {
+		return nil, err
+	}
+	k, env, secret, err := a.lookupKey(r.Context(), key)
+	if err != nil {
+		return nil, err
+	}
+	hmacSecret, err := ledger.OpenSecret(a.cfg.MasterKey, k.KeyID, k.HMACSealed)
+	if err != nil {
+		return nil, err
+	}
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	now := a.cfg.Now()
+	tsv, err := verifySignature(ts, sig, r.Method, uri, body, hmacSecret, now)
+	if err != nil {
+		return nil, err
+	}
+	if needSecret && !secret {
+		return nil, errSecretRequired
+	}
+	if err := a.checkPartner(k); err != nil {
+		return nil, err
+	}
+	// The signature stays refused until its timestamp leaves the window
+	// (plus a minute for clock differences between processes).
+	fresh, err := projections.ClaimSignature(r.Context(), a.cfg.DB, sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		return nil, errReplayed
+	}
+	a.markUsed(k.KeyID, now)
+	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, SecretKey: secret, Tier: k.Tier}, nil
+}
+
+// bufferBody reads the whole body (bounded) so it can be hashed, and puts
+// it back for the handler.
+func bufferBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	_ = r.Body.Close()
+	if err != nil {
+		return nil, ledger.Invalid("could not read the request body")
+	}
+	if len(b) > maxBody {
+		return nil, ledger.Invalid("request body too large", ledger.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+type portalClaims struct {
+	jwt.RegisteredClaims
+}
+
+const tokenIssuer = "sirgiving-ledger"
+
+// IssueToken signs a portal access token for userID; it returns the token
+// and its expiry.
+func (a *KeyAuth) IssueToken(userID string) (string, time.Time, error) {
+	now := a.cfg.Now()
+	exp := now.Add(a.cfg.TokenTTL).Truncate(time.Second)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, portalClaims{jwt.RegisteredClaims{
+		Issuer: tokenIssuer, Subject: userID,
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
+	}})
+	s, err := tok.SignedString(a.cfg.JWTSecret)
+	return s, exp.UTC(), err
+}
+
+func (a *KeyAuth) authJWT(r *http.Request) (*Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, errMissingCredentials
+	}
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		return nil, errInvalidToken
+	}
+	var claims portalClaims
+	_, err := jwt.ParseWithClaims(strings.TrimSpace(raw), &claims, func(*jwt.Token) (any, error) { return a.cfg.JWTSecret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithExpirationRequired(),
+		jwt.WithIssuer(tokenIssuer), jwt.WithTimeFunc(a.cfg.Now))
+	if err != nil || claims.Subject == "" {
+		return nil, errInvalidToken
+	}
+	u, err := projections.UserByID(r.Context(), a.cfg.DB, claims.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, errInvalidToken
+	}
+	p := &Principal{UserID: u.UserID, PartnerID: u.PartnerID, Tier: ledger.TierStandard}
+	if u.PartnerID != "" {
+		pr, err := projections.PartnerByID(r.Context(), a.cfg.DB, u.PartnerID)
+		if err != nil {
+			return nil, err
+		}
+		if pr != nil {
+			p.Tier = pr.Tier
+		}
+	}
+	return p, nil
+}
+
+// rateLimiter is a fixed one-minute window per bucket, in process memory.
+type rateLimiter struct {
+	mu      sync.Mutex
+	windows map[string]*window
+}
+
+type window struct {
+	start int64 // Unix second the minute began
+	count int
+}
+
+func newRateLimiter() *rateLimiter { return &rateLimiter{windows: map[string]*window{}} }
+
+// take counts one request; it returns the remaining allowance, the reset
+// time (Unix seconds) and whether the request is within the limit.
+func (l *rateLimiter) take(bucket string, limit int, now time.Time) (int, int64, bool) {
+	start := now.Unix() - now.Unix()%60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.windows[bucket]
+	if w == nil || w.start != start {
+		w = &window{start: start}
+		l.windows[bucket] = w
+	}
+	reset := start + 60
+	if w.count >= limit {
+		return 0, reset, false
+	}
+	w.count++
+	return limit - w.count, reset, true
+}
+
+func (l *rateLimiter) prune(now time.Time) {
+	start := now.Unix() - now.Unix()%60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, w := range l.windows {
+		if w.start < start {
+			delete(l.windows, k)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package ledger_test
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// latencies collects per-call durations from parallel goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.d = append(l.d, d)
+	l.mu.Unlock()
+}
+
+func (l *latencies) report(b *testing.B, elapsed time.Duration, perCall int) {
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	if len(l.d) == 0 {
+		return
+	}
+	pct := func(p float64) float64 {
+		return float64(l.d[int(p*float64(len(l.d)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(len(l.d))/elapsed.Seconds(), "cmds/s")
+	b.ReportMetric(float64(len(l.d)*perCall)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+}
+
+// benchHotStream runs b.N commands from 64 concurrent callers, each
+// deciding against one hot stream (a balance that must not go negative)
+// and appending perCmd events to it.
+func benchHotStream(b *testing.B, opts ledger.StoreOptions, perCmd int) {
+	db := testenv.NewDB(b)
+	s := ledger.OpenStore(db.Pool, opts)
+	b.Cleanup(s.Close)
+	ctx := context.Background()
+	const stream = "testcounter-hot"
+	_, err := s.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 1 << 40})
+	require.NoError(b, err)
+	spent := make([]events.Payload, perCmd)
+	for i := range spent {
+		spent[i] = testSpent{Amount: 1}
+	}
+	cmd := ledger.Command{Scope: scope, Metadata: events.Metadata{RequestID: "req_bench"}, Decide: func(ss *ledger.Session) error {
+		st, err := ss.Load(stream)
+		if err != nil {
+			return err
+		}
+		if st.State.(*counter).balance < int64(perCmd) {
+			return ledger.Errorf(ledger.KindInsufficient, "EMPTY", "empty")
+		}
+		for _, p := range spent {
+			ss.Emit(stream, p)
+		}
+		return nil
+	}}
+	var lat latencies
+	b.SetParallelism(32) // 64 callers on 2 cores
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t0 := time.Now()
+			if _, err := s.Execute(ctx, cmd); err != nil {
+				b.Error(err)
+				return
+			}
+			lat.add(time.Since(t0))
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat.report(b, elapsed, perCmd)
+}
+
+// BenchmarkAppendHotStreamGroupCommit: single-event commands on one hot
+// stream, grouped into shared transactions.
+func BenchmarkAppendHotStreamGroupCommit(b *testing.B) {
+	benchHotStream(b, ledger.StoreOptions{}, 1)
+}
+
+// BenchmarkAppendHotStreamOneTxPerCommand is the baseline: the same
+// commands, one transaction (and one fsync) each.
+func BenchmarkAppendHotStreamOneTxPerCommand(b *testing.B) {
+	benchHotStream(b, ledger.StoreOptions{MaxBatch: 1}, 1)
+}
+
+// BenchmarkAppendBatch100 appends commands of 100 events each.
+func BenchmarkAppendBatch100(b *testing.B) {
+	benchHotStream(b, ledger.StoreOptions{}, 100)
+}

@@ -1,0 +1,207 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/bus"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
+	t.Helper()
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 50 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// readStream consumes the whole JetStream stream with an ordered consumer
+// until want messages arrived, and returns the envelopes in stream order.
+func readStream(t *testing.T, n *testenv.NATS, want int) []events.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js, err := jetstream.New(n.Connect(t))
+	require.NoError(t, err)
+	var st jetstream.Stream
+	require.Eventually(t, func() bool {
+		st, err = js.Stream(ctx, bus.Config{}.WithDefaults().Stream)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		info, err := st.Info(ctx)
+		return err == nil && info.State.Msgs >= uint64(want)
+	}, 60*time.Second, 20*time.Millisecond, "JetStream never held %d messages", want)
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	var out []events.Event
+	for len(out) < want {
+		msgs, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
+		require.NoError(t, err)
+		for m := range msgs.Messages() {
+			var e events.Event
+			require.NoError(t, json.Unmarshal(m.Data(), &e))
+			require.Equal(t, strconv.FormatInt(e.Position, 10), m.Headers().Get(bus.HeaderPosition))
+			out = append(out, e)
+		}
+	}
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(want), info.State.Msgs, "no extra (duplicate) messages in the stream")
+	return out
+}
+
+// checkExactlyOnceInOrder asserts JetStream carries positions 1..n, each
+// once, in order, and that each stream's versions arrive in order.
+func checkExactlyOnceInOrder(t *testing.T, got []events.Event, n int) {
+	t.Helper()
+	require.Len(t, got, n)
+	lastVersion := map[string]int64{}
+	for i, e := range got {
+		require.Equal(t, int64(i+1), e.Position, "message %d out of order or missing", i)
+		require.Equal(t, lastVersion[e.StreamID]+1, e.StreamVersion, "stream %s out of order", e.StreamID)
+		lastVersion[e.StreamID] = e.StreamVersion
+	}
+}
+
+// Many writers in three "processes" commit concurrently while the relay
+// runs. If the relay could skip an event whose transaction committed after
+// a higher-numbered one, a position would be missing from JetStream.
+func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	startRelay(t, db, n)
+	stores := []*ledger.Store{openStore(t, db)}
+	for i := 0; i < 2; i++ {
+		s := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{MaxBatch: 8})
+		t.Cleanup(s.Close)
+		stores = append(stores, s)
+	}
+
+	const writers, perWriter = 24, 25
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			s := stores[w%len(stores)]
+			for i := 0; i < perWriter; i++ {
+				stream := fmt.Sprintf("note-%d", (w*perWriter+i)%7)
+				_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, ledger.ExpectAny, testNote{N: w*1000 + i})
+				require.NoError(t, err)
+			}
+		}(w)
+	}
+	wg.Wait()
+	checkExactlyOnceInOrder(t, readStream(t, n, writers*perWriter), writers*perWriter)
+}
+
+// With NATS down, appends still succeed; when it returns, the relay
+// catches up with nothing lost or doubled.
+func TestRelayCatchesUpAfterNATSOutage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := openStore(t, db)
+	startRelay(t, db, n)
+
+	for i := 0; i < 50; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-before", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	readStream(t, n, 50)
+
+	n.Stop()
+	for i := 0; i < 100; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-during-%d", i%5), ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err, "commands must succeed with the broker down")
+	}
+	var relayed int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints`).Scan(&relayed))
+	require.LessOrEqual(t, relayed, int64(50), "nothing can be acknowledged while NATS is down")
+
+	n.Start()
+	for i := 0; i < 50; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-after", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	checkExactlyOnceInOrder(t, readStream(t, n, 200), 200)
+}
+
+// A re-publish of already relayed events (a relay that crashed before
+// saving its checkpoint) is dropped by JetStream's Nats-Msg-Id dedupe.
+func TestRelayRepublishIsDeduplicated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := openStore(t, db)
+	for i := 0; i < 20; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
+	require.NoError(t, err)
+	js, err := jetstream.New(n.Connect(t))
+	require.NoError(t, err)
+	_, err = bus.EnsureStream(ctx, js, bus.Config{})
+	require.NoError(t, err)
+
+	published, err := r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 20, published)
+	// Simulate the crash: the checkpoint write is lost.
+	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0`)
+	require.NoError(t, err)
+	published, err = r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 20, published)
+
+	checkExactlyOnceInOrder(t, readStream(t, n, 20), 20)
+}
+
+// If JetStream loses its stream (wiped, or a broker lost its tail), the
+// relay notices at start and re-fills it from PostgreSQL.
+func TestRelayRefillsAWipedStream(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := openStore(t, db)
+	for i := 0; i < 30; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 50 * time.Millisecond})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(relayCtx) }()
+	readStream(t, n, 30)
+	stopRelay()
+	<-done
+
+	js, err := jetstream.New(n.Connect(t))
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(ctx, bus.Config{}.WithDefaults().Stream))
+
+	startRelay(t, db, n)
+	checkExactlyOnceInOrder(t, readStream(t, n, 30), 30)
+}

@@ -1,0 +1,289 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+type tally struct {
+	N int `json:"n"`
+}
+
+func (tally) EventType() string { return "test.tally" }
+
+func init() { events.Register[tally](1) }
+
+// tallyProjection counts events per stream and sums their n: any event
+// applied twice or skipped changes the result.
+type tallyProjection struct {
+	effects atomic.Int64 // side effects attempted outside replay
+	replays atomic.Int64
+}
+
+func (*tallyProjection) Name() string { return "tally" }
+func (*tallyProjection) Setup() string {
+	return `CREATE TABLE tallies (stream_id text PRIMARY KEY, events bigint NOT NULL, sum bigint NOT NULL, last_position bigint NOT NULL)`
+}
+func (p *tallyProjection) HasSideEffects() bool { return true }
+func (p *tallyProjection) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	if e.Type != "test.tally" {
+		return nil
+	}
+	pl, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	if Replaying(ctx) {
+		p.replays.Add(1)
+	} else {
+		p.effects.Add(1)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO tallies (stream_id, events, sum, last_position) VALUES ($1, 1, $2, $3)
+		ON CONFLICT (stream_id) DO UPDATE SET events = tallies.events + 1, sum = tallies.sum + $2, last_position = $3`,
+		e.StreamID, pl.(tally).N, e.Position)
+	return err
+}
+
+type tallyRow struct {
+	Stream       string
+	Events, Sum  int64
+	LastPosition int64
+}
+
+func readTallies(t *testing.T, q ledger.Querier) []tallyRow {
+	t.Helper()
+	rows, err := q.Query(context.Background(), `SELECT stream_id, events, sum, last_position FROM `+Table("tally", "tallies")+` ORDER BY stream_id`)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[tallyRow])
+	require.NoError(t, err)
+	return out
+}
+
+var scope = ledger.Scope{PartnerID: "p1", Environment: "sandbox"}
+
+// appendTallies appends n events over four streams, several per command
+// and several commands at once, so large logs build quickly.
+func appendTallies(t *testing.T, s *ledger.Store, from, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var chunk []events.Payload
+			flush := func() {
+				if len(chunk) == 0 {
+					return
+				}
+				_, err := s.Append(context.Background(), scope, events.Metadata{}, fmt.Sprintf("tally-%d", w), ledger.ExpectAny, chunk...)
+				require.NoError(t, err)
+				chunk = nil
+			}
+			for i := from; i < from+n; i++ {
+				if i%4 != w {
+					continue
+				}
+				chunk = append(chunk, tally{N: i})
+				if len(chunk) == 25 {
+					flush()
+				}
+			}
+			flush()
+		}(w)
+	}
+	wg.Wait()
+}
+
+// expected computes the tallies straight from the event store.
+func expected(t *testing.T, q ledger.Querier) []tallyRow {
+	t.Helper()
+	m := map[string]*tallyRow{}
+	_, err := ledger.Export(context.Background(), q, ledger.Filter{}, func(e events.Event) error {
+		pl, err := events.Decode(e)
+		if err != nil {
+			return err
+		}
+		r := m[e.StreamID]
+		if r == nil {
+			r = &tallyRow{Stream: e.StreamID}
+			m[e.StreamID] = r
+		}
+		r.Events++
+		r.Sum += int64(pl.(tally).N)
+		r.LastPosition = e.Position
+		return nil
+	})
+	require.NoError(t, err)
+	var out []tallyRow
+	for i := 0; i < 4; i++ {
+		if r := m[fmt.Sprintf("tally-%d", i)]; r != nil {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+func runRunner(t *testing.T, r *Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitHead(t *testing.T, db *testenv.DB, names ...string) {
+	t.Helper()
+	head, err := ledger.ReadHead(context.Background(), db.Pool)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	require.NoError(t, WaitFor(ctx, db.Pool, head, names...))
+}
+
+func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
+	t.Helper()
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 20 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestProjectorAppliesEachEventOnceThroughJetStream(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	startRelay(t, db, n)
+	p := &tallyProjection{}
+	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond}, p)
+	require.NoError(t, err)
+	runRunner(t, r)
+
+	appendTallies(t, s, 0, 200)
+	waitHead(t, db, "tally")
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
+	require.Equal(t, int64(0), p.replays.Load())
+	require.Equal(t, int64(200), p.effects.Load(), "each event applied exactly once")
+}
+
+// Redelivered, duplicated, re-ordered and holed batches change nothing
+// beyond the first application: the checkpoint moves with the writes.
+func TestRedeliveryChangesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	p := &tallyProjection{}
+	require.NoError(t, ensureSchema(ctx, db.Pool, p))
+	appendTallies(t, s, 0, 30)
+	all, err := ledger.ReadFrom(ctx, db.Pool, 0, 100)
+	require.NoError(t, err)
+
+	_, err = applyBatch(ctx, db.Pool, p, all[:10])
+	require.NoError(t, err)
+	// The same messages again, then an overlapping batch with a hole
+	// (positions 11..14 missing: filled from PostgreSQL), then everything.
+	_, err = applyBatch(ctx, db.Pool, p, all[:10])
+	require.NoError(t, err)
+	cp, err := applyBatch(ctx, db.Pool, p, append(append([]events.Event{}, all[5:10]...), all[14:20]...))
+	require.NoError(t, err)
+	require.Equal(t, int64(20), cp)
+	cp, err = applyBatch(ctx, db.Pool, p, all)
+	require.NoError(t, err)
+	require.Equal(t, int64(30), cp)
+
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
+	require.Equal(t, int64(30), p.effects.Load())
+}
+
+// A projector killed mid-stream resumes from its checkpoint in a new
+// process; with NATS down it catches up from PostgreSQL alone.
+func TestProjectorKilledAndRestartedResumesExactly(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	startRelay(t, db, n)
+
+	p1 := &tallyProjection{}
+	r1, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond, FetchBatch: 7}, p1)
+	require.NoError(t, err)
+	stop1 := runRunner(t, r1)
+	appendTallies(t, s, 0, 100)
+	stop1() // killed at whatever point it had reached
+	appendTallies(t, s, 100, 100)
+
+	n.Stop() // the broker is down too: the new projector must still catch up
+	p2 := &tallyProjection{}
+	r2, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond}, p2)
+	require.NoError(t, err)
+	runRunner(t, r2)
+	waitHead(t, db, "tally")
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
+	require.Equal(t, int64(200), p1.effects.Load()+p2.effects.Load(), "no event applied twice across the restart")
+	n.Start()
+}
+
+// A rebuild from the event store, run while writes continue and the live
+// projector serves, swaps in tables identical to a from-scratch replay and
+// repeats no side effect.
+func TestRebuildEqualsLiveAndRepeatsNoSideEffects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	startRelay(t, db, n)
+	p := &tallyProjection{}
+	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond}, p)
+	require.NoError(t, err)
+	runRunner(t, r)
+
+	appendTallies(t, s, 0, 12000) // more than one rebuild page
+	waitHead(t, db, "tally")
+	live := readTallies(t, db.Pool)
+	require.Equal(t, expected(t, db.Pool), live)
+
+	// Keep writing during the rebuild.
+	writing := make(chan struct{})
+	go func() { defer close(writing); appendTallies(t, s, 12000, 300) }()
+	var reports int
+	pos, err := Rebuild(ctx, db.Pool, p, func(RebuildProgress) { reports++ })
+	require.NoError(t, err)
+	require.Positive(t, pos)
+	require.Positive(t, reports)
+	<-writing
+	waitHead(t, db, "tally")
+
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool), "rebuilt and caught-up model equals a replay of the store")
+	require.Equal(t, int64(12300), p.effects.Load(), "the rebuild repeated no side effect")
+	require.GreaterOrEqual(t, p.replays.Load(), int64(12000))
+
+	var schemas int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'proj_tally%'`).Scan(&schemas))
+	require.Equal(t, 1, schemas, "old and scratch schemas are gone")
+	sts, err := Statuses(ctx, db.Pool)
+	require.NoError(t, err)
+	require.Len(t, sts, 1)
+	require.Equal(t, int64(0), sts[0].Lag)
+}
