@@ -32,13 +32,29 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	if err := ensureSchema(ctx, pool, p); err != nil {
 		return 0, err
 	}
+	// One rebuild per projection at a time: a second would drop the first's
+	// scratch schema under it.
+	guard, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer guard.Release()
+	key := applyLockKey("rebuild:" + p.Name())
+	var got bool
+	if err := guard.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return 0, err
+	}
+	if !got {
+		return 0, fmt.Errorf("projections: a rebuild of %s is already running", p.Name())
+	}
+	defer guard.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key) //nolint:errcheck
 	start := time.Now()
 	live := Schema(p.Name())
 	fresh := live + "_rebuild"
 	freshID := pgx.Identifier{fresh}.Sanitize()
 	rctx := withReplay(ctx)
 
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+freshID+` CASCADE`); err != nil {
 			return err
 		}
@@ -48,53 +64,18 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		return 0, err
 	}
 
-	// replay applies events after `from` into the fresh schema, in pages.
-	replay := func(tx pgx.Tx, from int64, report bool) (int64, error) {
-		pos := from
-		for {
-			evs, err := ledger.ReadFrom(ctx, tx, pos, 5000)
-			if err != nil {
-				return pos, err
-			}
-			for _, e := range evs {
-				if err := p.Apply(rctx, tx, e); err != nil {
-					return pos, fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
-				}
-				pos = e.Position
-			}
-			if report && progress != nil {
-				head, _ := ledger.ReadHead(ctx, tx)
-				progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
-			}
-			if len(evs) < 5000 {
-				return pos, nil
-			}
-		}
-	}
-
 	// Bulk phase, outside the swap lock: one transaction per page keeps
 	// transactions short while live traffic continues.
 	var pos int64
 	for {
-		var n int64
+		var n int
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
 				return err
 			}
-			evs, err := ledger.ReadFrom(ctx, tx, pos, 5000)
-			if err != nil {
-				return err
-			}
-			for _, e := range evs {
-				if err := p.Apply(rctx, tx, e); err != nil {
-					return fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
-				}
-			}
-			if len(evs) > 0 {
-				pos = evs[len(evs)-1].Position
-			}
-			n = int64(len(evs))
-			return nil
+			var err error
+			pos, n, err = replayPage(rctx, tx, p, pos)
+			return err
 		})
 		if err != nil {
 			return 0, err
@@ -103,7 +84,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 			head, _ := ledger.ReadHead(ctx, pool)
 			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
 		}
-		if n < 5000 {
+		if n < rebuildPage {
 			break
 		}
 	}
@@ -116,9 +97,15 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
 			return err
 		}
-		var err error
-		if pos, err = replay(tx, pos, false); err != nil {
-			return err
+		for {
+			var n int
+			var err error
+			if pos, n, err = replayPage(rctx, tx, p, pos); err != nil {
+				return err
+			}
+			if n < rebuildPage {
+				break
+			}
 		}
 		liveID := pgx.Identifier{live}.Sanitize()
 		oldID := pgx.Identifier{live + "_old"}.Sanitize()
@@ -142,6 +129,24 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(start)})
 	}
 	return pos, nil
+}
+
+const rebuildPage = 5000
+
+// replayPage applies up to one page of events after pos and returns the
+// new position and how many events it applied.
+func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64, int, error) {
+	evs, err := ledger.ReadFrom(ctx, tx, pos, rebuildPage)
+	if err != nil {
+		return pos, 0, err
+	}
+	for _, e := range evs {
+		if err := p.Apply(ctx, tx, e); err != nil {
+			return pos, 0, fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
+		}
+		pos = e.Position
+	}
+	return pos, len(evs), nil
 }
 
 // Status is one projection's position and lag.

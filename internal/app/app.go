@@ -24,9 +24,11 @@ import (
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/bus"
 	"github.com/sirgiving/ledger/internal/natsembed"
+	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/migrations"
 	"github.com/sirgiving/ledger/projections"
+	"github.com/sirgiving/ledger/webhooks"
 )
 
 // App is a running service instance.
@@ -39,9 +41,12 @@ type App struct {
 	Embedded *natsembed.Server
 	Relay    *ledger.Relay
 	Runner   *projections.Runner
-	Registry *prometheus.Registry
-	Handler  http.Handler
-	Bus      bus.Config
+	// Webhooks are the subscription commands; Dispatcher sends deliveries.
+	Webhooks   *ledger.Webhooks
+	Dispatcher *webhooks.Dispatcher
+	Registry   *prometheus.Registry
+	Handler    http.Handler
+	Bus        bus.Config
 	// Auth authenticates partner requests (keys, HMAC, portal tokens).
 	Auth *httpapi.KeyAuth
 
@@ -127,6 +132,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}) {
 		handlers[k] = h
 	}
+	guard := netguard.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks && !cfg.Production()}
+	a.Webhooks = ledger.NewWebhooks(a.Store, ledger.WebhooksOptions{MasterKey: a.MasterKey, RequireHTTPS: cfg.Production(), Addresses: guard})
+	wopts := cfg.Webhooks
+	wopts.Addresses, wopts.Registerer, wopts.Logger = guard, a.Registry, log
+	a.Dispatcher = webhooks.New(a.Pool, a.Webhooks, a.MasterKey, wopts)
+	for k, h := range httpapi.WebhookHandlers(httpapi.WebhooksDeps{Commands: a.Webhooks, DB: a.Pool, ReadWait: cfg.ReadWait}) {
+		handlers[k] = h
+	}
 	if !cfg.Production() {
 		if err := a.ensureDemoUser(ctx); err != nil {
 			return nil, err
@@ -145,7 +158,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 // Projections is every read model the service maintains.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Accounts{}}
+	return []projections.Projection{projections.Accounts{}, projections.NewWebhooks()}
 }
 
 // Demo portal login created in development mode.
@@ -242,9 +255,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.Auth.Run(bg) }()
 	if !a.Config.DisableBackground {
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()
 		go func() { defer wg.Done(); _ = a.Runner.Run(bg) }()
+		go func() { defer wg.Done(); _ = a.Dispatcher.Run(bg) }()
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/httpapi"
+	"github.com/sirgiving/ledger/webhooks"
 )
 
 // Config is the service configuration, read from the environment (see
@@ -56,6 +57,10 @@ type Config struct {
 	// Now is the clock request authentication uses (nil: time.Now); tests
 	// pin it to check timestamp windows at their exact edges.
 	Now func() time.Time
+	// Webhooks tunes the webhook dispatcher (retry schedule, timeouts,
+	// concurrency); zero values are the production defaults. Its address
+	// policy always comes from AllowLoopbackWebhooks.
+	Webhooks webhooks.Options
 	// DisableBackground turns off relay and projectors (tests that drive
 	// them by hand).
 	DisableBackground bool

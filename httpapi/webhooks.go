@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/projections"
+	"github.com/sirgiving/ledger/webhooks"
+)
+
+// WebhooksDeps are what the webhook endpoints call.
+type WebhooksDeps struct {
+	Commands *ledger.Webhooks
+	DB       *pgxpool.Pool
+	// ReadWait bounds waiting for the webhook read model after a write.
+	ReadWait time.Duration
+}
+
+// WebhookHandlers implements the webhook endpoints (CONTRACT §6) and the
+// webhook health dashboard, all scoped to the principal's partner and
+// environment.
+func WebhookHandlers(d WebhooksDeps) map[RouteKey]http.HandlerFunc {
+	h := &webhookHandlers{d: d}
+	return map[RouteKey]http.HandlerFunc{
+		{http.MethodPost, "/v1/partner/webhooks"}:                                  h.register,
+		{http.MethodGet, "/v1/partner/webhooks"}:                                   h.list,
+		{http.MethodDelete, "/v1/partner/webhooks/:id"}:                            h.delete,
+		{http.MethodGet, "/v1/partner/webhooks/:id/deliveries"}:                    h.deliveries,
+		{http.MethodPost, "/v1/partner/webhooks/:id/deliveries/:deliveryId/retry"}: h.retry,
+		{http.MethodPost, "/v1/partner/webhooks/:id/test"}:                         h.test,
+		{http.MethodGet, "/v1/partner/dashboard/webhooks/health"}:                  h.health,
+	}
+}
+
+type webhookHandlers struct{ d WebhooksDeps }
+
+var errNoTenant = ledger.Errorf(ledger.KindUnauthorized, "UNAUTHORIZED", "this endpoint needs an API key")
+
+func tenantOf(r *http.Request) (ledger.Scope, error) {
+	p, ok := PrincipalFrom(r.Context())
+	if !ok || p.PartnerID == "" || p.Environment == "" {
+		return ledger.Scope{}, errNoTenant
+	}
+	return ledger.Scope{PartnerID: p.PartnerID, Environment: p.Environment}, nil
+}
+
+func (h *webhookHandlers) wait(ctx context.Context, pos int64) error {
+	wait := h.d.ReadWait
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return projections.WaitFor(ctx, h.d.DB, pos, projections.WebhooksName)
+}
+
+type registerWebhookBody struct {
+	URL              string   `json:"url"`
+	Description      string   `json:"description"`
+	EventTypes       []string `json:"eventTypes"`
+	ReceiveAllEvents bool     `json:"receiveAllEvents"`
+}
+
+type registeredWebhookBody struct {
+	projections.Webhook
+	// Secret is shown once, here.
+	Secret string `json:"secret"`
+}
+
+func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var in registerWebhookBody
+	if _, err := decodeJSON(r, &in); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	reg, err := h.d.Commands.Register(r.Context(), scope, accountsMeta(r), ledger.RegisterWebhook{
+		URL: in.URL, Description: in.Description, EventTypes: in.EventTypes, ReceiveAllEvents: in.ReceiveAllEvents,
+	})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := h.wait(r.Context(), reg.Position); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	wh, err := projections.GetWebhook(r.Context(), h.d.DB, scope, reg.Event.WebhookID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, registeredWebhookBody{Webhook: wh, Secret: reg.Secret})
+}
+
+func (h *webhookHandlers) list(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := parsePage(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list, total, err := projections.ListWebhooks(r.Context(), h.d.DB, scope, p.Offset(), p.Limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeList(w, p, total, list)
+}
+
+func (h *webhookHandlers) delete(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	res, err := h.d.Commands.Delete(r.Context(), scope, accountsMeta(r), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := h.wait(r.Context(), res.Position); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+}
+
+func (h *webhookHandlers) deliveries(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := parsePage(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list, total, err := webhooks.ListDeliveries(r.Context(), h.d.DB, scope, mux.Vars(r)["id"], p.Offset(), p.Limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeList(w, p, total, list)
+}
+
+func (h *webhookHandlers) retry(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v := mux.Vars(r)
+	d, err := webhooks.Retry(r.Context(), h.d.DB, scope, v["id"], v["deliveryId"])
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
+}
+
+type testWebhookBody struct {
+	WebhookID  string `json:"webhookId"`
+	EventID    string `json:"eventId"`
+	DeliveryID string `json:"deliveryId"`
+	Type       string `json:"type"`
+	Status     string `json:"status"`
+}
+
+func (h *webhookHandlers) test(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	res, err := h.d.Commands.RequestTest(r.Context(), scope, accountsMeta(r), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := h.wait(r.Context(), res.Position); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	evt := projections.WebhookEventID(res.Events[0].ID.String(), "webhook.test", 0)
+	writeJSON(w, http.StatusAccepted, testWebhookBody{
+		WebhookID: id, EventID: evt, DeliveryID: projections.WebhookDeliveryID(id, evt), Type: "webhook.test", Status: "PENDING",
+	})
+}
+
+func (h *webhookHandlers) health(w http.ResponseWriter, r *http.Request) {
+	scope, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	hl, err := webhooks.GetHealth(r.Context(), h.d.DB, scope, time.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hl)
+}

@@ -1,0 +1,5 @@
+package webhooks
+
+import "syscall"
+
+var errConnRefused error = syscall.ECONNREFUSED
