@@ -92,3 +92,41 @@ func TestAuthenticatedResponsesMatchOpenAPI(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 	check(t, "POST", "/v1/partner/users", resp)
 }
+
+// TestWebhookResponsesMatchOpenAPI registers, tests, lists and deletes a
+// webhook and checks each answer against the document.
+func TestWebhookResponsesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t)
+	p := srv.NewPartner(t, "sandbox")
+
+	resp := p.Do(t, "POST", "/v1/partner/webhooks", map[string]any{"url": srv.URL + "/hook", "description": "d", "eventTypes": []string{"action.completed"}})
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	var wh struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(check(t, "POST", "/v1/partner/webhooks", resp), &wh))
+
+	resp = p.Do(t, "POST", "/v1/partner/webhooks/"+wh.ID+"/test", nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	var queued struct {
+		DeliveryID string `json:"deliveryId"`
+	}
+	require.NoError(t, json.Unmarshal(check(t, "POST", "/v1/partner/webhooks/"+wh.ID+"/test", resp), &queued))
+
+	for _, path := range []string{"/v1/partner/webhooks", "/v1/partner/webhooks/" + wh.ID + "/deliveries", "/v1/partner/dashboard/webhooks/health"} {
+		resp := p.Do(t, "GET", path, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		check(t, "GET", path, resp)
+	}
+	retry := "/v1/partner/webhooks/" + wh.ID + "/deliveries/" + queued.DeliveryID + "/retry"
+	check(t, "POST", retry, p.Do(t, "POST", retry, nil))
+
+	resp = p.Do(t, "POST", "/v1/partner/webhooks", map[string]any{"url": "not a url"})
+	require.GreaterOrEqual(t, resp.StatusCode, 400)
+	check(t, "POST", "/v1/partner/webhooks", resp)
+
+	resp = p.Do(t, "DELETE", "/v1/partner/webhooks/"+wh.ID, nil)
+	require.Less(t, resp.StatusCode, 300)
+	check(t, "DELETE", "/v1/partner/webhooks/"+wh.ID, resp)
+}

@@ -206,7 +206,9 @@ func TestOpenAPITokensAreIntegers(t *testing.T) {
 	require.Equal(t, []string{
 		"#/components/schemas/DecimalInput/oneOf/1",
 		"#/components/schemas/SubmitActionRequest/properties/amount/oneOf/1",
-		"#/components/schemas/WebhookHealth/properties/webhooks/items/properties/successRate",
+		"#/components/schemas/WebhookHealth/properties/latencyMs/properties/p50",
+		"#/components/schemas/WebhookHealth/properties/latencyMs/properties/p99",
+		"#/components/schemas/WebhookHealth/properties/successRate",
 	}, numbers)
 }
 

@@ -61,7 +61,7 @@ func TestValidateResponseAcceptsConformingAnswers(t *testing.T) {
 	errBody := `{"statusCode":402,"code":"INSUFFICIENT_POOL","error":"Payment Required","message":"no","requestId":"req_0123456789abcdef01234567"}`
 	require.NoError(t, apitest.ValidateResponse("POST", "/v1/partner/actions/submit", 402, headers(true), []byte(errBody)))
 
-	require.NoError(t, apitest.ValidateResponse("DELETE", "/v1/partner/webhooks/wh_1", 204, headers(true), nil))
+	require.NoError(t, apitest.ValidateResponse("DELETE", "/v1/partner/keys/key_1", 204, headers(true), nil))
 
 	user := `{"id":"pusr_3f9c2a7e0b6d4e1f8a5c9d2e7b4a1c6f","partnerUserId":"u1","email":null,"metadata":{"any":{"thing":1}},"createdAt":"2026-01-01T00:00:00Z"}`
 	require.NoError(t, apitest.ValidateResponse("GET", "/v1/partner/users/u1", 200, headers(true), []byte(user)))
@@ -93,7 +93,7 @@ func TestValidateResponseCatchesDrift(t *testing.T) {
 		require.Error(t, err, name)
 		t.Log(name, ": ", err)
 	}
-	require.Error(t, apitest.ValidateResponse("DELETE", "/v1/partner/webhooks/wh_1", 204, headers(true), []byte(`{"ok":true}`)))
+	require.Error(t, apitest.ValidateResponse("DELETE", "/v1/partner/keys/key_1", 204, headers(true), []byte(`{"ok":true}`)))
 	require.Error(t, apitest.ValidateResponse("GET", "/v1/partner/nope", 200, headers(true), []byte(`{}`)))
 	nested := `{"data":[{"id":"pusr_3f9c2a7e0b6d4e1f8a5c9d2e7b4a1c6f","partnerUserId":"u1","createdAt":"2026-01-01T00:00:00Z","extra":1}],"pagination":{"page":1,"limit":20,"total":1,"hasMore":false}}`
 	require.ErrorContains(t, apitest.ValidateResponse("GET", "/v1/partner/users", 200, headers(true), []byte(nested)), "$.data[0].extra")

@@ -207,7 +207,7 @@ func operations() []op {
 		{method: "POST", path: "/v1/partner/webhooks", id: "createWebhook", tag: "Webhooks", body: "CreateWebhookRequest", status: 201, result: "WebhookCreated",
 			desc: "The answer carries `secret` (`whsec_…`) once: keep it to check `X-SIR-Signature`."},
 		{method: "GET", path: "/v1/partner/webhooks", id: "listWebhooks", tag: "Webhooks", paged: true, result: "WebhookList"},
-		{method: "DELETE", path: "/v1/partner/webhooks/:id", id: "deleteWebhook", tag: "Webhooks", status: 204,
+		{method: "DELETE", path: "/v1/partner/webhooks/:id", id: "deleteWebhook", tag: "Webhooks", status: 200, result: "WebhookDeleted",
 			desc: "Stops all deliveries to the endpoint, pending retries included.",
 			errs: map[int]string{404: "`WEBHOOK_NOT_FOUND`."}},
 		{method: "GET", path: "/v1/partner/webhooks/:id/deliveries", id: "listWebhookDeliveries", tag: "Webhooks", paged: true, result: "WebhookDeliveryList",
@@ -216,8 +216,8 @@ func operations() []op {
 		{method: "POST", path: "/v1/partner/webhooks/:id/deliveries/:deliveryId/retry", id: "retryWebhookDelivery", tag: "Webhooks", status: 202, result: "WebhookDelivery",
 			desc: "Queues one more attempt of the delivery now (same event id and body, fresh timestamp and signature); the answer is the delivery, PENDING.",
 			errs: map[int]string{404: "`WEBHOOK_NOT_FOUND`, `DELIVERY_NOT_FOUND`.", 409: "`WEBHOOK_DISABLED`."}},
-		{method: "POST", path: "/v1/partner/webhooks/:id/test", id: "testWebhook", tag: "Webhooks", status: 202, result: "WebhookDelivery",
-			desc: "Sends a `webhook.test` event to this endpoint (whatever its eventTypes); the answer is the new delivery, PENDING.",
+		{method: "POST", path: "/v1/partner/webhooks/:id/test", id: "testWebhook", tag: "Webhooks", status: 202, result: "WebhookTestQueued",
+			desc: "Sends a `webhook.test` event to this endpoint (whatever its eventTypes); the answer names the queued delivery.",
 			errs: map[int]string{404: "`WEBHOOK_NOT_FOUND`.", 409: "`WEBHOOK_DISABLED`."}},
 	}
 }
