@@ -184,7 +184,7 @@ func (r *Relay) drain() {
 	if _, err := r.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, r.opts.Name); err != nil {
 		return
 	}
-	if _, err := bus.EnsureStream(ctx, r.js, r.opts.Bus); err != nil {
+	if _, err := bus.OpenStream(ctx, r.js, r.opts.Bus); err != nil {
 		r.log.Warn("relay could not drain at shutdown; events stay in PostgreSQL for the next start", "err", err)
 		return
 	}

@@ -216,7 +216,7 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 }
 
 func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstream.Msg, broken chan<- error) (jetstream.ConsumeContext, error) {
-	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
+	st, err := bus.OpenStream(ctx, r.js, r.opts.Bus)
 	if err != nil {
 		return nil, err
 	}

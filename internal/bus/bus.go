@@ -5,8 +5,10 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,11 +69,38 @@ func token(s string) string {
 	}, s)
 }
 
-// EnsureStream creates or updates the event stream. It uses only settings
-// that nats-server 2.9 understands, so an older external server works.
+// ensureMu serialises stream creation and updates within a process: two
+// concurrent updates of one stream race inside an embedded nats-server.
+var ensureMu sync.Mutex
+
+// EnsureStream creates or updates the event stream (the relay calls it
+// once per leadership). It uses only settings that nats-server 2.9
+// understands, so an older external server works.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
+	return js.CreateOrUpdateStream(ctx, streamConfig(c))
+}
+
+// OpenStream returns the event stream, creating it if it does not exist
+// but never updating it: consumers call this, the relay owns the settings.
+func OpenStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	c = c.WithDefaults()
-	return js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	st, err := js.Stream(ctx, c.Stream)
+	if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return st, err
+	}
+	ensureMu.Lock()
+	defer ensureMu.Unlock()
+	if st, err := js.Stream(ctx, c.Stream); err == nil {
+		return st, nil
+	}
+	return js.CreateStream(ctx, streamConfig(c))
+}
+
+func streamConfig(c Config) jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
 		Name:       c.Stream,
 		Subjects:   []string{c.SubjectPrefix + ".>"},
 		Storage:    jetstream.FileStorage,
@@ -79,5 +108,5 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstr
 		Replicas:   c.Replicas,
 		Duplicates: c.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
-	})
+	}
 }
