@@ -19,8 +19,8 @@ func TestHTTPCampaignsBudgetRaceActiveAndSchedule(t *testing.T) {
 
 	var c map[string]any
 	require.Equal(t, 201, p.JSON(t, http.MethodPost, "/v1/partner/campaigns", map[string]any{
-		"name": "Holiday x2", "status": "ACTIVE", "multiplier": "2", "actionTypes": []string{"PURCHASE"}, "tokenBudget": 100,
-		"splits": []map[string]any{{"stakeholderTypeCode": "CUSTOMER", "percentage": 100}},
+		"name": "Holiday x2", "status": "ACTIVE", "multiplier": "2", "actionTypes": []string{"PURCHASE"}, "budget": 100,
+		"splits": []map[string]any{{"stakeholderTypeCode": "CUSTOMER", "percent": 100}},
 	}, &c))
 	id := c["id"].(string)
 	require.Regexp(t, `^cmp_[0-9a-f]{32}$`, id)
@@ -29,7 +29,7 @@ func TestHTTPCampaignsBudgetRaceActiveAndSchedule(t *testing.T) {
 	require.Equal(t, 409, p.JSON(t, http.MethodPost, "/v1/partner/campaigns", map[string]any{"name": "second", "status": "ACTIVE"}, &e))
 	require.Equal(t, "CAMPAIGN_ALREADY_ACTIVE", e["code"])
 	require.Equal(t, 400, p.JSON(t, http.MethodPost, "/v1/partner/campaigns", map[string]any{"name": "bad",
-		"splits": []map[string]any{{"stakeholderTypeCode": "CUSTOMER", "percentage": 60}}}, &e))
+		"splits": []map[string]any{{"stakeholderTypeCode": "CUSTOMER", "percent": 60}}}, &e))
 
 	// Budget 100, each action needs 20 (10 × 2): exactly 5 of 16 complete.
 	var mu sync.Mutex
@@ -55,8 +55,7 @@ func TestHTTPCampaignsBudgetRaceActiveAndSchedule(t *testing.T) {
 	var active map[string]any
 	require.Equal(t, 200, p.JSON(t, http.MethodGet, u("/v1/partner/campaigns/active"), nil, &active))
 	require.Equal(t, id, active["id"])
-	require.Equal(t, float64(100), active["tokensDistributed"])
-	require.Equal(t, float64(0), active["budgetRemaining"])
+	require.Equal(t, map[string]any{"total": float64(100), "used": float64(100), "remaining": float64(0)}, active["budget"])
 	var an struct {
 		Actions           struct{ Total, Completed, Failed int64 }
 		TokensDistributed int64

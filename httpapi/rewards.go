@@ -313,17 +313,19 @@ type bulkResult struct {
 	Index             int        `json:"index"`
 	Status            string     `json:"status"`
 	ActionID          string     `json:"actionId,omitempty"`
+	IdempotencyKey    string     `json:"idempotencyKey,omitempty"`
 	TokensDistributed *int64     `json:"tokensDistributed,omitempty"`
-	Replayed          bool       `json:"idempotentReplay,omitempty"`
+	TransactionIDs    []string   `json:"transactionIds,omitempty"`
 	Error             *bulkError `json:"error,omitempty"`
 }
 
 type bulkSummary struct {
-	Total     int `json:"total"`
-	Completed int `json:"completed"`
-	Failed    int `json:"failed"`
-	Rejected  int `json:"rejected"`
-	Replayed  int `json:"replayed"`
+	Total             int   `json:"total"`
+	Completed         int   `json:"completed"`
+	Replayed          int   `json:"replayed"`
+	Failed            int   `json:"failed"`
+	Rejected          int   `json:"rejected"`
+	TokensDistributed int64 `json:"tokensDistributed"`
 }
 
 func (a *rewardsAPI) bulkActions(w http.ResponseWriter, r *http.Request) {
@@ -347,14 +349,21 @@ func (a *rewardsAPI) bulkActions(w http.ResponseWriter, r *http.Request) {
 	res := make([]bulkResult, len(items))
 	sum := bulkSummary{Total: len(items)}
 	for i, it := range items {
-		br := bulkResult{Index: i, ActionID: it.Outcome.ActionID}
+		br := bulkResult{Index: i, ActionID: it.Outcome.ActionID, IdempotencyKey: in.Actions[i].IdempotencyKey}
 		switch {
 		case it.Err == nil:
 			tok := it.Outcome.TokensDistributed
-			br.Status, br.TokensDistributed, br.Replayed = ledger.StatusCompleted, &tok, it.Outcome.Replayed
-			sum.Completed++
+			br.TokensDistributed, br.TransactionIDs = &tok, it.Outcome.TransactionIDs
+			if br.TransactionIDs == nil {
+				br.TransactionIDs = []string{}
+			}
 			if it.Outcome.Replayed {
+				br.Status = "REPLAYED"
 				sum.Replayed++
+			} else {
+				br.Status = ledger.StatusCompleted
+				sum.Completed++
+				sum.TokensDistributed += tok
 			}
 		default:
 			status, e := statusOf(it.Err)
@@ -502,7 +511,7 @@ func (a *rewardsAPI) poolBalance(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, pool)
+	writeJSON(w, http.StatusOK, pool.Balance())
 }
 
 func (a *rewardsAPI) requestAllocation(w http.ResponseWriter, r *http.Request) {
@@ -521,12 +530,16 @@ func (a *rewardsAPI) requestAllocation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, struct {
-		ID          string `json:"id"`
-		TokenPoolID string `json:"tokenPoolId"`
-		Amount      int64  `json:"amount"`
-		Status      string `json:"status"`
-	}{out.RequestID, out.PoolID, out.Amount, out.Status})
+	if err := projections.WaitPosition(r.Context(), a.DB, out.Position, a.ReadWait); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	req, err := projections.GetAllocationRequest(r.Context(), a.DB, projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}, out.RequestID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, req)
 }
 
 func (a *rewardsAPI) listRequests(w http.ResponseWriter, r *http.Request) {
@@ -557,8 +570,8 @@ func (a *rewardsAPI) listRequests(w http.ResponseWriter, r *http.Request) {
 
 func txnFilter(r *http.Request) (projections.TransactionFilter, error) {
 	q := r.URL.Query()
-	f := projections.TransactionFilter{Type: q.Get("type"), ActionID: q.Get("actionId")}
-	for _, k := range []string{"userId", "partnerUserId", "externalId"} {
+	f := projections.TransactionFilter{Type: q.Get("type"), ActionID: q.Get("actionId"), PoolID: q.Get("poolId")}
+	for _, k := range []string{"partnerUserId", "userId", "externalId"} {
 		if f.UserID == "" {
 			f.UserID = q.Get(k)
 		}

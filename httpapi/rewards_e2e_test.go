@@ -274,7 +274,7 @@ func TestHTTPBadInputWritesNothing(t *testing.T) {
 	require.Equal(t, "TOO_MANY_ACTIONS", e["code"])
 	nouser := submitBody("nouser", "10", "ghost")
 	nouser["autoCreateUsers"] = false
-	require.Equal(t, 404, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", nouser, &e))
+	require.Equal(t, 422, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", nouser, &e))
 	require.Equal(t, "USER_NOT_FOUND", e["code"])
 	require.Equal(t, 400, p.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"email": "x@example.com"}, &e))
 	require.Equal(t, before, eventCount(t, srv))
@@ -288,9 +288,9 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 
 	// Users.
 	var usr map[string]any
-	require.Equal(t, 201, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1", "email": "one@example.com", "firstName": "One"}, &usr))
+	require.Equal(t, 201, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"partnerUserId": "ext-1", "email": "one@example.com", "firstName": "One"}, &usr))
 	require.Regexp(t, `^pusr_[0-9a-f]{32}$`, usr["id"])
-	require.Equal(t, 409, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"externalId": "ext-1"}, &usr))
+	require.Equal(t, 409, a.JSON(t, http.MethodPost, "/v1/partner/users", map[string]any{"partnerUserId": "ext-1"}, &usr))
 	require.Equal(t, 200, a.JSON(t, http.MethodPatch, "/v1/partner/users/ext-1", map[string]any{"metadata": map[string]any{"vip": true}}, &usr))
 	require.Equal(t, map[string]any{"vip": true}, usr["metadata"])
 
@@ -313,11 +313,12 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 		submitBody("b-0", "5", "ext-1"), submitBody("b-1", "7.5", "ext-1", "ext-2"), bad}}, &bulk))
 	require.Len(t, bulk.Results, 3)
 	require.Equal(t, first["actionId"], bulk.Results[0].ActionID)
+	require.Equal(t, "REPLAYED", bulk.Results[0].Status)
 	require.Equal(t, "COMPLETED", bulk.Results[1].Status)
 	require.Equal(t, int64(8), *bulk.Results[1].TokensDistributed)
 	require.Equal(t, "REJECTED", bulk.Results[2].Status)
 	require.Equal(t, "VALIDATION_ERROR", bulk.Results[2].Error.Code)
-	require.Equal(t, map[string]int{"total": 3, "completed": 2, "failed": 0, "rejected": 1, "replayed": 1}, bulk.Summary)
+	require.Equal(t, map[string]int{"total": 3, "completed": 1, "failed": 0, "rejected": 1, "replayed": 1, "tokensDistributed": 8}, bulk.Summary)
 
 	var users struct {
 		Data       []map[string]any
@@ -371,8 +372,8 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 	res, err := ledger.ApprovePartner(context.Background(), srv.Store, events.Metadata{Actor: "test"}, a.PartnerID)
 	require.NoError(t, err)
 	srv.WaitAccounts(t, res.Position)
-	prod := *a
-	prod.Env, prod.KeyID, prod.SecretKey, prod.HMACSecret, prod.PublicKey = "production", key.ID, key.SecretKey, key.HMACSecret, key.PublicKey
+	prod := &apptest.Partner{Srv: srv, PartnerID: a.PartnerID, Env: "production", KeyID: key.ID, SecretKey: key.SecretKey,
+		HMACSecret: key.HMACSecret, PublicKey: key.PublicKey, Token: a.Token}
 	for _, path := range []string{"/v1/partner/users", "/v1/partner/actions", "/v1/partner/transactions", "/v1/partner/token-pools"} {
 		require.Equal(t, 200, prod.JSON(t, http.MethodGet, u(path), nil, &list))
 		require.Equal(t, int64(0), list.Pagination.Total, path)

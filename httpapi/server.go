@@ -112,6 +112,7 @@ func New(d Deps) *Server {
 	if d.Gatherer != nil {
 		s.router.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	}
+	routeDocs(s.router)
 	preflighted := map[string]bool{}
 	for _, rt := range Routes() {
 		h := d.Handlers[rt.Key()]

@@ -109,6 +109,8 @@ func ResponseBody(c *events.ActionCompleted) []byte {
 // error is returned too, and ActionID/Status say what was recorded.
 type ActionOutcome struct {
 	ActionID          string
+	IdempotencyKey    string
+	TransactionIDs    []string
 	Status            string
 	Replayed          bool
 	Body              []byte
@@ -225,7 +227,7 @@ func (s *Store) SubmitAction(ctx context.Context, sc Scope, meta events.Metadata
 
 func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Metadata, n normalizedAction) (ActionOutcome, error) {
 	in := n.in
-	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey)}
+	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
 	var refusal *Error
 	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
 		refusal = nil
@@ -242,7 +244,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			}
 			if act.Completed != nil {
 				out.Replayed, out.Status, out.Body = true, act.Status, ResponseBody(act.Completed)
-				out.TokensDistributed = act.Completed.TokensDistributed
+				out.TokensDistributed, out.TransactionIDs = act.Completed.TokensDistributed, act.Completed.TransactionIDs
 				return nil
 			}
 		}
@@ -256,7 +258,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			uid := EndUserID(sc, sh.PartnerUserID)
 			if !ust.State.(*EndUser).Exists {
 				if !in.AutoCreateUsers {
-					e := Errorf(KindNotFound, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
+					e := Errorf(KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
 					e.Details = []FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
 					return e
 				}
@@ -326,7 +328,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			pool.afterDebit(ss, sc, plan.total)
 			plan.emitBudget(ss, out.ActionID)
 		}
-		out.Status, out.Body, out.TokensDistributed = StatusCompleted, ResponseBody(&done), plan.total
+		out.Status, out.Body, out.TokensDistributed, out.TransactionIDs = StatusCompleted, ResponseBody(&done), plan.total, txids
 		return nil
 	}})
 	out.Position = res.Position

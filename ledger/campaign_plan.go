@@ -44,7 +44,7 @@ func planReward(ss *Session, sc Scope, n normalizedAction, rewards []events.Acti
 			return plan, e
 		}
 		if !c.applies(n.in.ActionType, now) {
-			return plan, Errorf(KindUnprocessable, "CAMPAIGN_NOT_APPLICABLE", "campaign %s is %s or does not reward %s actions now", id, c.Status, n.in.ActionType)
+			return plan, Errorf(KindUnprocessable, "CAMPAIGN_NOT_ACTIVE", "campaign %s is %s or does not reward %s actions now", id, c.Status, n.in.ActionType)
 		}
 	} else if a := cs.ByID[cs.Active]; a != nil && a.applies(n.in.ActionType, now) {
 		c = a

@@ -96,7 +96,9 @@ type TierInput struct {
 // SplitInput gives a stakeholder type a percentage of each reward.
 type SplitInput struct {
 	StakeholderTypeCode string      `json:"stakeholderTypeCode"`
-	Percentage          DecimalText `json:"percentage"`
+	Percent             DecimalText `json:"percent"`
+	// Percentage is accepted as an alias of Percent.
+	Percentage DecimalText `json:"percentage"`
 }
 
 // CampaignInput creates a campaign (POST /campaigns).
@@ -110,7 +112,8 @@ type CampaignInput struct {
 	Multiplier  DecimalText  `json:"multiplier"`
 	Tiers       []TierInput  `json:"tiers"`
 	Splits      []SplitInput `json:"splits"`
-	TokenBudget *int64       `json:"tokenBudget"`
+	Budget      *int64       `json:"budget"`
+	TokenBudget *int64       `json:"tokenBudget"` // alias of Budget
 	TokenPoolID string       `json:"tokenPoolId"`
 }
 
@@ -125,7 +128,8 @@ type CampaignPatch struct {
 	Multiplier  *DecimalText  `json:"multiplier"`
 	Tiers       *[]TierInput  `json:"tiers"`
 	Splits      *[]SplitInput `json:"splits"`
-	TokenBudget *int64        `json:"tokenBudget"`
+	Budget      *int64        `json:"budget"`
+	TokenBudget *int64        `json:"tokenBudget"` // alias of Budget
 	TokenPoolID *string       `json:"tokenPoolId"`
 }
 
@@ -150,7 +154,11 @@ func tiersConfig(in []TierInput, issues *[]FieldIssue) []events.CampaignTier {
 func splitsConfig(in []SplitInput, issues *[]FieldIssue) []events.CampaignSplit {
 	out := []events.CampaignSplit{}
 	for i, s := range in {
-		p := parseDec(fmt.Sprintf("splits[%d].percentage", i), s.Percentage, issues)
+		pc := s.Percent
+		if pc == "" {
+			pc = s.Percentage
+		}
+		p := parseDec(fmt.Sprintf("splits[%d].percent", i), pc, issues)
 		out = append(out, events.CampaignSplit{StakeholderTypeCode: s.StakeholderTypeCode, Percentage: p.String()})
 	}
 	return out
@@ -204,7 +212,7 @@ func checkConfig(c *events.CampaignConfig) []FieldIssue {
 		for i, s := range c.Splits {
 			p, err := decimal.NewFromString(s.Percentage)
 			if err != nil || !p.IsPositive() {
-				add(fmt.Sprintf("splits[%d].percentage", i), "must be greater than 0")
+				add(fmt.Sprintf("splits[%d].percent", i), "must be greater than 0")
 			}
 			if !actionTypeRE.MatchString(s.StakeholderTypeCode) || seen[s.StakeholderTypeCode] {
 				add(fmt.Sprintf("splits[%d].stakeholderTypeCode", i), "must be a distinct upper-case code")
@@ -213,7 +221,7 @@ func checkConfig(c *events.CampaignConfig) []FieldIssue {
 			sum = sum.Add(p)
 		}
 		if !sum.Equal(decimal.NewFromInt(100)) {
-			add("splits", "percentages must add up to 100")
+			add("splits", "percents must add up to 100")
 		}
 	}
 	if c.Tiers == nil {
@@ -223,7 +231,7 @@ func checkConfig(c *events.CampaignConfig) []FieldIssue {
 		c.Splits = []events.CampaignSplit{}
 	}
 	if c.TokenBudget != nil && *c.TokenBudget <= 0 {
-		add("tokenBudget", "must be a positive whole number of tokens")
+		add("budget", "must be a positive whole number of tokens")
 	}
 	return issues
 }
@@ -277,6 +285,9 @@ type CampaignOutcome struct {
 // CreateCampaign creates a campaign in status DRAFT (default), SCHEDULED
 // (needs startsAt) or ACTIVE.
 func (s *Store) CreateCampaign(ctx context.Context, sc Scope, meta events.Metadata, in CampaignInput) (CampaignOutcome, error) {
+	if in.Budget != nil {
+		in.TokenBudget = in.Budget
+	}
 	var issues []FieldIssue
 	cfg := events.CampaignConfig{Name: in.Name, Description: in.Description, StartsAt: utcPtr(in.StartsAt), EndsAt: utcPtr(in.EndsAt),
 		ActionTypes: in.ActionTypes, Tiers: tiersConfig(in.Tiers, &issues), Splits: splitsConfig(in.Splits, &issues),
@@ -331,6 +342,9 @@ func utcPtr(t *time.Time) *time.Time {
 // UpdateCampaign changes a campaign's configuration and/or status. An
 // ENDED campaign cannot change; the budget cannot drop below what is spent.
 func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metadata, id string, p CampaignPatch) (CampaignOutcome, error) {
+	if p.Budget != nil {
+		p.TokenBudget = p.Budget
+	}
 	var perr []FieldIssue
 	var tiers []events.CampaignTier
 	var splits []events.CampaignSplit
@@ -396,8 +410,8 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 			set(func() { cfg.TokenPoolID = *p.TokenPoolID })
 		}
 		issues := checkConfig(&cfg)
-		if cfg.TokenBudget != nil && *cfg.TokenBudget < c.Net() {
-			issues = append(issues, FieldIssue{Field: "tokenBudget", Issue: fmt.Sprintf("must be at least the %d tokens already distributed", c.Net())})
+		if len(issues) == 0 && cfg.TokenBudget != nil && *cfg.TokenBudget < c.Net() {
+			return Errorf(KindConflict, "BUDGET_BELOW_USED", "the budget cannot be below the %d tokens already distributed", c.Net())
 		}
 		to := c.Status
 		if p.Status != nil && *p.Status != c.Status {

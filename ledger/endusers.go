@@ -40,7 +40,10 @@ const MaxMetadataBytes = 16 << 10
 
 // UserInput creates an end user.
 type UserInput struct {
-	ExternalID string          `json:"externalId"`
+	// PartnerUserID is the partner's id for the user; ExternalID is
+	// accepted as an alias.
+	PartnerUserID string          `json:"partnerUserId"`
+	ExternalID    string          `json:"externalId"`
 	Email      string          `json:"email"`
 	FirstName  string          `json:"firstName"`
 	LastName   string          `json:"lastName"`
@@ -109,8 +112,11 @@ type UserOutcome struct {
 
 // CreateUser registers an end user; an existing external id is 409 USER_EXISTS.
 func (s *Store) CreateUser(ctx context.Context, sc Scope, meta events.Metadata, in UserInput) (UserOutcome, error) {
+	if in.ExternalID == "" {
+		in.ExternalID = in.PartnerUserID
+	}
 	var issues []FieldIssue
-	for _, fi := range []*FieldIssue{checkExternalID("externalId", in.ExternalID), checkEmail("email", in.Email),
+	for _, fi := range []*FieldIssue{checkExternalID("partnerUserId", in.ExternalID), checkEmail("email", in.Email),
 		checkName("firstName", in.FirstName), checkName("lastName", in.LastName)} {
 		if fi != nil {
 			issues = append(issues, *fi)
@@ -130,7 +136,7 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, meta events.Metadata, 
 			return err
 		}
 		if st.State.(*EndUser).Exists {
-			return Errorf(KindConflict, "USER_EXISTS", "a user with externalId %q already exists", in.ExternalID)
+			return Errorf(KindConflict, "USER_EXISTS", "a user with partnerUserId %q already exists", in.ExternalID)
 		}
 		ss.Emit(st.ID, events.EndUserCreated{UserID: out.UserID, ExternalID: in.ExternalID, Email: in.Email,
 			FirstName: in.FirstName, LastName: in.LastName, Metadata: md})

@@ -178,7 +178,8 @@ func (s *Store) ProvisionPool(ctx context.Context, sc Scope, meta events.Metadat
 
 // AllocationInput is a partner's request for more tokens.
 type AllocationInput struct {
-	TokenPoolID string `json:"tokenPoolId"`
+	PoolID      string `json:"poolId"`
+	TokenPoolID string `json:"tokenPoolId"` // alias of PoolID
 	Amount      int64  `json:"amount"`
 	Reason      string `json:"reason"`
 }
@@ -207,6 +208,9 @@ func (s *Store) RequestAllocation(ctx context.Context, sc Scope, meta events.Met
 	}
 	if len(issues) > 0 {
 		return AllocationOutcome{}, Invalid("invalid allocation request", issues...)
+	}
+	if in.TokenPoolID == "" {
+		in.TokenPoolID = in.PoolID
 	}
 	poolID := in.TokenPoolID
 	if poolID == "" {

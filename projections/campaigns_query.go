@@ -12,47 +12,67 @@ import (
 	"github.com/sirgiving/ledger/ledger"
 )
 
-// CampaignView is a campaign as the API shows it.
-type CampaignView struct {
-	ID                string                 `json:"id"`
-	Name              string                 `json:"name"`
-	Description       string                 `json:"description"`
-	Status            string                 `json:"status"`
-	StartsAt          *time.Time             `json:"startsAt"`
-	EndsAt            *time.Time             `json:"endsAt"`
-	ActionTypes       []string               `json:"actionTypes"`
-	Multiplier        string                 `json:"multiplier"`
-	Tiers             []events.CampaignTier  `json:"tiers"`
-	Splits            []events.CampaignSplit `json:"splits"`
-	TokenBudget       *int64                 `json:"tokenBudget"`
-	TokensDistributed int64                  `json:"tokensDistributed"`
-	BudgetRemaining   *int64                 `json:"budgetRemaining"`
-	TokenPoolID       string                 `json:"tokenPoolId,omitempty"`
-	CreatedAt         time.Time              `json:"createdAt"`
-	UpdatedAt         time.Time              `json:"updatedAt"`
+// CampaignSplitView gives a stakeholder role its percentage.
+type CampaignSplitView struct {
+	StakeholderTypeCode string `json:"stakeholderTypeCode"`
+	Percent             string `json:"percent"`
 }
 
-const campaignCols = `campaign_id, name, description, status, starts_at, ends_at, action_types::text, multiplier, tiers::text, splits::text,
-	token_budget, tokens_spent - tokens_returned, token_pool_id, created_at, updated_at`
+// CampaignBudget is a campaign's token budget; Used is net of reversals.
+type CampaignBudget struct {
+	Total     int64 `json:"total"`
+	Used      int64 `json:"used"`
+	Remaining int64 `json:"remaining"`
+}
+
+// CampaignView is a campaign as the API shows it (OpenAPI Campaign).
+// Budget is null for a campaign without a token budget.
+type CampaignView struct {
+	ID          string                `json:"id"`
+	Name        string                `json:"name"`
+	Description *string               `json:"description"`
+	Status      string                `json:"status"`
+	StartsAt    *time.Time            `json:"startsAt"`
+	EndsAt      *time.Time            `json:"endsAt"`
+	ActionTypes []string              `json:"actionTypes"`
+	Multiplier  string                `json:"multiplier"`
+	Tiers       []events.CampaignTier `json:"tiers"`
+	Splits      []CampaignSplitView   `json:"splits"`
+	Budget      *CampaignBudget       `json:"budget"`
+	TokenPoolID *string               `json:"tokenPoolId"`
+	CreatedAt   time.Time             `json:"createdAt"`
+	UpdatedAt   time.Time             `json:"updatedAt"`
+
+	// TokensDistributed is what the campaign paid, net of reversals.
+	TokensDistributed int64 `json:"-"`
+}
+
+const campaignCols = `campaign_id, name, nullif(description, ''), status, starts_at, ends_at, action_types::text, multiplier, tiers::text, splits::text,
+	token_budget, tokens_spent - tokens_returned, nullif(token_pool_id, ''), created_at, updated_at`
 
 func scanCampaign(row pgx.CollectableRow) (CampaignView, error) {
 	var v CampaignView
 	var at, tiers, splits string
+	var budget *int64
 	if err := row.Scan(&v.ID, &v.Name, &v.Description, &v.Status, &v.StartsAt, &v.EndsAt, &at, &v.Multiplier, &tiers, &splits,
-		&v.TokenBudget, &v.TokensDistributed, &v.TokenPoolID, &v.CreatedAt, &v.UpdatedAt); err != nil {
+		&budget, &v.TokensDistributed, &v.TokenPoolID, &v.CreatedAt, &v.UpdatedAt); err != nil {
 		return v, err
 	}
+	var sp []events.CampaignSplit
 	for _, f := range []struct {
 		raw string
 		dst any
-	}{{at, &v.ActionTypes}, {tiers, &v.Tiers}, {splits, &v.Splits}} {
+	}{{at, &v.ActionTypes}, {tiers, &v.Tiers}, {splits, &sp}} {
 		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
 			return v, err
 		}
 	}
-	if v.TokenBudget != nil {
-		r := *v.TokenBudget - v.TokensDistributed
-		v.BudgetRemaining = &r
+	v.Splits = make([]CampaignSplitView, len(sp))
+	for i, x := range sp {
+		v.Splits[i] = CampaignSplitView{StakeholderTypeCode: x.StakeholderTypeCode, Percent: x.Percentage}
+	}
+	if budget != nil {
+		v.Budget = &CampaignBudget{Total: *budget, Used: v.TokensDistributed, Remaining: *budget - v.TokensDistributed}
 	}
 	v.StartsAt, v.EndsAt, v.CreatedAt, v.UpdatedAt = utc(v.StartsAt), utc(v.EndsAt), v.CreatedAt.UTC(), v.UpdatedAt.UTC()
 	return v, nil
@@ -108,13 +128,13 @@ func ActiveCampaign(ctx context.Context, q ledger.Querier, t Tenant) (CampaignVi
 // CampaignAnalytics is a campaign's performance.
 type CampaignAnalytics struct {
 	CampaignID        string          `json:"campaignId"`
+	Name              string          `json:"name"`
 	Status            string          `json:"status"`
 	Actions           ActionCounts    `json:"actions"`
 	TokensDistributed int64           `json:"tokensDistributed"`
 	TokensReversed    int64           `json:"tokensReversed"`
-	TokenBudget       *int64          `json:"tokenBudget"`
-	BudgetRemaining   *int64          `json:"budgetRemaining"`
 	UniqueUsers       int64           `json:"uniqueUsers"`
+	Budget            *CampaignBudget `json:"budget"`
 	ByActionType      []TypeBreakdown `json:"byActionType"`
 	Daily             []DailyPoint    `json:"daily"`
 }
@@ -136,9 +156,9 @@ type TypeBreakdown struct {
 
 // DailyPoint is one UTC day of activity.
 type DailyPoint struct {
-	Date    string `json:"date"`
-	Actions int64  `json:"actions"`
-	Tokens  int64  `json:"tokens"`
+	Date              string `json:"date"`
+	Actions           int64  `json:"actions"`
+	TokensDistributed int64  `json:"tokensDistributed"`
 }
 
 // GetCampaignAnalytics computes a campaign's performance from the read model.
@@ -147,7 +167,7 @@ func GetCampaignAnalytics(ctx context.Context, q ledger.Querier, t Tenant, id st
 	if err != nil {
 		return CampaignAnalytics{}, err
 	}
-	a := CampaignAnalytics{CampaignID: id, Status: c.Status, TokenBudget: c.TokenBudget, BudgetRemaining: c.BudgetRemaining,
+	a := CampaignAnalytics{CampaignID: id, Name: c.Name, Status: c.Status, Budget: c.Budget,
 		ByActionType: []TypeBreakdown{}, Daily: []DailyPoint{}}
 	actions := Table(RewardsName, "actions")
 	args := []any{t.PartnerID, t.Environment, id}

@@ -54,7 +54,7 @@ CREATE TABLE transactions (
     type text NOT NULL, direction text NOT NULL, tokens bigint NOT NULL,
     user_id text NOT NULL DEFAULT '', external_id text NOT NULL DEFAULT '', action_id text NOT NULL DEFAULT '',
     pool_id text NOT NULL DEFAULT '', campaign_id text NOT NULL DEFAULT '', description text NOT NULL DEFAULT '',
-    created_at timestamptz NOT NULL, position bigint NOT NULL);
+    stakeholder_type_code text NOT NULL DEFAULT '', created_at timestamptz NOT NULL, position bigint NOT NULL);
 CREATE INDEX transactions_tenant ON transactions (partner_id, environment, position DESC);
 CREATE INDEX transactions_user ON transactions (partner_id, environment, user_id, position DESC);
 CREATE TABLE pools (
@@ -155,9 +155,9 @@ func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event
 			if r.Tokens == 0 {
 				continue
 			}
-			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position)
-				VALUES ($1,$2,$3,'REWARD','CREDIT',$4,$5,$6,$7,$8,$9,$10,$11,$12)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
-				v.ActionID, v.PoolID, v.CampaignID, fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency), at, e.Position); err != nil {
+			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
+				VALUES ($1,$2,$3,'REWARD','CREDIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
+				v.ActionID, v.PoolID, v.CampaignID, fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency), at, e.Position, r.StakeholderTypeCode); err != nil {
 				return err
 			}
 			if err := exec(`UPDATE balances SET balance = balance + $4, total_earned = total_earned + $4, updated_at = $5
@@ -176,17 +176,18 @@ func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event
 			v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID, string(sh),
 			jsonOrEmpty(v.Metadata), v.Code, v.Reason, at, e.Position)
 	case events.ActionReversed:
-		if err := exec(`UPDATE actions SET status = 'REVERSED', tokens_reversed = $2, reversal_reason = $3, reversed_at = $4, updated_at = $4
-			WHERE action_id = $1`, v.ActionID, v.TokensReversed, v.Reason, at); err != nil {
+		ids, _ := json.Marshal(v.TransactionIDs)
+		if err := exec(`UPDATE actions SET status = 'REVERSED', tokens_reversed = $2, reversal_reason = $3, reversed_at = $4, updated_at = $4,
+			transaction_ids = transaction_ids || $5::jsonb WHERE action_id = $1`, v.ActionID, v.TokensReversed, v.Reason, at, string(ids)); err != nil {
 			return err
 		}
 		for _, r := range v.Stakeholders {
 			if r.Tokens == 0 {
 				continue
 			}
-			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position)
-				VALUES ($1,$2,$3,'REVERSAL','DEBIT',$4,$5,$6,$7,$8,$9,$10,$11,$12)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
-				v.ActionID, v.PoolID, v.CampaignID, "reversal: "+v.Reason, at, e.Position); err != nil {
+			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
+				VALUES ($1,$2,$3,'REVERSAL','DEBIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
+				v.ActionID, v.PoolID, v.CampaignID, "reversal: "+v.Reason, at, e.Position, r.StakeholderTypeCode); err != nil {
 				return err
 			}
 			if err := exec(`UPDATE balances SET balance = balance - $4, total_reversed = total_reversed + $4, updated_at = $5

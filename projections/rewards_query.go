@@ -90,27 +90,24 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-// UserView is an end user as the API shows it.
+// UserView is an end user as the API shows it (OpenAPI EndUser).
 type UserView struct {
 	ID            string          `json:"id"`
-	ExternalID    string          `json:"externalId"`
-	Email         string          `json:"email"`
-	FirstName     string          `json:"firstName"`
-	LastName      string          `json:"lastName"`
+	PartnerUserID string          `json:"partnerUserId"`
+	Email         *string         `json:"email"`
+	FirstName     *string         `json:"firstName"`
+	LastName      *string         `json:"lastName"`
 	Metadata      json.RawMessage `json:"metadata"`
-	Balance       int64           `json:"balance"`
-	TotalEarned   int64           `json:"totalEarned"`
-	TotalReversed int64           `json:"totalReversed"`
 	CreatedAt     time.Time       `json:"createdAt"`
 	UpdatedAt     time.Time       `json:"updatedAt"`
 }
 
-const userCols = `u.user_id, u.external_id, u.email, u.first_name, u.last_name, u.metadata::text, b.balance, b.total_earned, b.total_reversed, u.created_at, u.updated_at`
+const userCols = `u.user_id, u.external_id, nullif(u.email, ''), nullif(u.first_name, ''), nullif(u.last_name, ''), u.metadata::text, u.created_at, u.updated_at`
 
 func scanEndUser(row pgx.CollectableRow) (UserView, error) {
 	var v UserView
 	var md string
-	err := row.Scan(&v.ID, &v.ExternalID, &v.Email, &v.FirstName, &v.LastName, &md, &v.Balance, &v.TotalEarned, &v.TotalReversed, &v.CreatedAt, &v.UpdatedAt)
+	err := row.Scan(&v.ID, &v.PartnerUserID, &v.Email, &v.FirstName, &v.LastName, &md, &v.CreatedAt, &v.UpdatedAt)
 	v.Metadata, v.CreatedAt, v.UpdatedAt = json.RawMessage(md), v.CreatedAt.UTC(), v.UpdatedAt.UTC()
 	return v, err
 }
@@ -160,10 +157,9 @@ func GetUser(ctx context.Context, q ledger.Querier, t Tenant, externalID string)
 	return v, err
 }
 
-// BalanceView is a user's token balance.
+// BalanceView is a user's token balance (OpenAPI UserBalance).
 type BalanceView struct {
-	UserID        string    `json:"userId"`
-	ExternalID    string    `json:"externalId"`
+	PartnerUserID string    `json:"partnerUserId"`
 	Balance       int64     `json:"balance"`
 	TotalEarned   int64     `json:"totalEarned"`
 	TotalReversed int64     `json:"totalReversed"`
@@ -173,9 +169,9 @@ type BalanceView struct {
 // GetBalance returns a user's balance.
 func GetBalance(ctx context.Context, q ledger.Querier, t Tenant, externalID string) (BalanceView, error) {
 	var v BalanceView
-	err := q.QueryRow(ctx, `SELECT user_id, external_id, balance, total_earned, total_reversed, updated_at FROM `+Table(RewardsName, "balances")+`
+	err := q.QueryRow(ctx, `SELECT external_id, balance, total_earned, total_reversed, updated_at FROM `+Table(RewardsName, "balances")+`
 		WHERE partner_id = $1 AND environment = $2 AND external_id = $3`, t.PartnerID, t.Environment, externalID).
-		Scan(&v.UserID, &v.ExternalID, &v.Balance, &v.TotalEarned, &v.TotalReversed, &v.UpdatedAt)
+		Scan(&v.PartnerUserID, &v.Balance, &v.TotalEarned, &v.TotalReversed, &v.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return v, errUserNotFound(externalID)
 	}
@@ -189,57 +185,76 @@ type ActionFailure struct {
 	Reason string `json:"reason"`
 }
 
-// ActionView is an action as the API shows it.
+// StakeholderShare is one stakeholder's share of an action.
+type StakeholderShare struct {
+	StakeholderTypeCode string `json:"stakeholderTypeCode"`
+	PartnerUserID       string `json:"partnerUserId"`
+	Tokens              int64  `json:"tokens"`
+}
+
+// ActionReversal says how an action was reversed.
+type ActionReversal struct {
+	Reason         *string   `json:"reason"`
+	TokensReversed int64     `json:"tokensReversed"`
+	ReversedAt     time.Time `json:"reversedAt"`
+}
+
+// ActionView is an action as the API shows it (OpenAPI Action).
 type ActionView struct {
-	ActionID          string                `json:"actionId"`
-	IdempotencyKey    string                `json:"idempotencyKey"`
-	ActionType        string                `json:"actionType"`
-	Amount            string                `json:"amount"`
-	Currency          string                `json:"currency"`
-	Status            string                `json:"status"`
-	TokensDistributed int64                 `json:"tokensDistributed"`
-	TokensReversed    int64                 `json:"tokensReversed"`
-	TransactionIDs    []string              `json:"transactionIds"`
-	Stakeholders      []events.ActionReward `json:"stakeholders"`
-	TokenPoolID       string                `json:"tokenPoolId,omitempty"`
-	CampaignID        string                `json:"campaignId,omitempty"`
-	Metadata          json.RawMessage       `json:"metadata"`
-	Failure           *ActionFailure        `json:"failure,omitempty"`
-	ReversalReason    string                `json:"reversalReason,omitempty"`
-	CreatedAt         time.Time             `json:"createdAt"`
-	UpdatedAt         time.Time             `json:"updatedAt"`
-	ReversedAt        *time.Time            `json:"reversedAt,omitempty"`
+	ActionID          string             `json:"actionId"`
+	IdempotencyKey    string             `json:"idempotencyKey"`
+	ActionType        string             `json:"actionType"`
+	Amount            string             `json:"amount"`
+	Currency          string             `json:"currency"`
+	Status            string             `json:"status"`
+	TokensDistributed int64              `json:"tokensDistributed"`
+	TransactionIDs    []string           `json:"transactionIds"`
+	Stakeholders      []StakeholderShare `json:"stakeholders"`
+	CampaignID        *string            `json:"campaignId"`
+	TokenPoolID       *string            `json:"tokenPoolId"`
+	Metadata          json.RawMessage    `json:"metadata"`
+	Failure           *ActionFailure     `json:"failure"`
+	Reversal          *ActionReversal    `json:"reversal"`
+	CreatedAt         time.Time          `json:"createdAt"`
 }
 
 const actionCols = `action_id, idempotency_key, action_type, amount, currency, status, tokens_distributed, tokens_reversed,
-	transaction_ids::text, stakeholders::text, pool_id, campaign_id, metadata::text, failure_code, failure_reason, reversal_reason,
-	created_at, updated_at, reversed_at`
+	transaction_ids::text, stakeholders::text, nullif(pool_id, ''), nullif(campaign_id, ''), metadata::text, failure_code, failure_reason,
+	nullif(reversal_reason, ''), created_at, reversed_at`
 
 func scanAction(row pgx.CollectableRow) (ActionView, error) {
 	var v ActionView
 	var ids, sh, md, fcode, freason string
-	err := row.Scan(&v.ActionID, &v.IdempotencyKey, &v.ActionType, &v.Amount, &v.Currency, &v.Status, &v.TokensDistributed, &v.TokensReversed,
-		&ids, &sh, &v.TokenPoolID, &v.CampaignID, &md, &fcode, &freason, &v.ReversalReason, &v.CreatedAt, &v.UpdatedAt, &v.ReversedAt)
+	var reversed int64
+	var reason *string
+	var reversedAt *time.Time
+	err := row.Scan(&v.ActionID, &v.IdempotencyKey, &v.ActionType, &v.Amount, &v.Currency, &v.Status, &v.TokensDistributed, &reversed,
+		&ids, &sh, &v.TokenPoolID, &v.CampaignID, &md, &fcode, &freason, &reason, &v.CreatedAt, &reversedAt)
 	if err != nil {
 		return v, err
 	}
 	if err := json.Unmarshal([]byte(ids), &v.TransactionIDs); err != nil {
 		return v, err
 	}
-	if err := json.Unmarshal([]byte(sh), &v.Stakeholders); err != nil {
+	var rewards []events.ActionReward
+	if err := json.Unmarshal([]byte(sh), &rewards); err != nil {
 		return v, err
 	}
-	if v.Stakeholders == nil {
-		v.Stakeholders = []events.ActionReward{}
+	v.Stakeholders = make([]StakeholderShare, len(rewards))
+	for i, r := range rewards {
+		v.Stakeholders[i] = StakeholderShare{StakeholderTypeCode: r.StakeholderTypeCode, PartnerUserID: r.PartnerUserID, Tokens: r.Tokens}
 	}
 	if v.TransactionIDs == nil {
 		v.TransactionIDs = []string{}
 	}
 	v.Metadata = json.RawMessage(md)
-	if fcode != "" {
+	if fcode != "" && v.Status == "FAILED" {
 		v.Failure = &ActionFailure{Code: fcode, Reason: freason}
 	}
-	v.CreatedAt, v.UpdatedAt, v.ReversedAt = v.CreatedAt.UTC(), v.UpdatedAt.UTC(), utc(v.ReversedAt)
+	if reversedAt != nil {
+		v.Reversal = &ActionReversal{Reason: reason, TokensReversed: reversed, ReversedAt: reversedAt.UTC()}
+	}
+	v.CreatedAt = v.CreatedAt.UTC()
 	return v, nil
 }
 
@@ -265,7 +280,7 @@ func ListActions(ctx context.Context, q ledger.Querier, t Tenant, f ActionFilter
 		w.add("campaign_id = ?", f.CampaignID)
 	}
 	if f.UserID != "" {
-		b, _ := json.Marshal([]map[string]string{{"partnerUserId": f.UserID}})
+		b, _ := json.Marshal([]map[string]string{{"partnerUserId": f.UserID}}) // containment on the stored stakeholders
 		w.add("stakeholders @> ?::jsonb", string(b))
 	}
 	if f.From != nil {
@@ -301,29 +316,28 @@ func GetAction(ctx context.Context, q ledger.Querier, t Tenant, actionID string)
 	return v, err
 }
 
-// TransactionView is one token movement: REWARD (credit to a user),
-// REVERSAL (debit from a user) or ALLOCATION (credit to a pool).
+// TransactionView is one token movement (OpenAPI Transaction): REWARD
+// credits a user (+tokens), REVERSAL debits one (−tokens), ALLOCATION
+// credits a pool (+tokens); a user's transactions add up to their balance.
 type TransactionView struct {
-	ID            string    `json:"id"`
-	Type          string    `json:"type"`
-	Direction     string    `json:"direction"`
-	Tokens        int64     `json:"tokens"`
-	UserID        string    `json:"userId,omitempty"`
-	PartnerUserID string    `json:"partnerUserId,omitempty"`
-	ActionID      string    `json:"actionId,omitempty"`
-	TokenPoolID   string    `json:"tokenPoolId,omitempty"`
-	CampaignID    string    `json:"campaignId,omitempty"`
-	Description   string    `json:"description"`
-	Status        string    `json:"status"`
-	CreatedAt     time.Time `json:"createdAt"`
+	ID                  string    `json:"id"`
+	Type                string    `json:"type"`
+	Tokens              int64     `json:"tokens"`
+	PartnerUserID       *string   `json:"partnerUserId"`
+	ActionID            *string   `json:"actionId"`
+	PoolID              string    `json:"poolId"`
+	StakeholderTypeCode *string   `json:"stakeholderTypeCode"`
+	CampaignID          *string   `json:"campaignId"`
+	CreatedAt           time.Time `json:"createdAt"`
 }
 
-const txnCols = `transaction_id, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at`
+const txnCols = `transaction_id, type, CASE WHEN direction = 'DEBIT' THEN -tokens ELSE tokens END, nullif(external_id, ''),
+	nullif(action_id, ''), pool_id, nullif(stakeholder_type_code, ''), nullif(campaign_id, ''), created_at`
 
 func scanTxn(row pgx.CollectableRow) (TransactionView, error) {
 	var v TransactionView
-	err := row.Scan(&v.ID, &v.Type, &v.Direction, &v.Tokens, &v.UserID, &v.PartnerUserID, &v.ActionID, &v.TokenPoolID, &v.CampaignID, &v.Description, &v.CreatedAt)
-	v.CreatedAt, v.Status = v.CreatedAt.UTC(), "COMPLETED"
+	err := row.Scan(&v.ID, &v.Type, &v.Tokens, &v.PartnerUserID, &v.ActionID, &v.PoolID, &v.StakeholderTypeCode, &v.CampaignID, &v.CreatedAt)
+	v.CreatedAt = v.CreatedAt.UTC()
 	return v, err
 }
 
@@ -332,6 +346,7 @@ type TransactionFilter struct {
 	Type     string
 	UserID   string // external id
 	ActionID string
+	PoolID   string
 	From, To *time.Time
 }
 
@@ -346,6 +361,9 @@ func ListTransactions(ctx context.Context, q ledger.Querier, t Tenant, f Transac
 	}
 	if f.ActionID != "" {
 		w.add("action_id = ?", f.ActionID)
+	}
+	if f.PoolID != "" {
+		w.add("pool_id = ?", f.PoolID)
 	}
 	if f.From != nil {
 		w.add("created_at >= ?", *f.From)
@@ -393,8 +411,8 @@ type PoolAutoRefill struct {
 	Amount    int64 `json:"amount"`
 }
 
-// PoolView is a token pool as the API shows it. Allocated = Available +
-// Distributed − Returned always holds.
+// PoolView is a token pool as the API shows it (OpenAPI TokenPool).
+// Allocated = Available + Distributed − Returned always holds.
 type PoolView struct {
 	ID                  string           `json:"id"`
 	Name                string           `json:"name"`
@@ -404,19 +422,33 @@ type PoolView struct {
 	Returned            int64            `json:"returned"`
 	Available           int64            `json:"available"`
 	Status              string           `json:"status"`
-	LowBalanceThreshold int64            `json:"lowBalanceThreshold"`
+	LowBalanceThreshold int64            `json:"-"`
 	Restrictions        PoolRestrictions `json:"restrictions"`
 	AutoRefill          PoolAutoRefill   `json:"autoRefill"`
 	CreatedAt           time.Time        `json:"createdAt"`
-	UpdatedAt           time.Time        `json:"updatedAt"`
+	UpdatedAt           time.Time        `json:"-"`
+}
+
+// PoolBalance is a pool's balance (OpenAPI PoolBalance).
+type PoolBalance struct {
+	PoolID      string    `json:"poolId"`
+	Allocated   int64     `json:"allocated"`
+	Distributed int64     `json:"distributed"`
+	Returned    int64     `json:"returned"`
+	Available   int64     `json:"available"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// Balance is the pool's balance view.
+func (p PoolView) Balance() PoolBalance {
+	return PoolBalance{PoolID: p.ID, Allocated: p.Allocated, Distributed: p.Distributed, Returned: p.Returned, Available: p.Available, UpdatedAt: p.UpdatedAt}
 }
 
 // poolCols computes status at query time: EXPIRED depends on the clock.
 const poolCols = `pool_id, name, environment, allocated, distributed, returned, low_balance_threshold, expires_at, vesting_days,
 	auto_refill, auto_refill_threshold, auto_refill_amount, created_at, updated_at,
-	CASE WHEN NOT provisioned THEN 'PENDING_APPROVAL' WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'EXPIRED'
-	     WHEN allocated - distributed + returned <= 0 THEN 'DEPLETED'
-	     WHEN allocated - distributed + returned < low_balance_threshold THEN 'LOW_BALANCE' ELSE 'ACTIVE' END`
+	CASE WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'EXPIRED'
+	     WHEN allocated - distributed + returned <= 0 THEN 'DEPLETED' ELSE 'ACTIVE' END`
 
 func scanPool(row pgx.CollectableRow) (PoolView, error) {
 	var v PoolView
@@ -428,9 +460,10 @@ func scanPool(row pgx.CollectableRow) (PoolView, error) {
 	return v, err
 }
 
-// ListPools lists a tenant's token pools.
+// ListPools lists a tenant's provisioned token pools, oldest first.
 func ListPools(ctx context.Context, q ledger.Querier, t Tenant, win Window) ([]PoolView, int64, error) {
 	w := newWhere(t)
+	w.conds = append(w.conds, "provisioned")
 	table := Table(RewardsName, "pools")
 	total, err := count(ctx, q, table, w)
 	if err != nil {
@@ -446,7 +479,7 @@ func ListPools(ctx context.Context, q ledger.Querier, t Tenant, win Window) ([]P
 
 // GetPool returns one pool of the tenant.
 func GetPool(ctx context.Context, q ledger.Querier, t Tenant, poolID string) (PoolView, error) {
-	rows, err := q.Query(ctx, `SELECT `+poolCols+` FROM `+Table(RewardsName, "pools")+` WHERE partner_id = $1 AND environment = $2 AND pool_id = $3`,
+	rows, err := q.Query(ctx, `SELECT `+poolCols+` FROM `+Table(RewardsName, "pools")+` WHERE partner_id = $1 AND environment = $2 AND pool_id = $3 AND provisioned`,
 		t.PartnerID, t.Environment, poolID)
 	if err != nil {
 		return PoolView{}, err
@@ -458,18 +491,17 @@ func GetPool(ctx context.Context, q ledger.Querier, t Tenant, poolID string) (Po
 	return v, err
 }
 
-// AllocationRequestView is one allocation request.
+// AllocationRequestView is one allocation request (OpenAPI AllocationRequest).
 type AllocationRequestView struct {
-	ID             string     `json:"id"`
-	TokenPoolID    string     `json:"tokenPoolId"`
-	Amount         int64      `json:"amount"`
-	Reason         string     `json:"reason"`
-	Status         string     `json:"status"`
-	Auto           bool       `json:"autoRefill"`
-	DecidedBy      string     `json:"decidedBy,omitempty"`
-	DecisionReason string     `json:"decisionReason,omitempty"`
-	CreatedAt      time.Time  `json:"createdAt"`
-	DecidedAt      *time.Time `json:"decidedAt,omitempty"`
+	ID           string     `json:"id"`
+	PoolID       *string    `json:"poolId"`
+	Environment  string     `json:"environment"`
+	Amount       int64      `json:"amount"`
+	Reason       *string    `json:"reason"`
+	Status       string     `json:"status"`
+	DecisionNote *string    `json:"decisionNote"`
+	CreatedAt    time.Time  `json:"createdAt"`
+	DecidedAt    *time.Time `json:"decidedAt"`
 }
 
 // ListAllocationRequests lists a tenant's allocation requests, newest first.
@@ -483,16 +515,33 @@ func ListAllocationRequests(ctx context.Context, q ledger.Querier, t Tenant, sta
 	if err != nil {
 		return nil, 0, err
 	}
-	rows, err := q.Query(ctx, `SELECT request_id, pool_id, amount, reason, status, auto, decided_by, decision_reason, created_at, decided_at
-		FROM `+table+w.sql()+` ORDER BY created_at DESC, request_id`+w.page(win), w.args...)
+	rows, err := q.Query(ctx, `SELECT `+requestCols+` FROM `+table+w.sql()+` ORDER BY created_at DESC, request_id`+w.page(win), w.args...)
 	if err != nil {
 		return nil, 0, err
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AllocationRequestView, error) {
-		var v AllocationRequestView
-		err := row.Scan(&v.ID, &v.TokenPoolID, &v.Amount, &v.Reason, &v.Status, &v.Auto, &v.DecidedBy, &v.DecisionReason, &v.CreatedAt, &v.DecidedAt)
-		v.CreatedAt, v.DecidedAt = v.CreatedAt.UTC(), utc(v.DecidedAt)
-		return v, err
-	})
+	out, err := pgx.CollectRows(rows, scanRequest)
 	return out, total, err
+}
+
+const requestCols = `request_id, pool_id, environment, amount, nullif(reason, ''), status, nullif(decision_reason, ''), created_at, decided_at`
+
+func scanRequest(row pgx.CollectableRow) (AllocationRequestView, error) {
+	var v AllocationRequestView
+	err := row.Scan(&v.ID, &v.PoolID, &v.Environment, &v.Amount, &v.Reason, &v.Status, &v.DecisionNote, &v.CreatedAt, &v.DecidedAt)
+	v.CreatedAt, v.DecidedAt = v.CreatedAt.UTC(), utc(v.DecidedAt)
+	return v, err
+}
+
+// GetAllocationRequest returns one allocation request of the tenant.
+func GetAllocationRequest(ctx context.Context, q ledger.Querier, t Tenant, id string) (AllocationRequestView, error) {
+	rows, err := q.Query(ctx, `SELECT `+requestCols+` FROM `+Table(RewardsName, "allocation_requests")+
+		` WHERE partner_id = $1 AND environment = $2 AND request_id = $3`, t.PartnerID, t.Environment, id)
+	if err != nil {
+		return AllocationRequestView{}, err
+	}
+	v, err := pgx.CollectExactlyOneRow(rows, scanRequest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, ledger.Errorf(ledger.KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", id)
+	}
+	return v, err
 }

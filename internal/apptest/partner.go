@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,9 @@ type Partner struct {
 	Email    string
 	Password string
 	Token    string
+
+	mu   sync.Mutex
+	used map[string]bool // signatures already sent
 }
 
 // CreatePortalUser creates a portal user through the domain command and
@@ -139,10 +143,25 @@ func (p *Partner) Do(t testing.TB, method, pathWithQuery string, body any) *http
 }
 
 // DoWith sends a request signed with key (the partner's pk_ or sk_, or
-// any other) and the partner's hmacSecret.
+// any other) and the partner's hmacSecret. Repeating an identical request
+// is fine: each is signed at a distinct timestamp so none is a replay.
 func (p *Partner) DoWith(t testing.TB, key, method, pathWithQuery string, body any) *http.Response {
 	t.Helper()
-	req := p.Srv.SignedRequest(t, key, p.HMACSecret, method, pathWithQuery, encodeBody(t, body), p.Srv.Now().Unix())
+	raw := encodeBody(t, body)
+	// The server refuses a signature it has seen (replay), and identical
+	// requests in one second sign identically: step the timestamp back
+	// (still inside the ±300 s window) until the signature is fresh.
+	ts := p.Srv.Now().Unix()
+	p.mu.Lock()
+	if p.used == nil {
+		p.used = map[string]bool{}
+	}
+	for i := 0; i < 250 && p.used[httpapi.Sign(p.HMACSecret, strconv.FormatInt(ts, 10), method, pathWithQuery, raw)]; i++ {
+		ts--
+	}
+	p.used[httpapi.Sign(p.HMACSecret, strconv.FormatInt(ts, 10), method, pathWithQuery, raw)] = true
+	p.mu.Unlock()
+	req := p.Srv.SignedRequest(t, key, p.HMACSecret, method, pathWithQuery, raw, ts)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	return resp

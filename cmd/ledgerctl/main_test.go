@@ -1,0 +1,95 @@
+package main_test
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/httpapi"
+	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/projections"
+)
+
+func TestLedgerctl(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "ledgerctl")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	srv := apptest.Start(t)
+
+	run := func(stdin string, args ...string) (string, string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+srv.DB.URL)
+		cmd.Stdin = strings.NewReader(stdin)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		return o.String(), e.String(), err
+	}
+
+	// Help for every command, and failures exit non-zero.
+	for _, args := range [][]string{{"--help"}, {"users", "--help"}, {"users", "create", "--help"}, {"partners", "--help"},
+		{"partners", "approve", "--help"}, {"partners", "suspend", "--help"}, {"partners", "set-tier", "--help"}, {"sign", "--help"}} {
+		_, stderr, err := run("", args...)
+		require.NoError(t, err, args)
+		require.Contains(t, stderr, "usage", args)
+	}
+	for _, args := range [][]string{{}, {"nope"}, {"users", "create", "--email", "x@example.com"}, {"partners", "approve"},
+		{"partners", "set-tier", "ptr_x", "GOLD"}, {"sign", "--key", "sk_test_x"}} {
+		_, _, err := run("", args...)
+		require.Error(t, err, args)
+	}
+
+	// users create reads the password from stdin; the user can log in.
+	stdout, stderr, err := run("s3cret-password\n", "users", "create", "--email", "Ops@Example.com", "--password-stdin")
+	require.NoError(t, err, stderr)
+	require.Contains(t, stdout, "usr_")
+	_, stderr, err = run("s3cret-password\n", "users", "create", "--email", "ops@example.com", "--password-stdin")
+	require.Error(t, err)
+	require.Contains(t, stderr, "EMAIL_TAKEN")
+	head, err := srv.Store.Head(t.Context())
+	require.NoError(t, err)
+	srv.WaitAccounts(t, head)
+	token := srv.Login(t, "ops@example.com", "s3cret-password")
+
+	// A production key waits for partners approve.
+	var key struct{ PartnerID, SecretKey, HMACSecret string }
+	require.Equal(t, http.StatusCreated, srv.PortalJSON(t, token, http.MethodPost, "/v1/partner/keys",
+		map[string]string{"name": "live", "environment": "production"}, &key))
+	p := &apptest.Partner{Srv: srv, PartnerID: key.PartnerID, SecretKey: key.SecretKey, HMACSecret: key.HMACSecret}
+	require.Equal(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
+	waitHead := func() {
+		head, err := srv.Store.Head(t.Context())
+		require.NoError(t, err)
+		require.NoError(t, projections.WaitFor(t.Context(), srv.Pool, head, projections.AccountsName))
+	}
+	_, stderr, err = run("", "partners", "approve", key.PartnerID)
+	require.NoError(t, err, stderr)
+	waitHead()
+	require.NotEqual(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
+	_, stderr, err = run("", "partners", "set-tier", key.PartnerID, "professional")
+	require.NoError(t, err, stderr)
+	_, stderr, err = run("", "partners", "suspend", "--reason", "test", key.PartnerID)
+	require.NoError(t, err, stderr)
+	waitHead()
+	require.Equal(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
+	var info map[string]any
+	require.Equal(t, http.StatusOK, srv.PortalJSON(t, token, http.MethodGet, "/v1/partner/keys/partner-info", nil, &info))
+	require.Equal(t, "SUSPENDED", info["status"])
+	require.Equal(t, "PROFESSIONAL", info["tier"])
+
+	// sign prints curl-ready headers with the contract's signature.
+	bodyFile := filepath.Join(t.TempDir(), "body.json")
+	require.NoError(t, os.WriteFile(bodyFile, []byte(`{"amount":"49.99"}`), 0o600))
+	stdout, stderr, err = run("", "sign", "--key", key.SecretKey, "--secret", key.HMACSecret, "--method", "post",
+		"--path", "/v1/partner/actions/submit?x=1", "--body-file", bodyFile, "--timestamp", "1700000000")
+	require.NoError(t, err, stderr)
+	want := httpapi.Sign(key.HMACSecret, "1700000000", "POST", "/v1/partner/actions/submit?x=1", []byte(`{"amount":"49.99"}`))
+	require.Equal(t, "-H 'X-Partner-Key: "+key.SecretKey+"' -H 'X-Timestamp: 1700000000' -H 'X-Signature: "+want+"'\n", stdout)
+}

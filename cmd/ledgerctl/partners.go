@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+func init() {
+	register(group{name: "partners", summary: "partner approval, suspension and tier (approve, suspend, set-tier)", run: runPartners})
+}
+
+const partnersHelp = `usage: ledgerctl partners <approve|suspend|set-tier> [flags]
+
+  approve PARTNER_ID                 make the partner ACTIVE: production keys start working
+  suspend [--reason R] PARTNER_ID    every key of the partner gets 403 PARTNER_SUSPENDED
+  set-tier PARTNER_ID TIER           STANDARD, PROFESSIONAL or ENTERPRISE (sets the rate limit)`
+
+func runPartners(ctx context.Context, args []string, out io.Writer) error {
+	return subcommands(ctx, "partners", args, out, map[string]func(context.Context, []string, io.Writer) error{
+		"approve":  partnersApprove,
+		"suspend":  partnersSuspend,
+		"set-tier": partnersSetTier,
+	}, partnersHelp)
+}
+
+// partnerArgs parses flags and returns the partner id and the arguments
+// after it; want is how many of those there must be.
+func partnerArgs(fs *flag.FlagSet, args []string, want int) (string, []string, error) {
+	if err := parse(fs, args); err != nil {
+		return "", nil, err
+	}
+	if fs.NArg() != 1+want || !strings.HasPrefix(fs.Arg(0), "ptr_") {
+		fs.Usage()
+		return "", nil, errUsage
+	}
+	return fs.Arg(0), fs.Args()[1:], nil
+}
+
+func partnersApprove(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL := newFlags("partners approve", "partners approve [--database-url URL] PARTNER_ID")
+	id, _, err := partnerArgs(fs, args, 0)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
+		if _, err := ledger.ApprovePartner(ctx, s, events.Metadata{Actor: "ledgerctl"}, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "partner %s is ACTIVE\n", id)
+		return nil
+	})
+}
+
+func partnersSuspend(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL := newFlags("partners suspend", "partners suspend [--reason R] [--database-url URL] PARTNER_ID")
+	reason := fs.String("reason", "", "why the partner is suspended (recorded in the event)")
+	id, _, err := partnerArgs(fs, args, 0)
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
+		if _, err := ledger.SuspendPartner(ctx, s, events.Metadata{Actor: "ledgerctl"}, id, *reason); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "partner %s is SUSPENDED\n", id)
+		return nil
+	})
+}
+
+func partnersSetTier(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL := newFlags("partners set-tier", "partners set-tier [--database-url URL] PARTNER_ID STANDARD|PROFESSIONAL|ENTERPRISE")
+	id, rest, err := partnerArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	tier := strings.ToUpper(rest[0])
+	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
+		if _, err := ledger.SetPartnerTier(ctx, s, events.Metadata{Actor: "ledgerctl"}, id, tier); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "partner %s tier is %s\n", id, tier)
+		return nil
+	})
+}
