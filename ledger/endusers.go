@@ -44,10 +44,10 @@ type UserInput struct {
 	// accepted as an alias.
 	PartnerUserID string          `json:"partnerUserId"`
 	ExternalID    string          `json:"externalId"`
-	Email      string          `json:"email"`
-	FirstName  string          `json:"firstName"`
-	LastName   string          `json:"lastName"`
-	Metadata   json.RawMessage `json:"metadata"`
+	Email         string          `json:"email"`
+	FirstName     string          `json:"firstName"`
+	LastName      string          `json:"lastName"`
+	Metadata      json.RawMessage `json:"metadata"`
 }
 
 // UserPatch updates an end user; absent fields are unchanged.
