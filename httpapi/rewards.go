@@ -55,6 +55,9 @@ func RewardHandlers(d RewardDeps) map[RouteKey]http.HandlerFunc {
 	for k, h := range a.campaignHandlers() {
 		hs[k] = h
 	}
+	for k, h := range a.dashboardHandlers() {
+		hs[k] = h
+	}
 	return hs
 }
 

@@ -65,4 +65,32 @@ func TestRewardResponsesMatchOpenAPI(t *testing.T) {
 	do("PATCH", "/v1/partner/campaigns/"+c.ID, map[string]any{"status": "PAUSED"})
 	do("PATCH", "/v1/partner/campaigns/"+c.ID, map[string]any{"budget": 1}) // 409 BUDGET_BELOW_USED
 	do("GET", "/v1/partner/campaigns/cmp_00000000000000000000000000000000", nil)
+
+	var sum struct {
+		Activity struct{ TotalActions, Completed, Failed int64 }
+		Users    struct{ Total, Rewarded int64 }
+		Pools    struct{ Count int64 }
+	}
+	require.NoError(t, json.Unmarshal(do("GET", "/v1/partner/dashboard/summary", nil), &sum))
+	require.Equal(t, int64(3), sum.Activity.TotalActions)
+	require.Equal(t, int64(3), sum.Users.Total)
+	require.Equal(t, int64(1), sum.Pools.Count)
+	var tr struct{ Series []struct{ Actions int64 } }
+	require.NoError(t, json.Unmarshal(do("GET", "/v1/partner/dashboard/trends?days=7", nil), &tr))
+	require.Len(t, tr.Series, 7)
+	require.Equal(t, int64(3), tr.Series[6].Actions)
+	var top struct {
+		Data []struct {
+			Rank          int
+			PartnerUserID string
+			TokensEarned  int64
+		}
+	}
+	require.NoError(t, json.Unmarshal(do("GET", "/v1/partner/dashboard/top-earners?limit=2", nil), &top))
+	require.Len(t, top.Data, 2)
+	require.Equal(t, 1, top.Data[0].Rank)
+	var recent struct{ Data []map[string]any }
+	require.NoError(t, json.Unmarshal(do("GET", "/v1/partner/dashboard/recent-activity?limit=2", nil), &recent))
+	require.Len(t, recent.Data, 2)
+	do("GET", "/v1/partner/dashboard/trends?days=0", nil) // 400
 }
