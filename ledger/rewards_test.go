@@ -331,3 +331,52 @@ func TestExpiredPoolRefusesAndRecords(t *testing.T) {
 	_, err = s.SubmitAction(ctx, prod, events.Metadata{}, action("k", "20", "a"))
 	require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
 }
+
+// Two processes (two stores on one database) race for one pool and for
+// one scheduled campaign: the pool is never overspent and the campaign
+// starts once.
+func TestTwoProcessesRaceForPoolAndSchedule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s1 := openStore(t, db)
+	s2 := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
+	t.Cleanup(s2.Close)
+	const n = 7
+	sc := newTenant(t, s1, "sandbox", 10*n)
+	start := time.Now().Add(-time.Second)
+	c, err := s2.CreateCampaign(ctx, sc, events.Metadata{}, ledger.CampaignInput{Name: "go", Status: "SCHEDULED", StartsAt: &start})
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	ok, started := 0, 0
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action(fmt.Sprint("p", i), "10", "u"))
+			ch, aerr := s.AdvanceCampaign(ctx, sc, c.CampaignID)
+			require.NoError(t, aerr)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else {
+				require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
+			}
+			if ch {
+				started++
+			}
+		}(i)
+	}
+	wg.Wait()
+	require.Equal(t, n, ok)
+	require.Equal(t, 1, started)
+	alloc, dist, ret := poolState(t, db, sc)
+	require.Equal(t, int64(0), alloc-dist+ret)
+}
