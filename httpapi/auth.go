@@ -37,6 +37,12 @@ type KeyAuthConfig struct {
 	DB        AuthDB
 	MasterKey []byte
 	JWTSecret []byte
+	// Bookkeeping, if set, takes the replay-guard and lastUsedAt writes: a
+	// pool whose sessions commit asynchronously, so a request does not wait
+	// for an fsync of its own signature. A database crash can forget the
+	// last fraction of a second of signatures; every token movement is
+	// still fully durable. Nil uses DB.
+	Bookkeeping projections.Execer
 	// RateLimits are requests per minute per partner by tier; missing tiers
 	// take DefaultRateLimits.
 	RateLimits map[string]int
@@ -73,6 +79,9 @@ func NewKeyAuth(cfg KeyAuthConfig) *KeyAuth {
 	}
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 12 * time.Hour
+	}
+	if cfg.Bookkeeping == nil {
+		cfg.Bookkeeping = cfg.DB
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -125,7 +134,7 @@ func (a *KeyAuth) Run(ctx context.Context) {
 		case <-flush.C:
 			a.FlushUsage(ctx)
 		case <-prune.C:
-			if _, err := projections.PruneSignatures(ctx, a.cfg.DB, a.cfg.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
+			if _, err := projections.PruneSignatures(ctx, a.cfg.Bookkeeping, a.cfg.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
 				a.cfg.Logger.Warn("pruning seen signatures failed", "err", err)
 			}
 			a.limiter.prune(a.cfg.Now())
@@ -139,7 +148,7 @@ func (a *KeyAuth) FlushUsage(ctx context.Context) {
 	batch := a.used
 	a.used = map[string]time.Time{}
 	a.usedMu.Unlock()
-	if err := projections.TouchKeys(ctx, a.cfg.DB, batch); err != nil {
+	if err := projections.TouchKeys(ctx, a.cfg.Bookkeeping, batch); err != nil {
 		a.cfg.Logger.Warn("recording key lastUsedAt failed", "err", err, "keys", len(batch))
 		a.usedMu.Lock()
 		for k, v := range batch {
@@ -321,7 +330,7 @@ func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, error)
 	}
 	// The signature stays refused until its timestamp leaves the window
 	// (plus a minute for clock differences between processes).
-	fresh, err := projections.ClaimSignature(r.Context(), a.cfg.DB, sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute))
+	fresh, err := projections.ClaimSignature(r.Context(), a.cfg.Bookkeeping, sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute))
 	if err != nil {
 		return nil, err
 	}

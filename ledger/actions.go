@@ -229,7 +229,14 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 	in := n.in
 	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
 	var refusal *Error
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	prefetch := []string{ActionStream(out.ActionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
+	if in.TokenPoolID != "" {
+		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
+	}
+	for _, sh := range in.Stakeholders {
+		prefetch = append(prefetch, EndUserStream(sc, sh.PartnerUserID))
+	}
+	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Prefetch: prefetch, Decide: func(ss *Session) error {
 		refusal = nil
 		out.Replayed, out.Body = false, nil
 		stream := ActionStream(out.ActionID)

@@ -57,6 +57,11 @@ type Command struct {
 	Scope    Scope
 	Metadata events.Metadata
 	Decide   func(s *Session) error
+	// Prefetch names streams Decide will load. The committer loads every
+	// uncached one of a whole group in one query before deciding, instead
+	// of one round trip per stream inside the serial decide loop. Streams
+	// Decide loads without naming them here still work.
+	Prefetch []string
 }
 
 // Result tells a caller what its command appended. Position is the global
@@ -349,6 +354,50 @@ func (b *batchState) load(streamID string) (*Stream, error) {
 	return st, nil
 }
 
+// prefetch loads, in one query, every stream the batch's commands named in
+// Prefetch that is not cached yet.
+func (b *batchState) prefetch(live []*request) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, r := range live {
+		for _, id := range r.cmd.Prefetch {
+			if _, ok := b.s.cache[id]; ok || seen[id] {
+				continue
+			}
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, ids)
+	if err != nil {
+		return fmt.Errorf("ledger: prefetch: %w", err)
+	}
+	evs, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return fmt.Errorf("ledger: prefetch: %w", err)
+	}
+	states := make(map[string]*Stream, len(ids))
+	for _, id := range ids {
+		states[id] = &Stream{ID: id, State: newAggregate(id)}
+	}
+	for _, e := range evs {
+		st := states[e.StreamID]
+		if st.State != nil {
+			if err := st.State.Apply(e); err != nil {
+				return fmt.Errorf("ledger: apply %s v%d: %w", e.StreamID, e.StreamVersion, err)
+			}
+		}
+		st.Version = e.StreamVersion
+	}
+	for id, st := range states {
+		b.s.cache[id] = st
+	}
+	return nil
+}
+
 // appendArgs are the column arrays of one group commit, in position order.
 type appendArgs struct {
 	position, version      []int64
@@ -399,6 +448,9 @@ type decided struct {
 func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*decided, error) {
 	d := &decided{results: make([]response, len(live)), touched: map[string]bool{}, last: s.knownHead, hash: s.knownHash}
 	b := &batchState{s: s, ctx: ctx, q: q, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched}
+	if err := b.prefetch(live); err != nil {
+		return d, err
+	}
 	for i, r := range live {
 		evs, err := s.decide(b, r.cmd, &d.last, &d.hash)
 		if err != nil {

@@ -140,11 +140,11 @@ func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64,
 	if err != nil {
 		return pos, 0, err
 	}
-	for _, e := range evs {
-		if err := p.Apply(ctx, tx, e); err != nil {
-			return pos, 0, fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
-		}
-		pos = e.Position
+	if err := applyEvents(ctx, tx, p, evs); err != nil {
+		return pos, 0, fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if len(evs) > 0 {
+		pos = evs[len(evs)-1].Position
 	}
 	return pos, len(evs), nil
 }

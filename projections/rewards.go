@@ -97,7 +97,17 @@ func jsonOrEmpty(m json.RawMessage) string {
 }
 
 // Apply implements Projection.
-func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+func (r Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	batch := &pgx.Batch{}
+	if err := r.Queue(ctx, batch, e); err != nil || batch.Len() == 0 {
+		return err
+	}
+	return tx.SendBatch(ctx, batch).Close()
+}
+
+// Queue implements Queuer: the rewards model only writes, so the runtime
+// sends many events' statements in one round trip.
+func (Rewards) Queue(_ context.Context, batch *pgx.Batch, e events.Event) error {
 	if !strings.HasPrefix(e.Type, "enduser.") && !strings.HasPrefix(e.Type, "action.") && !strings.HasPrefix(e.Type, "pool.") &&
 		!strings.HasPrefix(e.Type, "campaign.") {
 		return nil
@@ -106,20 +116,11 @@ func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	if err != nil {
 		return err
 	}
-	p, env, at := e.PartnerID, e.Environment, e.RecordedAt
-	// Statements are queued and sent in one round trip per event.
-	batch := &pgx.Batch{}
 	exec := func(sql string, args ...any) error {
 		batch.Queue(sql, args...)
 		return nil
 	}
-	if err := applyRewards(pl, p, env, at, e, exec); err != nil {
-		return err
-	}
-	if batch.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, batch).Close()
+	return applyRewards(pl, e.PartnerID, e.Environment, e.RecordedAt, e, exec)
 }
 
 func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event, exec func(string, ...any) error) error {

@@ -33,14 +33,17 @@ import (
 
 // App is a running service instance.
 type App struct {
-	Config   Config
-	Log      *slog.Logger
-	Pool     *pgxpool.Pool
-	Store    *ledger.Store
-	NC       *nats.Conn
-	Embedded *natsembed.Server
-	Relay    *ledger.Relay
-	Runner   *projections.Runner
+	Config Config
+	Log    *slog.Logger
+	Pool   *pgxpool.Pool
+	// Bookkeeping is a small pool with asynchronous commit for writes that
+	// are not facts of the ledger (replay guard, key usage times).
+	Bookkeeping *pgxpool.Pool
+	Store       *ledger.Store
+	NC          *nats.Conn
+	Embedded    *natsembed.Server
+	Relay       *ledger.Relay
+	Runner      *projections.Runner
 	// Webhooks are the subscription commands; Dispatcher sends deliveries.
 	Webhooks   *ledger.Webhooks
 	Dispatcher *webhooks.Dispatcher
@@ -102,6 +105,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Pool.Close)
+	// Writes that need no fsync of their own (replay guard, lastUsedAt)
+	// go through sessions with asynchronous commit.
+	bcfg := pcfg.Copy()
+	bcfg.MaxConns = 8
+	bcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	if a.Bookkeeping, err = pgxpool.NewWithConfig(ctx, bcfg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Bookkeeping.Close)
 	if err := a.migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -123,7 +135,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		return nil, err
 	}
 	a.Auth = httpapi.NewKeyAuth(httpapi.KeyAuthConfig{
-		DB: a.Pool, MasterKey: a.MasterKey, JWTSecret: a.JWTSecret,
+		DB: a.Pool, Bookkeeping: a.Bookkeeping, MasterKey: a.MasterKey, JWTSecret: a.JWTSecret,
 		RateLimits: cfg.RateLimits, Now: cfg.Now, Logger: log,
 	})
 	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
