@@ -75,6 +75,7 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 			return err
 		}
 		start := cp
+		ctx, batch := withTxBatch(ctx)
 		for _, e := range evs {
 			if e.Position <= cp {
 				continue
@@ -103,6 +104,9 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 		}
 		if cp == start {
 			return nil
+		}
+		if err := batch.flush(ctx, tx); err != nil {
+			return fmt.Errorf("projections: %s: %w", p.Name(), err)
 		}
 		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, p.Name(), cp)
 		return err

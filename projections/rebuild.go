@@ -140,11 +140,15 @@ func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64,
 	if err != nil {
 		return pos, 0, err
 	}
+	ctx, batch := withTxBatch(ctx)
 	for _, e := range evs {
 		if err := p.Apply(ctx, tx, e); err != nil {
 			return pos, 0, fmt.Errorf("projections: rebuild %s at %d: %w", p.Name(), e.Position, err)
 		}
 		pos = e.Position
+	}
+	if err := batch.flush(ctx, tx); err != nil {
+		return pos, 0, fmt.Errorf("projections: rebuild %s: %w", p.Name(), err)
 	}
 	return pos, len(evs), nil
 }

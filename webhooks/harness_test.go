@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,11 +202,12 @@ type receiver struct {
 	secret string
 	got    []received
 	answer func(n int, r received) int // status for the n-th request (from 1)
+	conns  atomic.Int64                // connections opened to it
 }
 
 func newReceiver(t testing.TB, answer func(n int, r received) int) *receiver {
 	rc := &receiver{answer: answer}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec := received{Header: r.Header.Clone(), Body: body}
 		_ = json.Unmarshal(body, &rec.Env)
@@ -222,6 +225,12 @@ func newReceiver(t testing.TB, answer func(n int, r received) int) *receiver {
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(`{"status":` + strconv.Itoa(status) + `}`))
 	}))
+	rc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			rc.conns.Add(1)
+		}
+	}
+	rc.Start()
 	t.Cleanup(rc.Close)
 	return rc
 }
