@@ -150,7 +150,15 @@ func (h *harness) dispatch(opts webhooks.Options) (stop func()) {
 }
 
 func (h *harness) dispatchOn(pool *pgxpool.Pool, opts webhooks.Options) (stop func()) {
+	return h.dispatchWith(pool, opts, nil)
+}
+
+// dispatchWith is dispatchOn with setup run on the dispatcher before it starts.
+func (h *harness) dispatchWith(pool *pgxpool.Pool, opts webhooks.Options, setup func(*webhooks.Dispatcher)) (stop func()) {
 	d := webhooks.New(pool, h.hooks, h.key, opts)
+	if setup != nil {
+		setup(d)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
