@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sirgiving/ledger/projections"
@@ -37,6 +39,8 @@ func BenchmarkDelivery(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.MaxConns = 32
+	queries := &countingTracer{}
+	cfg.ConnConfig.Tracer = queries
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -81,6 +85,7 @@ func BenchmarkDelivery(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	dispatcherQueries := queries.n.Load()
 	mu.Lock()
 	defer mu.Unlock()
 	// Where the time goes: commit → delivery row (relay, JetStream,
@@ -129,4 +134,16 @@ func BenchmarkDelivery(b *testing.B) {
 	b.ReportMetric(pct(dispatch, 0.5), "row-to-attempt-p50-ms")
 	b.ReportMetric(pct(dispatch, 0.99), "row-to-attempt-p99-ms")
 	b.ReportMetric(float64(rc.conns.Load()), "receiver-conns")
+	b.ReportMetric(float64(dispatcherQueries)/float64(max(1, len(first))), "dispatcher-queries/delivery")
 }
+
+// countingTracer counts the statements a pool sends (round trips, give or
+// take a batch).
+type countingTracer struct{ n atomic.Int64 }
+
+func (c *countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (*countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}

@@ -201,10 +201,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	chunk := int64(max(1, d.opts.Workers/4))
 	var lastGauge time.Time
 	for ctx.Err() == nil {
+		// Reset before reading inFlight: an attempt finishing in between
+		// is then either in free or counted towards the next wake-up.
+		d.finished.Store(0)
 		free := d.opts.Workers - int(d.inFlight.Load())
 		claimed := 0
 		if free > 0 {
-			d.finished.Store(0)
 			batch, err := d.claim(ctx, free)
 			if err != nil && ctx.Err() == nil {
 				d.log.Warn("claiming deliveries failed", "err", err)
