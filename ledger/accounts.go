@@ -358,6 +358,9 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 			HMACSecretSealed: sealed, ExpiresAt: expiresAt,
 		})
 		if env == EnvSandbox && !sandboxDone {
+			// The sandbox pool is the tenant's default pool, the one actions
+			// draw from when they name none (ledger.DefaultPoolID).
+			newPoolID = DefaultPoolID(Scope{PartnerID: k.PartnerID, Environment: EnvSandbox})
 			k.PoolID = newPoolID
 			ss.EmitScoped(PoolStream(newPoolID), Scope{PartnerID: k.PartnerID, Environment: EnvSandbox}, events.PoolProvisioned{
 				PoolID: newPoolID, Name: "Sandbox pool", Environment: EnvSandbox,

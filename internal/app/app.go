@@ -140,6 +140,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	for k, h := range httpapi.WebhookHandlers(httpapi.WebhooksDeps{Commands: a.Webhooks, DB: a.Pool, ReadWait: cfg.ReadWait}) {
 		handlers[k] = h
 	}
+	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Store: a.Store, DB: a.Pool, ReadWait: cfg.ReadWait}) {
+		handlers[k] = h
+	}
 	if !cfg.Production() {
 		if err := a.ensureDemoUser(ctx); err != nil {
 			return nil, err
@@ -158,7 +161,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 
 // Projections is every read model the service maintains.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Accounts{}, projections.NewWebhooks()}
+	return []projections.Projection{projections.Accounts{}, projections.NewWebhooks(), projections.Rewards{}}
 }
 
 // Demo portal login created in development mode.
@@ -259,6 +262,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()
 		go func() { defer wg.Done(); _ = a.Runner.Run(bg) }()
 		go func() { defer wg.Done(); _ = a.Dispatcher.Run(bg) }()
+	}
+	if !a.Config.DisableBackground {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runCampaignScheduler(bg) }()
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)

@@ -130,10 +130,10 @@ func operations() []op {
 				"the same key with a different body is 422 `IDEMPOTENCY_KEY_REUSED`. A key whose action FAILED may be sent again: the action is attempted again. " +
 				"Production rewards need an approved partner and an approved production pool.",
 			errs: map[int]string{
-				402: "`INSUFFICIENT_POOL`: the pool cannot cover the reward. The action is recorded as FAILED and `action.failed` is sent to webhooks; the same idempotency key may be retried later.",
+				402: "`INSUFFICIENT_POOL`: the pool cannot cover the reward; `CAMPAIGN_BUDGET_EXHAUSTED`: the campaign's budget cannot. The action is recorded as FAILED and `action.failed` is sent to webhooks; the same idempotency key may be retried later.",
 				403: "Also `PARTNER_NOT_APPROVED`: a production reward before SIR Giving approved the partner.",
 				404: "`CAMPAIGN_NOT_FOUND`, `POOL_NOT_FOUND`: an explicit campaignId/tokenPoolId that does not exist in this environment.",
-				422: "`IDEMPOTENCY_KEY_REUSED` (same key, different body), `USER_NOT_FOUND` (unknown stakeholder without autoCreateUsers), `CAMPAIGN_NOT_ACTIVE`, `POOL_NOT_ACTIVE`.",
+				422: "`IDEMPOTENCY_KEY_REUSED` (same key, different body), `USER_NOT_FOUND` (unknown stakeholder without autoCreateUsers), `CAMPAIGN_NOT_ACTIVE`, `POOL_EXPIRED` (recorded as FAILED).",
 			},
 			extra: func(r O) O {
 				return r.with("409", obj("description", "`IDEMPOTENT`: this idempotency key was already used with this body. The body is the original 200 body, byte for byte.",

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+func TestPoolsApproveReject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	sc := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "production"}
+	a, err := s.RequestAllocation(ctx, sc, events.Metadata{}, ledger.AllocationInput{Amount: 500})
+	require.NoError(t, err)
+	require.Equal(t, "PENDING", a.Status)
+	b, err := s.RequestAllocation(ctx, sc, events.Metadata{}, ledger.AllocationInput{Amount: 700})
+	require.NoError(t, err)
+	s.Close()
+
+	code, out, errOut := ctl(t, "pools", "pending", "--database-url", db.URL)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "2 pending")
+	code, out, errOut = ctl(t, "pools", "approve", "--database-url", db.URL, a.RequestID)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "approved "+a.RequestID)
+	code, _, errOut = ctl(t, "pools", "approve", "--database-url", db.URL, a.RequestID)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "REQUEST_ALREADY_DECIDED")
+	code, _, errOut = ctl(t, "pools", "reject", "--database-url", db.URL, "--reason", "no", b.RequestID)
+	require.Equal(t, 0, code, errOut)
+	code, out, _ = ctl(t, "pools", "pending", "--database-url", db.URL)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "0 pending")
+
+	// The production pool now exists with the approved allocation.
+	s2 := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s2.Close)
+	o, err := s2.SubmitAction(ctx, sc, events.Metadata{}, ledger.ActionInput{IdempotencyKey: "k", ActionType: "PURCHASE", Amount: "499.5",
+		Currency: "USD", AutoCreateUsers: true, Stakeholders: []ledger.StakeholderInput{{StakeholderTypeCode: "CUSTOMER", PartnerUserID: "u"}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(500), o.TokensDistributed)
+}

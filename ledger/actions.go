@@ -1,0 +1,431 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/sirgiving/ledger/events"
+)
+
+// Action statuses.
+const (
+	StatusCompleted = "COMPLETED"
+	StatusFailed    = "FAILED"
+	StatusReversed  = "REVERSED"
+)
+
+// Action is one action stream's state.
+type Action struct {
+	ID          string
+	PartnerID   string
+	Environment string
+	Status      string
+	RequestHash string
+	Completed   *events.ActionCompleted
+	Attempts    int
+}
+
+// Apply implements Aggregate.
+func (a *Action) Apply(e events.Event) error {
+	pl, err := events.Decode(e)
+	if err != nil {
+		return err
+	}
+	a.PartnerID, a.Environment = e.PartnerID, e.Environment
+	switch v := pl.(type) {
+	case events.ActionCompleted:
+		a.ID, a.Status, a.RequestHash, a.Completed = v.ActionID, StatusCompleted, v.RequestHash, &v
+		a.Attempts++
+	case events.ActionFailed:
+		a.ID, a.Status, a.RequestHash = v.ActionID, StatusFailed, v.RequestHash
+		a.Attempts++
+	case events.ActionReversed:
+		a.Status = StatusReversed
+	}
+	return nil
+}
+
+func init() {
+	RegisterAggregate("action-", func() Aggregate { return &Action{} })
+}
+
+// StakeholderInput is one person an action rewards.
+type StakeholderInput struct {
+	StakeholderTypeCode string `json:"stakeholderTypeCode"`
+	PartnerUserID       string `json:"partnerUserId"`
+	UserEmail           string `json:"userEmail"`
+	UserFirstName       string `json:"userFirstName"`
+	UserLastName        string `json:"userLastName"`
+}
+
+// ActionInput is the submit body of CONTRACT §4.
+type ActionInput struct {
+	IdempotencyKey  string             `json:"idempotencyKey"`
+	ActionType      string             `json:"actionType"`
+	Amount          DecimalText        `json:"amount"`
+	Currency        string             `json:"currency"`
+	Stakeholders    []StakeholderInput `json:"stakeholders"`
+	AutoCreateUsers bool               `json:"autoCreateUsers"`
+	Metadata        json.RawMessage    `json:"metadata"`
+	CampaignID      string             `json:"campaignId"`
+	TokenPoolID     string             `json:"tokenPoolId"`
+}
+
+// ActionResponse is the 200 body of a submit (CONTRACT §4). Encoded by
+// ResponseBody, deterministically, so an idempotent replay is the same bytes.
+type ActionResponse struct {
+	ActionID          string   `json:"actionId"`
+	IdempotencyKey    string   `json:"idempotencyKey"`
+	Status            string   `json:"status"`
+	TokensDistributed int64    `json:"tokensDistributed"`
+	TransactionIDs    []string `json:"transactionIds"`
+}
+
+// ResponseBody is the exact 200 body for a completed action, derived only
+// from the stored event so every replay yields the same bytes.
+func ResponseBody(c *events.ActionCompleted) []byte {
+	ids := c.TransactionIDs
+	if ids == nil {
+		ids = []string{}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(ActionResponse{ActionID: c.ActionID, IdempotencyKey: c.IdempotencyKey, Status: StatusCompleted,
+		TokensDistributed: c.TokensDistributed, TransactionIDs: ids})
+	return buf.Bytes()
+}
+
+// ActionOutcome is what SubmitAction decided. On a recorded failure the
+// error is returned too, and ActionID/Status say what was recorded.
+type ActionOutcome struct {
+	ActionID          string
+	IdempotencyKey    string
+	TransactionIDs    []string
+	Status            string
+	Replayed          bool
+	Body              []byte
+	TokensDistributed int64
+	Position          int64
+}
+
+var actionTypeRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+type normalizedAction struct {
+	in       ActionInput
+	amount   decimal.Decimal
+	metadata json.RawMessage
+	hash     string
+}
+
+// validateAction checks everything that needs no state and returns the
+// normalized input with its fingerprint.
+func validateAction(in ActionInput, prefix string) (normalizedAction, *Error) {
+	var issues []FieldIssue
+	add := func(field, issue string) { issues = append(issues, FieldIssue{Field: prefix + field, Issue: issue}) }
+	n := normalizedAction{in: in}
+	switch {
+	case strings.TrimSpace(in.IdempotencyKey) == "":
+		add("idempotencyKey", "is required")
+	case len(in.IdempotencyKey) > 255:
+		add("idempotencyKey", "must be at most 255 characters")
+	}
+	switch {
+	case in.ActionType == "":
+		add("actionType", "is required")
+	case !actionTypeRE.MatchString(in.ActionType):
+		add("actionType", "must be an upper-case code such as PURCHASE, DONATION or VOLUNTEER")
+	}
+	minor, knownCurrency := MinorUnits(in.Currency)
+	if in.Currency == "" {
+		add("currency", "is required")
+	} else if !knownCurrency {
+		add("currency", "must be a supported ISO 4217 code such as USD")
+	}
+	if in.Amount == "" {
+		add("amount", "is required")
+	} else if d, err := decimal.NewFromString(string(in.Amount)); err != nil {
+		add("amount", "must be a decimal number")
+	} else if !d.IsPositive() {
+		add("amount", "must be greater than zero")
+	} else if d.GreaterThan(decimal.New(1, 12)) {
+		add("amount", "must be at most 1000000000000")
+	} else if knownCurrency && !d.Round(minor).Equal(d) {
+		add("amount", fmt.Sprintf("has more decimals than %s allows (%d)", in.Currency, minor))
+	} else {
+		n.amount = d
+	}
+	if len(in.Stakeholders) == 0 {
+		add("stakeholders", "must name at least one stakeholder")
+	} else if len(in.Stakeholders) > 20 {
+		add("stakeholders", "must name at most 20 stakeholders")
+	}
+	seen := map[string]bool{}
+	for i, sh := range in.Stakeholders {
+		f := fmt.Sprintf("stakeholders[%d].", i)
+		if fi := checkExternalID(f+"partnerUserId", sh.PartnerUserID); fi != nil {
+			add(fi.Field, fi.Issue)
+		} else if seen[sh.PartnerUserID] {
+			add(f+"partnerUserId", "names the same user twice")
+		}
+		seen[sh.PartnerUserID] = true
+		if sh.StakeholderTypeCode == "" {
+			add(f+"stakeholderTypeCode", "is required")
+		} else if !actionTypeRE.MatchString(sh.StakeholderTypeCode) {
+			add(f+"stakeholderTypeCode", "must be an upper-case code such as CUSTOMER")
+		}
+		for _, fi := range []*FieldIssue{checkEmail(f+"userEmail", sh.UserEmail), checkName(f+"userFirstName", sh.UserFirstName), checkName(f+"userLastName", sh.UserLastName)} {
+			if fi != nil {
+				add(fi.Field, fi.Issue)
+			}
+		}
+	}
+	md, fi := checkMetadata("metadata", in.Metadata)
+	if fi != nil {
+		add(fi.Field, fi.Issue)
+	}
+	n.metadata = md
+	if len(issues) > 0 {
+		return n, Invalid("invalid action", issues...)
+	}
+	fp, _ := json.Marshal(struct {
+		ActionType   string             `json:"a"`
+		Amount       string             `json:"m"`
+		Currency     string             `json:"c"`
+		Stakeholders []StakeholderInput `json:"s"`
+		AutoCreate   bool               `json:"u"`
+		Metadata     json.RawMessage    `json:"d"`
+		CampaignID   string             `json:"k"`
+		PoolID       string             `json:"p"`
+	}{in.ActionType, n.amount.String(), in.Currency, in.Stakeholders, in.AutoCreateUsers, md, in.CampaignID, in.TokenPoolID})
+	h := sha256.Sum256(fp)
+	n.hash = hex.EncodeToString(h[:])
+	return n, nil
+}
+
+// SubmitAction rewards one action. Everything is decided in one command:
+// idempotency, users, reward arithmetic, pool and campaign budget, so no
+// concurrent caller can interleave. A replay returns Replayed with the
+// original body. Refusals that are recorded (empty or expired pool,
+// exhausted budget) return the outcome AND the error.
+func (s *Store) SubmitAction(ctx context.Context, sc Scope, meta events.Metadata, in ActionInput) (ActionOutcome, error) {
+	n, verr := validateAction(in, "")
+	if verr != nil {
+		return ActionOutcome{}, verr
+	}
+	return s.submitNormalized(ctx, sc, meta, n)
+}
+
+func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Metadata, n normalizedAction) (ActionOutcome, error) {
+	in := n.in
+	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
+	var refusal *Error
+	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+		refusal = nil
+		out.Replayed, out.Body = false, nil
+		stream := ActionStream(out.ActionID)
+		ast, err := ss.Load(stream)
+		if err != nil {
+			return err
+		}
+		act := ast.State.(*Action)
+		if ast.Version > 0 {
+			if act.RequestHash != n.hash {
+				return Errorf(KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
+			}
+			if act.Completed != nil {
+				out.Replayed, out.Status, out.Body = true, act.Status, ResponseBody(act.Completed)
+				out.TokensDistributed, out.TransactionIDs = act.Completed.TokensDistributed, act.Completed.TransactionIDs
+				return nil
+			}
+		}
+		// Users.
+		rewards := make([]events.ActionReward, len(in.Stakeholders))
+		for i, sh := range in.Stakeholders {
+			ust, err := ss.Load(EndUserStream(sc, sh.PartnerUserID))
+			if err != nil {
+				return err
+			}
+			uid := EndUserID(sc, sh.PartnerUserID)
+			if !ust.State.(*EndUser).Exists {
+				if !in.AutoCreateUsers {
+					e := Errorf(KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
+					e.Details = []FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
+					return e
+				}
+				ss.Emit(ust.ID, events.EndUserCreated{UserID: uid, ExternalID: sh.PartnerUserID, Email: sh.UserEmail,
+					FirstName: sh.UserFirstName, LastName: sh.UserLastName, AutoCreated: true})
+			}
+			rewards[i] = events.ActionReward{StakeholderTypeCode: sh.StakeholderTypeCode, PartnerUserID: sh.PartnerUserID, UserID: uid}
+		}
+		// Pool.
+		poolID := in.TokenPoolID
+		if poolID == "" {
+			poolID = DefaultPoolID(sc)
+		}
+		pool, _, err := loadPool(ss, poolID)
+		if err != nil {
+			return err
+		}
+		if in.TokenPoolID != "" && (!pool.Provisioned || !pool.ownedBy(sc)) {
+			return Errorf(KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", in.TokenPoolID)
+		}
+		// Campaign and arithmetic.
+		plan, cerr := planReward(ss, sc, n, rewards)
+		if cerr != nil {
+			return cerr
+		}
+		if plan.poolID != "" && plan.poolID != poolID {
+			if pool, _, err = loadPool(ss, plan.poolID); err != nil {
+				return err
+			}
+			poolID = plan.poolID
+		}
+		fail := func(e *Error) {
+			refusal = e
+			out.Status = StatusFailed
+			ss.Emit(stream, events.ActionFailed{ActionID: out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
+				Amount: n.amount.String(), Currency: in.Currency, Status: StatusFailed, TransactionIDs: []string{}, Stakeholders: rewards,
+				PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, Code: e.Code, Reason: e.Message, RequestHash: n.hash})
+		}
+		switch {
+		case pool.Provisioned && pool.Expired(ss.Now()):
+			fail(Errorf(KindUnprocessable, "POOL_EXPIRED", "token pool %s expired at %s", poolID, pool.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
+			return nil
+		case !pool.Provisioned:
+			fail(Errorf(KindInsufficient, "INSUFFICIENT_POOL", "there is no approved token pool in %s; request an allocation first", sc.Environment))
+			return nil
+		case pool.Available() < plan.total:
+			fail(Errorf(KindInsufficient, "INSUFFICIENT_POOL", "the token pool has %d tokens available; this action needs %d", pool.Available(), plan.total))
+			return nil
+		case plan.budgetShort != nil:
+			fail(plan.budgetShort)
+			return nil
+		}
+		txids := []string{}
+		for i := range rewards {
+			rewards[i].Tokens = plan.parts[i]
+			if plan.parts[i] > 0 {
+				rewards[i].TransactionID = transactionID(out.ActionID, "reward", i)
+				txids = append(txids, rewards[i].TransactionID)
+			}
+		}
+		done := events.ActionCompleted{ActionID: out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
+			Amount: n.amount.String(), Currency: in.Currency, Status: StatusCompleted, TokensDistributed: plan.total,
+			TransactionIDs: txids, Stakeholders: rewards, PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, RequestHash: n.hash}
+		ss.Emit(stream, done)
+		if plan.total > 0 {
+			ss.Emit(PoolStream(poolID), events.PoolDebited{PoolID: poolID, ActionID: out.ActionID, Amount: plan.total})
+			pool.afterDebit(ss, sc, plan.total)
+			plan.emitBudget(ss, out.ActionID)
+		}
+		out.Status, out.Body, out.TokensDistributed, out.TransactionIDs = StatusCompleted, ResponseBody(&done), plan.total, txids
+		return nil
+	}})
+	out.Position = res.Position
+	if err != nil {
+		return ActionOutcome{}, err
+	}
+	if refusal != nil {
+		return out, refusal
+	}
+	return out, nil
+}
+
+// MaxBulkActions is the most actions one bulk request may carry.
+const MaxBulkActions = 100
+
+// BulkItem is one bulk input's outcome: Err is nil for a completed action
+// or a replay.
+type BulkItem struct {
+	Outcome ActionOutcome
+	Err     error
+}
+
+// SubmitBulk submits each action independently. Items are issued
+// concurrently so they share group commits; results keep input order.
+func (s *Store) SubmitBulk(ctx context.Context, sc Scope, meta events.Metadata, ins []ActionInput) ([]BulkItem, error) {
+	if len(ins) == 0 {
+		return nil, Invalid("no actions given", FieldIssue{Field: "actions", Issue: "must hold 1 to 100 actions"})
+	}
+	if len(ins) > MaxBulkActions {
+		e := Errorf(KindInvalid, "TOO_MANY_ACTIONS", "a bulk request holds at most %d actions; got %d", MaxBulkActions, len(ins))
+		e.Details = []FieldIssue{{Field: "actions", Issue: "must hold at most 100 actions"}}
+		return nil, e
+	}
+	out := make([]BulkItem, len(ins))
+	var wg sync.WaitGroup
+	for i, in := range ins {
+		n, verr := validateAction(in, fmt.Sprintf("actions[%d].", i))
+		if verr != nil {
+			out[i].Err = verr
+			continue
+		}
+		wg.Add(1)
+		go func(i int, n normalizedAction) {
+			defer wg.Done()
+			o, err := s.submitNormalized(ctx, sc, meta, n)
+			out[i] = BulkItem{Outcome: o, Err: err}
+		}(i, n)
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// ReverseAction reverses a completed action: the stakeholders' tokens are
+// taken back and returned to the pool (and to the campaign budget).
+func (s *Store) ReverseAction(ctx context.Context, sc Scope, meta events.Metadata, actionID, reason string) (Result, error) {
+	if len(reason) > 1000 {
+		return Result{}, Invalid("invalid reversal", FieldIssue{Field: "reason", Issue: "must be at most 1000 characters"})
+	}
+	if reason == "" {
+		reason = "reversed by partner"
+	}
+	return s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+		st, err := ss.Load(ActionStream(actionID))
+		if err != nil {
+			return err
+		}
+		a := st.State.(*Action)
+		if st.Version == 0 || a.PartnerID != sc.PartnerID || a.Environment != sc.Environment {
+			return Errorf(KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
+		}
+		switch a.Status {
+		case StatusReversed:
+			return Errorf(KindConflict, "ALREADY_REVERSED", "action %s is already reversed", actionID)
+		case StatusFailed:
+			return Errorf(KindConflict, "NOT_REVERSIBLE", "action %s failed and has nothing to reverse", actionID)
+		}
+		c := a.Completed
+		rewards := make([]events.ActionReward, len(c.Stakeholders))
+		txids := []string{}
+		for i, r := range c.Stakeholders {
+			r.TransactionID = ""
+			if r.Tokens > 0 {
+				r.TransactionID = transactionID(actionID, "reversal", i)
+				txids = append(txids, r.TransactionID)
+			}
+			rewards[i] = r
+		}
+		ss.Emit(st.ID, events.ActionReversed{ActionID: actionID, IdempotencyKey: c.IdempotencyKey, ActionType: c.ActionType,
+			Amount: c.Amount, Currency: c.Currency, Status: StatusReversed, TokensDistributed: c.TokensDistributed,
+			TokensReversed: c.TokensDistributed, TransactionIDs: txids, Stakeholders: rewards, PoolID: c.PoolID,
+			CampaignID: c.CampaignID, Reason: reason})
+		if c.TokensDistributed > 0 {
+			ss.Emit(PoolStream(c.PoolID), events.PoolCredited{PoolID: c.PoolID, ActionID: actionID, Amount: c.TokensDistributed, Reason: "reversal"})
+			if err := creditCampaign(ss, sc, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}})
+}
