@@ -570,6 +570,9 @@ func (d *Dispatcher) recorder() {
 			continue
 		}
 		d.flush(batch)
+		// The written deliveries' leases are gone: their endpoints have
+		// room again (until now they counted against PerEndpoint).
+		d.Wake()
 	}
 }
 
