@@ -145,12 +145,11 @@ func New(pool *pgxpool.Pool, hooks *ledger.Webhooks, masterKey []byte, opts Opti
 	opts = opts.withDefaults()
 	return &Dispatcher{
 		pool: pool, hooks: hooks, key: masterKey, opts: opts,
-		log:      opts.Logger.With("component", "webhook-dispatcher"),
-		client:   NewClient(opts.Addresses, opts.Timeout, opts.PerEndpoint),
-		m:        newMetrics(opts.Registerer),
-		wake:     make(chan struct{}, 1),
-		subs:     map[string]subscription{},
-		outcomes: make(chan recordable, opts.Workers),
+		log:    opts.Logger.With("component", "webhook-dispatcher"),
+		client: NewClient(opts.Addresses, opts.Timeout, opts.PerEndpoint),
+		m:      newMetrics(opts.Registerer),
+		wake:   make(chan struct{}, 1),
+		subs:   map[string]subscription{},
 	}
 }
 
@@ -191,8 +190,9 @@ func (d *Dispatcher) Wake() {
 
 // Run dispatches until ctx ends, then waits for attempts in flight (which
 // ctx also cancels; their deliveries are released for a later attempt)
-// and records the outcomes it holds.
+// and records the outcomes it holds. A dispatcher runs once at a time.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	d.outcomes = make(chan recordable, d.opts.Workers)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); d.listen(ctx) }()
