@@ -26,7 +26,18 @@ CREATE TABLE webhook_deliveries (
     completed_at     timestamptz,
     UNIQUE (subscription_id, event_id)
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'PENDING';
+-- When the next unleased delivery is due (the dispatcher's sleep). Leased
+-- rows are left out so that the claim below cannot mistake this index for
+-- a way to find one subscription's due deliveries.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'PENDING' AND lease_until IS NULL;
+-- The dispatcher's claim walks the subscriptions with pending deliveries
+-- (a skip scan of this index) and takes the first few due of each, so its
+-- cost follows the number of subscriptions and the batch size, not the
+-- backlog.
+CREATE INDEX webhook_deliveries_sub_due_idx ON webhook_deliveries (subscription_id, next_attempt_at, id) WHERE status = 'PENDING';
+-- Deliveries leased right now, counted per subscription against its
+-- concurrency cap.
+CREATE INDEX webhook_deliveries_leased_idx ON webhook_deliveries (subscription_id, lease_until) WHERE status = 'PENDING' AND lease_until IS NOT NULL;
 CREATE INDEX webhook_deliveries_sub_idx ON webhook_deliveries (subscription_id, source_position DESC);
 
 CREATE TABLE webhook_attempts (

@@ -120,8 +120,20 @@ type Queuer interface {
 // maxQueued bounds one round trip's statements.
 const maxQueued = 2000
 
-// applyEvents applies evs, in order, inside tx.
+// applyEvents applies evs, in order, inside tx, then writes what the
+// projection deferred to the end of the transaction (txBatch).
 func applyEvents(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event) error {
+	ctx, deferred := withTxBatch(ctx)
+	if err := applyEach(ctx, tx, p, evs); err != nil {
+		return err
+	}
+	if err := deferred.flush(ctx, tx); err != nil {
+		return fmt.Errorf("projections: %s: %w", p.Name(), err)
+	}
+	return nil
+}
+
+func applyEach(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event) error {
 	q, ok := p.(Queuer)
 	if !ok {
 		for _, e := range evs {

@@ -65,6 +65,7 @@ CREATE INDEX subscriptions_tenant_idx ON subscriptions (partner_id, environment,
 
 // Apply implements Projection.
 func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	fan := fanOutFor(ctx)
 	switch e.Type {
 	case "webhook.registered":
 		var p events.WebhookRegistered
@@ -75,6 +76,7 @@ func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		if types == nil {
 			types = []string{}
 		}
+		fan.forget()
 		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, partner_id, environment, url, description, event_types, receive_all, secret_sealed, created_at, created_pos)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			p.WebhookID, e.PartnerID, e.Environment, p.URL, p.Description, types, p.ReceiveAllEvents, p.SecretSealed, e.RecordedAt, e.Position)
@@ -84,6 +86,7 @@ func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			return err
 		}
+		fan.forget()
 		_, err := tx.Exec(ctx, `UPDATE subscriptions SET deleted_at = $2 WHERE id = $1`, p.WebhookID, e.RecordedAt)
 		return err
 	case "webhook.disabled":
@@ -91,6 +94,7 @@ func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			return err
 		}
+		fan.forget()
 		_, err := tx.Exec(ctx, `UPDATE subscriptions SET disabled_at = $2, disabled_reason = $3 WHERE id = $1`, p.WebhookID, e.RecordedAt, p.Reason)
 		return err
 	}
@@ -103,15 +107,34 @@ func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 		// is an event the live projector has not reached yet (the tail a
 		// rebuild applies before it moves the checkpoint past it): that
 		// event was never fanned out, and skipping it would lose it.
-		var live int64
-		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, w.Name()).Scan(&live); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		live, err := fan.livePosition(ctx, tx, w.Name())
+		if err != nil {
 			return err
 		}
 		if e.Position <= live {
 			return nil
 		}
 	}
-	return enqueue(ctx, tx, e, msgs)
+	if err := fan.add(ctx, tx, e, msgs); err != nil {
+		return err
+	}
+	if txBatchFrom(ctx) == nil {
+		return fan.flush(ctx, tx) // no batch to join: write now
+	}
+	return nil
+}
+
+type fanOutKey struct{}
+
+// fanOutFor returns the fan-out of the transaction ctx applies in: shared
+// by the transaction's events when the runtime batches them, else one for
+// this event alone.
+func fanOutFor(ctx context.Context) *fanOut {
+	b := txBatchFrom(ctx)
+	if b == nil {
+		return newFanOut()
+	}
+	return b.part(fanOutKey{}, func() batchPart { return newFanOut() }).(*fanOut)
 }
 
 // WebhookMessage is one webhook envelope derived from a domain event.
@@ -220,26 +243,60 @@ func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 	return out, nil
 }
 
-// enqueue records one delivery per message and matching active
-// subscription of the event's tenant, and wakes dispatchers.
-func enqueue(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessage) error {
+// fanOut collects the deliveries of one transaction's events and inserts
+// them in one statement when the transaction's batch is flushed (before
+// its checkpoint moves, so they commit together). Subscriptions are read
+// once per tenant and transaction; any webhook.* event forgets them, so
+// every event still fans out to exactly the subscriptions active at its
+// position.
+type fanOut struct {
+	subs map[ledger.Scope][]fanOutSub
+	live *int64 // the live checkpoint, read once per transaction while replaying
+
+	ids, subIDs, partners, envs, evtIDs, types []string
+	positions                                  []int64
+	createdAt                                  []time.Time
+	bodies                                     [][]byte
+}
+
+type fanOutSub struct {
+	id    string
+	types map[string]bool
+	all   bool
+}
+
+func newFanOut() *fanOut { return &fanOut{subs: map[ledger.Scope][]fanOutSub{}} }
+
+// forget drops cached subscriptions after one changed.
+func (f *fanOut) forget() { clear(f.subs) }
+
+func (f *fanOut) livePosition(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
+	if f.live == nil {
+		var live int64
+		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, name).Scan(&live); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return 0, err
+		}
+		f.live = &live
+	}
+	return *f.live, nil
+}
+
+func (f *fanOut) subscriptions(ctx context.Context, tx pgx.Tx, scope ledger.Scope) ([]fanOutSub, error) {
+	if subs, ok := f.subs[scope]; ok {
+		return subs, nil
+	}
 	rows, err := tx.Query(ctx, `SELECT id, event_types, receive_all FROM subscriptions
-		WHERE partner_id = $1 AND environment = $2 AND deleted_at IS NULL AND disabled_at IS NULL`, e.PartnerID, e.Environment)
+		WHERE partner_id = $1 AND environment = $2 AND deleted_at IS NULL AND disabled_at IS NULL`, scope.PartnerID, scope.Environment)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	type sub struct {
-		id    string
-		types map[string]bool
-		all   bool
-	}
-	var subs []sub
+	subs := []fanOutSub{}
 	for rows.Next() {
-		var s sub
+		var s fanOutSub
 		var types []string
 		if err := rows.Scan(&s.id, &types, &s.all); err != nil {
 			rows.Close()
-			return err
+			return nil, err
 		}
 		s.types = map[string]bool{}
 		for _, t := range types {
@@ -249,10 +306,19 @@ func enqueue(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessa
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	f.subs[scope] = subs
+	return subs, nil
+}
+
+// add records one delivery per message and matching active subscription
+// of the event's tenant, to be inserted by flush.
+func (f *fanOut) add(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessage) error {
+	subs, err := f.subscriptions(ctx, tx, ledger.Scope{PartnerID: e.PartnerID, Environment: e.Environment})
+	if err != nil {
 		return err
 	}
-	var ids, subIDs, evtIDs, types []string
-	var bodies [][]byte
 	for _, m := range msgs {
 		for _, s := range subs {
 			if m.OnlyTo != "" {
@@ -262,25 +328,41 @@ func enqueue(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessa
 			} else if !s.all && !s.types[m.Type] {
 				continue
 			}
-			ids = append(ids, WebhookDeliveryID(s.id, m.EventID))
-			subIDs = append(subIDs, s.id)
-			evtIDs = append(evtIDs, m.EventID)
-			types = append(types, m.Type)
-			bodies = append(bodies, m.Body)
+			f.ids = append(f.ids, WebhookDeliveryID(s.id, m.EventID))
+			f.subIDs = append(f.subIDs, s.id)
+			f.partners = append(f.partners, e.PartnerID)
+			f.envs = append(f.envs, e.Environment)
+			f.evtIDs = append(f.evtIDs, m.EventID)
+			f.types = append(f.types, m.Type)
+			f.positions = append(f.positions, e.Position)
+			f.createdAt = append(f.createdAt, e.RecordedAt)
+			f.bodies = append(f.bodies, m.Body)
 		}
 	}
-	if len(ids) == 0 {
+	return nil
+}
+
+// flush inserts the collected deliveries (a redelivered one is a no-op)
+// and wakes dispatchers if any is new.
+func (f *fanOut) flush(ctx context.Context, tx pgx.Tx) error {
+	if len(f.ids) == 0 {
 		return nil
 	}
-	_, err = tx.Exec(ctx, `WITH ins AS (
+	_, err := tx.Exec(ctx, `WITH ins AS (
 		INSERT INTO public.webhook_deliveries (id, subscription_id, partner_id, environment, event_id, event_type, source_position, body, created_at, next_attempt_at)
-		SELECT d.id, d.sub, $5, $6, d.evt, d.typ, $7, d.body, $8, now()
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $9::bytea[]) AS d(id, sub, evt, typ, body)
+		SELECT d.id, d.sub, d.partner, d.env, d.evt, d.typ, d.pos, d.body, d.created, now()
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::timestamptz[])
+			AS d(id, sub, partner, env, evt, typ, pos, body, created)
 		ON CONFLICT (subscription_id, event_id) DO NOTHING
 		RETURNING 1)
 	SELECT pg_notify($10, '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`,
-		ids, subIDs, evtIDs, types, e.PartnerID, e.Environment, e.Position, e.RecordedAt, bodies, WebhookNotifyChannel)
-	return err
+		f.ids, f.subIDs, f.partners, f.envs, f.evtIDs, f.types, f.positions, f.bodies, f.createdAt, WebhookNotifyChannel)
+	if err != nil {
+		return err
+	}
+	f.ids, f.subIDs, f.partners, f.envs, f.evtIDs, f.types = nil, nil, nil, nil, nil, nil
+	f.positions, f.createdAt, f.bodies = nil, nil, nil
+	return nil
 }
 
 // Webhook is a subscription as partners see it (never its secret).

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -110,6 +111,20 @@ type Dispatcher struct {
 	m      *metrics
 	wake   chan struct{}
 
+	// Claims happen in chunks: a finished attempt wakes the loop only once
+	// a quarter of the workers finished since the last claim, the last
+	// attempt in flight finished, or claimDelay passed since the first of
+	// them finished. A claim per finished attempt would run the claim
+	// query for one or two slots at a time.
+	finished atomic.Int64 // attempts finished since the last claim
+	inFlight atomic.Int64
+
+	// outcomes feeds the recorder, which writes attempts in batches.
+	outcomes chan recordable
+	// flushGate, when set (tests), runs before each recorder flush; false
+	// drops the batch as a crash would.
+	flushGate func() bool
+
 	// subs caches active subscriptions' URL and decrypted secret for a
 	// second, sparing a query and a decryption per attempt; a deletion or
 	// disabling is noticed within that second.
@@ -137,6 +152,10 @@ func New(pool *pgxpool.Pool, hooks *ledger.Webhooks, masterKey []byte, opts Opti
 		subs:   map[string]subscription{},
 	}
 }
+
+// claimDelay bounds how long freed workers wait for others to free up
+// before the dispatcher claims work for them.
+const claimDelay = 5 * time.Millisecond
 
 // NewClient is the HTTP client deliveries use: it connects only to
 // addresses policy allows (checked on the resolved address at connect
@@ -170,15 +189,22 @@ func (d *Dispatcher) Wake() {
 }
 
 // Run dispatches until ctx ends, then waits for attempts in flight (which
-// ctx also cancels; their deliveries are released for a later attempt).
+// ctx also cancels; their deliveries are released for a later attempt)
+// and records the outcomes it holds. A dispatcher runs once at a time.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	d.outcomes = make(chan recordable, d.opts.Workers)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); d.listen(ctx) }()
-	sem := make(chan struct{}, d.opts.Workers)
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); d.recorder() }()
+	chunk := int64(max(1, d.opts.Workers/4))
 	var lastGauge time.Time
 	for ctx.Err() == nil {
-		free := d.opts.Workers - len(sem)
+		// Reset before reading inFlight: an attempt finishing in between
+		// is then either in free or counted towards the next wake-up.
+		d.finished.Store(0)
+		free := d.opts.Workers - int(d.inFlight.Load())
 		claimed := 0
 		if free > 0 {
 			batch, err := d.claim(ctx, free)
@@ -186,23 +212,28 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.log.Warn("claiming deliveries failed", "err", err)
 			}
 			claimed = len(batch)
+			d.inFlight.Add(int64(claimed))
 			for _, c := range batch {
-				sem <- struct{}{}
 				wg.Add(1)
 				go func(c claim) {
 					defer wg.Done()
 					d.attempt(ctx, c)
-					<-sem
-					d.Wake()
+					left := d.inFlight.Add(-1)
+					switch n := d.finished.Add(1); {
+					case n >= chunk || left == 0:
+						d.Wake()
+					case n == 1:
+						time.AfterFunc(claimDelay, d.Wake)
+					}
 				}(c)
 			}
 		}
-		if time.Since(lastGauge) >= d.opts.Poll {
+		if time.Since(lastGauge) >= max(d.opts.Poll, time.Second) {
 			d.updateGauges(ctx)
 			lastGauge = time.Now()
 		}
 		if claimed > 0 && claimed == free {
-			continue // probably more due
+			continue // probably more due; claims again once workers free up
 		}
 		wait := d.opts.Poll
 		if free > 0 {
@@ -219,6 +250,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		t.Stop()
 	}
 	wg.Wait()
+	close(d.outcomes)
+	<-recorded
 	return nil
 }
 
@@ -266,23 +299,34 @@ type claim struct {
 // subscription and taken round-robin across subscriptions (rank first), and
 // a subscription never has more than PerEndpoint leased at once, so one
 // endpoint's backlog or slowness cannot starve the others.
+//
+// Its cost follows the number of subscriptions with pending deliveries and
+// n, not the backlog: it walks those subscriptions with a skip scan of
+// webhook_deliveries_sub_due_idx and takes at most the first few due
+// deliveries of each.
 func (d *Dispatcher) claim(ctx context.Context, n int) ([]claim, error) {
 	now := time.Now()
 	token := uuid.New()
 	rows, err := d.pool.Query(ctx, `
-WITH busy AS (
-    SELECT subscription_id, count(*) AS n FROM webhook_deliveries
-    WHERE status = 'PENDING' AND lease_until > $1 GROUP BY subscription_id
-), ranked AS (
-    SELECT id, subscription_id, next_attempt_at,
-           row_number() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn
-    FROM webhook_deliveries
-    WHERE status = 'PENDING' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+WITH RECURSIVE subs AS (
+    (SELECT subscription_id AS id FROM webhook_deliveries WHERE status = 'PENDING' ORDER BY subscription_id LIMIT 1)
+  UNION ALL
+    SELECT (SELECT w.subscription_id FROM webhook_deliveries w
+            WHERE w.status = 'PENDING' AND w.subscription_id > s.id ORDER BY w.subscription_id LIMIT 1)
+    FROM subs s WHERE s.id IS NOT NULL
+), cand AS (
+    SELECT c.id, c.subscription_id, c.next_attempt_at FROM subs s CROSS JOIN LATERAL (
+        SELECT w.id, w.subscription_id, w.next_attempt_at FROM webhook_deliveries w
+        WHERE w.subscription_id = s.id AND w.status = 'PENDING' AND w.next_attempt_at <= $1
+          AND (w.lease_until IS NULL OR w.lease_until <= $1)
+        ORDER BY w.subscription_id, w.next_attempt_at, w.id
+        LIMIT least($3, greatest(0, $2 - (SELECT count(*) FROM webhook_deliveries b
+            WHERE b.subscription_id = s.id AND b.status = 'PENDING' AND b.lease_until IS NOT NULL AND b.lease_until > $1)))
+    ) c WHERE s.id IS NOT NULL
 ), pick AS (
-    SELECT r.id FROM ranked r LEFT JOIN busy b USING (subscription_id)
-    WHERE r.rn + coalesce(b.n, 0) <= $2
-    ORDER BY r.rn, r.next_attempt_at, r.id
-    LIMIT $3
+    SELECT id FROM (
+        SELECT id, next_attempt_at, row_number() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM cand
+    ) r ORDER BY rn, next_attempt_at, id LIMIT $3
 ), locked AS (
     SELECT w.id FROM webhook_deliveries w
     WHERE w.id IN (SELECT id FROM pick) AND w.status = 'PENDING' AND (w.lease_until IS NULL OR w.lease_until <= $1)
@@ -474,73 +518,183 @@ func (d *Dispatcher) delay(attempts int, retryAfter time.Duration) time.Duration
 	return base
 }
 
-// record writes one attempt and the delivery's next state in one
-// transaction, if this dispatcher still holds the lease.
+// recordable is a finished attempt waiting to be written.
+type recordable struct {
+	c      claim
+	o      outcome
+	status string // the delivery's next status
+	next   time.Time
+}
+
+// record hands an attempt's outcome to the recorder. The delivery stays
+// leased until the recorder writes it, so no one else attempts it
+// meanwhile; if this process dies first, the lease runs out and the
+// delivery is attempted again (never lost, and never recorded twice:
+// writes are conditional on the lease token).
 func (d *Dispatcher) record(c claim, o outcome) {
+	r := recordable{c: c, o: o, status: "PENDING", next: o.at}
+	switch n := c.attempts + 1; {
+	case o.ok:
+		r.status = "SUCCEEDED"
+	case n >= len(d.opts.Schedule):
+		r.status = "FAILED"
+	default:
+		r.next = time.Now().Add(d.delay(n, o.retryAfter))
+	}
+	d.outcomes <- r
+}
+
+// maxRecordBatch bounds how many outcomes one statement writes.
+const maxRecordBatch = 256
+
+// recorder writes outcomes until d.outcomes is closed and drained. It takes
+// whatever has queued up while the previous write ran, so batches grow
+// with the load and an outcome never waits for a timer.
+func (d *Dispatcher) recorder() {
+	var batch []recordable
+	for r := range d.outcomes {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < maxRecordBatch {
+			select {
+			case r, ok := <-d.outcomes:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		if d.flushGate != nil && !d.flushGate() {
+			continue
+		}
+		d.flush(batch)
+		// The written deliveries' leases are gone: their endpoints have
+		// room again (until now they counted against PerEndpoint).
+		d.Wake()
+	}
+}
+
+// flush writes a batch of attempts and their deliveries' next states in
+// one statement (one round trip, one transaction): each attempt is written
+// only if its dispatcher still holds the delivery's lease, together with
+// the delivery's state and its endpoint's health.
+func (d *Dispatcher) flush(batch []recordable) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n := c.attempts + 1
-	status, next := "PENDING", o.at
-	var completed *time.Time
-	switch {
-	case o.ok:
-		status, completed = "SUCCEEDED", &o.at
-	case n >= len(d.opts.Schedule):
-		status, completed = "FAILED", &o.at
-	default:
-		next = time.Now().Add(d.delay(n, o.retryAfter))
+	k := len(batch)
+	ids, tokens, statuses, subs, partners, envs, reasons, bodies := make([]string, k), make([]string, k), make([]string, k),
+		make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	attempts, latencies := make([]int32, k), make([]int64, k)
+	next, at := make([]time.Time, k), make([]time.Time, k)
+	completed := make([]*time.Time, k)
+	codes := make([]*int32, k)
+	errTexts := make([]*string, k)
+	oks := make([]bool, k)
+	for i, r := range batch {
+		ids[i], tokens[i], statuses[i] = r.c.id, r.c.token.String(), r.status
+		subs[i], partners[i], envs[i] = r.c.subID, r.c.partnerID, r.c.environment
+		reasons[i], bodies[i] = r.o.reason, r.o.body
+		attempts[i], latencies[i] = int32(r.c.attempts+1), r.o.latency.Milliseconds()
+		next[i], at[i], oks[i] = r.next, r.o.at, r.o.ok
+		if r.status != "PENDING" {
+			completed[i] = &batch[i].o.at
+		}
+		if r.o.statusCode != 0 {
+			c := int32(r.o.statusCode)
+			codes[i] = &c
+		}
+		if !r.o.ok {
+			errTexts[i] = &batch[i].o.errText
+		}
 	}
-	var code *int
-	if o.statusCode != 0 {
-		code = &o.statusCode
-	}
-	var errText *string
-	if !o.ok {
-		errText = &o.errText
-	}
-	var failingSince, disabledAt *time.Time
-	var recorded int
-	// One statement, so one round trip and one implicit transaction: the
-	// attempt, the delivery's next state and the endpoint's health move
-	// together, and only while this dispatcher holds the lease.
-	err := d.pool.QueryRow(ctx, `
-WITH upd AS (
-    UPDATE webhook_deliveries SET attempts = $3, status = $4, next_attempt_at = $5,
-        lease_until = NULL, lease_token = NULL, last_attempt_at = $6, last_status_code = $7, last_error = $8, completed_at = $9
-    WHERE id = $1 AND lease_token = $2 RETURNING id
+	// An endpoint's health folds its attempts in the order they started: a
+	// success clears failing_since, the first failure after the last
+	// success sets it.
+	rows, err := d.pool.Query(ctx, `
+WITH o AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::int[], $8::text[],
+        $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bigint[], $15::text[], $16::text[])
+        AS o(id, token, attempt, status, next_at, at, code, err, completed, sub, partner, env, ok, latency, reason, body)
+), upd AS (
+    UPDATE webhook_deliveries d SET attempts = o.attempt, status = o.status, next_attempt_at = o.next_at,
+        lease_until = NULL, lease_token = NULL, last_attempt_at = o.at, last_status_code = o.code, last_error = o.err,
+        completed_at = o.completed
+    FROM o WHERE d.id = o.id AND d.lease_token = o.token
+    RETURNING d.id
+), rec AS (
+    SELECT o.* FROM o JOIN upd USING (id)
 ), att AS (
     INSERT INTO webhook_attempts (delivery_id, attempt, subscription_id, partner_id, environment,
         attempted_at, success, status_code, latency_ms, reason, error, response_body)
-    SELECT id, $3, $10, $11, $12, $6, $13, $7, $14, nullif($15, ''), $8, $16 FROM upd
+    SELECT id, attempt, sub, partner, env, at, ok, code, latency, nullif(reason, ''), err, body FROM rec
+), agg AS (
+    SELECT g.sub, g.partner, g.env, g.ok_at,
+        (SELECT min(r.at) FROM rec r WHERE r.sub = g.sub AND NOT r.ok AND (g.ok_at IS NULL OR r.at > g.ok_at)) AS fail_at
+    FROM (SELECT sub, min(partner) AS partner, min(env) AS env, max(at) FILTER (WHERE ok) AS ok_at FROM rec GROUP BY sub) g
 ), ep AS (
-    INSERT INTO webhook_endpoints (subscription_id, partner_id, environment, last_success_at, failing_since)
-    SELECT $10, $11, $12, CASE WHEN $13 THEN $6::timestamptz END, CASE WHEN $13 THEN NULL ELSE $6::timestamptz END FROM upd
+    INSERT INTO webhook_endpoints AS e (subscription_id, partner_id, environment, last_success_at, failing_since)
+    SELECT sub, partner, env, ok_at, fail_at FROM agg
     ON CONFLICT (subscription_id) DO UPDATE SET
-        last_success_at = CASE WHEN $13 THEN $6::timestamptz ELSE webhook_endpoints.last_success_at END,
-        failing_since = CASE WHEN $13 THEN NULL ELSE coalesce(webhook_endpoints.failing_since, $6::timestamptz) END
-    RETURNING failing_since, disabled_at
+        last_success_at = greatest(e.last_success_at, excluded.last_success_at),
+        failing_since = CASE WHEN excluded.last_success_at IS NOT NULL THEN excluded.failing_since
+                             ELSE coalesce(e.failing_since, excluded.failing_since) END
+    RETURNING subscription_id, failing_since, disabled_at
 )
-SELECT (SELECT count(*) FROM upd)::int, (SELECT failing_since FROM ep), (SELECT disabled_at FROM ep)`,
-		c.id, c.token, n, status, next, o.at, code, errText, completed,
-		c.subID, c.partnerID, c.environment, o.ok, o.latency.Milliseconds(), o.reason, o.body).Scan(&recorded, &failingSince, &disabledAt)
+SELECT id, NULL, NULL, NULL FROM upd
+UNION ALL
+SELECT NULL, subscription_id, failing_since, disabled_at FROM ep`,
+		ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies)
 	if err != nil {
-		d.log.Warn("recording a delivery attempt failed; it will be retried when its lease ends", "delivery", c.id, "err", err)
+		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
 		return
 	}
-	if recorded == 0 {
-		return // lease lost: another dispatcher owns the delivery now
+	written := map[string]bool{}
+	type health struct{ failingSince, disabledAt *time.Time }
+	endpoints := map[string]health{}
+	for rows.Next() {
+		var id, sub *string
+		var h health
+		if err := rows.Scan(&id, &sub, &h.failingSince, &h.disabledAt); err != nil {
+			rows.Close()
+			d.log.Warn("reading recorded attempts failed", "err", err)
+			return
+		}
+		if id != nil {
+			written[*id] = true
+		} else if sub != nil {
+			endpoints[*sub] = h
+		}
 	}
-	d.m.latency.Observe(o.latency.Seconds())
-	if o.ok {
-		d.m.attempts.WithLabelValues("success", "").Inc()
-	} else {
-		d.m.attempts.WithLabelValues("failure", o.reason).Inc()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
+		return
 	}
-	if status != "PENDING" {
-		d.m.deliveries.WithLabelValues(map[string]string{"SUCCEEDED": "succeeded", "FAILED": "failed"}[status]).Inc()
+	lastFailure := map[string]recordable{}
+	for _, r := range batch {
+		if !written[r.c.id] {
+			continue // lease lost: another dispatcher owns the delivery now
+		}
+		d.m.latency.Observe(r.o.latency.Seconds())
+		if r.o.ok {
+			d.m.attempts.WithLabelValues("success", "").Inc()
+		} else {
+			d.m.attempts.WithLabelValues("failure", r.o.reason).Inc()
+			if l, ok := lastFailure[r.c.subID]; !ok || r.o.at.After(l.o.at) {
+				lastFailure[r.c.subID] = r
+			}
+		}
+		if r.status != "PENDING" {
+			d.m.deliveries.WithLabelValues(map[string]string{"SUCCEEDED": "succeeded", "FAILED": "failed"}[r.status]).Inc()
+		}
 	}
-	if !o.ok && failingSince != nil && disabledAt == nil && o.at.Sub(*failingSince) >= d.opts.DisableAfter {
-		d.disable(ctx, c, *failingSince)
+	for sub, r := range lastFailure {
+		h := endpoints[sub]
+		if h.failingSince != nil && h.disabledAt == nil && r.o.at.Sub(*h.failingSince) >= d.opts.DisableAfter {
+			d.disable(ctx, r.c, *h.failingSince)
+		}
 	}
 }
 

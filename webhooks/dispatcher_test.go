@@ -427,3 +427,80 @@ func TestManualRetryAndDelete(t *testing.T) {
 	_, err = h.hooks.Delete(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
 	require.ErrorIs(t, err, ledger.ErrWebhookNotFound)
 }
+
+// A dispatcher that dies after attempting but before its outcome is
+// written leaves the delivery leased; when the lease runs out another
+// dispatcher attempts it again. The receiver sees the event twice (same
+// id), the log records what was written: one attempt, one success.
+func TestOutcomeLostBeforeRecordingMeansARetry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rc := newReceiver(t, nil)
+	reg := h.register(tenant, rc.URL, true)
+	rc.setSecret(reg.Secret)
+	opts := fastOptions()
+	opts.Lease = 500 * time.Millisecond
+	opts.Poll = time.Hour // after its attempt, the crashing dispatcher stays asleep
+	dropped := make(chan struct{})
+	var once sync.Once
+	stopA := h.dispatchWith(h.db.Pool, opts, func(d *webhooks.Dispatcher) {
+		webhooks.GateFlushes(d, func() bool { once.Do(func() { close(dropped) }); return false })
+	})
+	src := h.emit(tenant, "pool-pool_1", poolLowBalance{PoolID: "pool_1"})
+	<-dropped
+	stopA()
+	require.Equal(t, 1, rc.count())
+	d := h.deliveries(tenant, reg.Event.WebhookID)[0]
+	require.Equal(t, "PENDING", d.Status)
+	require.Zero(t, d.AttemptCount, "nothing was written")
+
+	h.dispatch(fastOptions())
+	eventually(t, func() bool { return h.deliveries(tenant, reg.Event.WebhookID)[0].Status == "SUCCEEDED" }, "retried after the lease ran out")
+	d = h.deliveries(tenant, reg.Event.WebhookID)[0]
+	require.Equal(t, 1, d.AttemptCount)
+	require.Len(t, d.Attempts, 1)
+	require.True(t, d.Attempts[0].Success)
+	want := projections.WebhookEventID(src.ID.String(), "token_pool.low_balance", 0)
+	got := rc.requests()
+	require.Len(t, got, 2)
+	for _, r := range got {
+		require.Equal(t, want, r.Env.ID)
+	}
+}
+
+// A dispatcher whose outcome is written only after its lease ran out and
+// another dispatcher delivered the event writes nothing: the log never
+// holds two successes, or an attempt by a dispatcher that lost the lease.
+func TestLateRecordingAfterLosingTheLeaseWritesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rc := newReceiver(t, nil)
+	reg := h.register(tenant, rc.URL, true)
+	rc.setSecret(reg.Secret)
+	opts := fastOptions()
+	opts.Lease = 500 * time.Millisecond
+	opts.Poll = time.Hour
+	held, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	stopA := h.dispatchWith(h.db.Pool, opts, func(d *webhooks.Dispatcher) {
+		webhooks.GateFlushes(d, func() bool {
+			first.Do(func() { close(held); <-release })
+			return true
+		})
+	})
+	h.emit(tenant, "pool-pool_1", poolLowBalance{PoolID: "pool_1"})
+	<-held
+	h.dispatch(fastOptions())
+	eventually(t, func() bool { return h.deliveries(tenant, reg.Event.WebhookID)[0].Status == "SUCCEEDED" }, "delivered by the second dispatcher")
+	close(release)
+	stopA() // returns once its recorder wrote (or skipped) what it held
+
+	d := h.deliveries(tenant, reg.Event.WebhookID)[0]
+	require.Equal(t, "SUCCEEDED", d.Status)
+	require.Equal(t, 1, d.AttemptCount)
+	require.Len(t, d.Attempts, 1)
+	require.Equal(t, 2, rc.count())
+	var n int
+	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT count(*) FROM webhook_attempts`).Scan(&n))
+	require.Equal(t, 1, n)
+}

@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,7 +150,15 @@ func (h *harness) dispatch(opts webhooks.Options) (stop func()) {
 }
 
 func (h *harness) dispatchOn(pool *pgxpool.Pool, opts webhooks.Options) (stop func()) {
+	return h.dispatchWith(pool, opts, nil)
+}
+
+// dispatchWith is dispatchOn with setup run on the dispatcher before it starts.
+func (h *harness) dispatchWith(pool *pgxpool.Pool, opts webhooks.Options, setup func(*webhooks.Dispatcher)) (stop func()) {
 	d := webhooks.New(pool, h.hooks, h.key, opts)
+	if setup != nil {
+		setup(d)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()
@@ -200,11 +210,12 @@ type receiver struct {
 	secret string
 	got    []received
 	answer func(n int, r received) int // status for the n-th request (from 1)
+	conns  atomic.Int64                // connections opened to it
 }
 
 func newReceiver(t testing.TB, answer func(n int, r received) int) *receiver {
 	rc := &receiver{answer: answer}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rec := received{Header: r.Header.Clone(), Body: body}
 		_ = json.Unmarshal(body, &rec.Env)
@@ -222,6 +233,12 @@ func newReceiver(t testing.TB, answer func(n int, r received) int) *receiver {
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(`{"status":` + strconv.Itoa(status) + `}`))
 	}))
+	rc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			rc.conns.Add(1)
+		}
+	}
+	rc.Start()
 	t.Cleanup(rc.Close)
 	return rc
 }
