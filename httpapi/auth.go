@@ -261,6 +261,11 @@ func (a *KeyAuth) lookupKey(ctx context.Context, key string) (*projections.AuthK
 	if err != nil {
 		return nil, "", false, err
 	}
+	if k != nil && k.Environment == env {
+		// From here on, refusals (expired key, bad signature, replay,
+		// rate limit…) count in the key's tenant's API usage.
+		noteTenant(ctx, k.PartnerID, env)
+	}
 	if k == nil || k.Environment != env || !k.Usable(a.cfg.Now()) {
 		return nil, "", false, errInvalidKey
 	}

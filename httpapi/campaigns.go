@@ -74,12 +74,20 @@ func (a *rewardsAPI) getCampaign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *rewardsAPI) campaignAnalytics(w http.ResponseWriter, r *http.Request) {
+	from, to, err := dateRange(r)
+	if err == nil && from != nil && to != nil && !from.Before(*to) {
+		err = ledger.Invalid("empty window", ledger.FieldIssue{Field: "to", Issue: "must be after from"})
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	t, err := a.readTenant(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	an, err := projections.GetCampaignAnalytics(r.Context(), a.DB, t, mux.Vars(r)["id"])
+	an, err := projections.GetCampaignAnalytics(r.Context(), a.DB, t, mux.Vars(r)["id"], from, to)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -61,6 +61,7 @@ func statusOf(err error) (int, *ledger.Error) {
 // logged with the request id and never shown to the caller.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, e := statusOf(err)
+	noteCode(r.Context(), e.Code)
 	msg := e.Message
 	if status == http.StatusInternalServerError {
 		loggerFrom(r.Context()).Error("request failed", "err", err)

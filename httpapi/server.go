@@ -16,6 +16,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sirgiving/ledger/apiusage"
 )
 
 // AuthKind is the `auth` column of endpoints.tsv.
@@ -74,6 +76,10 @@ type Deps struct {
 	Logger     *slog.Logger
 	// Extra registers additional routes (docs pages and the like).
 	Extra func(r *mux.Router)
+	// Usage, if set, counts every request whose tenant (partner and
+	// environment) is known: authenticated ones, and those refused after
+	// their key was resolved (bad signature, replay, rate limit…).
+	Usage *apiusage.Recorder
 }
 
 // RouteKey identifies an endpoint as written in endpoints.tsv.
@@ -179,6 +185,9 @@ func (s *Server) authenticated(rt Route, h http.HandlerFunc) http.Handler {
 				writeError(w, r, err)
 				return
 			}
+			if p.Environment != "" {
+				noteTenant(r.Context(), p.PartnerID, p.Environment)
+			}
 			ctx := WithPrincipal(r.Context(), p)
 			ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("partnerId", p.PartnerID, "environment", p.Environment))
 			r = r.WithContext(ctx)
@@ -189,6 +198,34 @@ func (s *Server) authenticated(rt Route, h http.HandlerFunc) http.Handler {
 
 type requestIDKey struct{}
 type loggerKey struct{}
+type usageNoteKey struct{}
+
+// usageNote collects, while a request is served, what API usage counts
+// about it. It is written only by the request's own goroutine and read by
+// observe after the handler returned.
+type usageNote struct {
+	partnerID, environment string
+	code                   string
+}
+
+func noteFrom(ctx context.Context) *usageNote {
+	n, _ := ctx.Value(usageNoteKey{}).(*usageNote)
+	return n
+}
+
+// noteTenant attributes the request to a tenant, as soon as it is known:
+// from the principal, or from the key a refused request named.
+func noteTenant(ctx context.Context, partnerID, environment string) {
+	if n := noteFrom(ctx); n != nil {
+		n.partnerID, n.environment = partnerID, environment
+	}
+}
+
+func noteCode(ctx context.Context, code string) {
+	if n := noteFrom(ctx); n != nil {
+		n.code = code
+	}
+}
 
 func newRequestID() string {
 	b := make([]byte, 12)
@@ -236,16 +273,20 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // observe logs the request and records latency by
-// route template (never by raw path, which would explode cardinality).
+// route template (never by raw path, which would explode cardinality),
+// and counts the request in the tenant's API usage.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		route := "unmatched"
+		route, endpoint := "unmatched", ""
 		if cr := mux.CurrentRoute(r); cr != nil {
 			if t, err := cr.GetPathTemplate(); err == nil {
 				route = t
 			}
+			endpoint = cr.GetName() // "METHOD /path/:param", as in endpoints.tsv
 		}
+		note := &usageNote{}
+		r = r.WithContext(context.WithValue(r.Context(), usageNoteKey{}, note))
 		s.inflight.Inc()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
@@ -255,6 +296,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+		if s.deps.Usage != nil && endpoint != "" {
+			s.deps.Usage.Record(apiusage.Request{PartnerID: note.partnerID, Environment: note.environment,
+				Route: endpoint, Status: rec.status, Code: note.code, Latency: d})
+		}
 		loggerFrom(r.Context()).Debug("request", "method", r.Method, "route", route, "status", rec.status, "duration", d)
 	})
 }

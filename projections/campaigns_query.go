@@ -130,6 +130,8 @@ type CampaignAnalytics struct {
 	CampaignID        string          `json:"campaignId"`
 	Name              string          `json:"name"`
 	Status            string          `json:"status"`
+	From              *time.Time      `json:"from"`
+	To                *time.Time      `json:"to"`
 	Actions           ActionCounts    `json:"actions"`
 	TokensDistributed int64           `json:"tokensDistributed"`
 	TokensReversed    int64           `json:"tokensReversed"`
@@ -161,17 +163,21 @@ type DailyPoint struct {
 	TokensDistributed int64  `json:"tokensDistributed"`
 }
 
-// GetCampaignAnalytics computes a campaign's performance from the read model.
-func GetCampaignAnalytics(ctx context.Context, q ledger.Querier, t Tenant, id string) (CampaignAnalytics, error) {
+// GetCampaignAnalytics computes a campaign's performance from the read
+// model: over its whole life, or over the actions recorded in [from, to)
+// when either bound is given (reversals count with the action they undo).
+// The budget is always the campaign's current one.
+func GetCampaignAnalytics(ctx context.Context, q ledger.Querier, t Tenant, id string, from, to *time.Time) (CampaignAnalytics, error) {
 	c, err := GetCampaign(ctx, q, t, id)
 	if err != nil {
 		return CampaignAnalytics{}, err
 	}
 	a := CampaignAnalytics{CampaignID: id, Name: c.Name, Status: c.Status, Budget: c.Budget,
-		ByActionType: []TypeBreakdown{}, Daily: []DailyPoint{}}
+		From: utc(from), To: utc(to), ByActionType: []TypeBreakdown{}, Daily: []DailyPoint{}}
 	actions := Table(RewardsName, "actions")
-	args := []any{t.PartnerID, t.Environment, id}
-	const where = ` WHERE partner_id = $1 AND environment = $2 AND campaign_id = $3`
+	args := []any{t.PartnerID, t.Environment, id, from, to}
+	const where = ` WHERE partner_id = $1 AND environment = $2 AND campaign_id = $3
+		AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at < $5)`
 	if err := q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FILTER (WHERE status = 'FAILED'),
 		count(*) FILTER (WHERE status = 'REVERSED'), coalesce(sum(tokens_distributed), 0), coalesce(sum(tokens_reversed), 0)
 		FROM `+actions+where, args...).Scan(&a.Actions.Total, &a.Actions.Completed, &a.Actions.Failed, &a.Actions.Reversed,

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sirgiving/ledger/apiusage"
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/bus"
@@ -52,6 +53,9 @@ type App struct {
 	Bus        bus.Config
 	// Auth authenticates partner requests (keys, HMAC, portal tokens).
 	Auth *httpapi.KeyAuth
+	// Usage counts requests per tenant for the API-usage dashboards; its
+	// Flush writes the counts gathered so far.
+	Usage *apiusage.Recorder
 
 	// MasterKey and JWTSecret are the resolved 32-byte secrets.
 	MasterKey []byte
@@ -155,6 +159,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Store: a.Store, DB: a.Pool, ReadWait: cfg.ReadWait}) {
 		handlers[k] = h
 	}
+	a.Usage = apiusage.NewRecorder(a.Bookkeeping, apiusage.Options{Now: cfg.Now, Logger: log})
+	for k, h := range httpapi.UsageHandlers(httpapi.UsageDeps{DB: a.Pool, ReadWait: cfg.ReadWait, Now: cfg.Now}) {
+		handlers[k] = h
+	}
 	if !cfg.Production() {
 		if err := a.ensureDemoUser(ctx); err != nil {
 			return nil, err
@@ -167,6 +175,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		Registerer: a.Registry,
 		Gatherer:   a.Registry,
 		Logger:     log,
+		Usage:      a.Usage,
 	})
 	return a, nil
 }
@@ -267,8 +276,10 @@ func (a *App) Ready(ctx context.Context) error {
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.Auth.Run(bg) }()
+	// Stopped after HTTP has drained, so its final flush counts every request.
+	go func() { defer wg.Done(); a.Usage.Run(bg) }()
 	if !a.Config.DisableBackground {
 		wg.Add(3)
 		go func() { defer wg.Done(); _ = a.Relay.Run(bg) }()
