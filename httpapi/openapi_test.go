@@ -205,6 +205,9 @@ func TestOpenAPITokensAreIntegers(t *testing.T) {
 	sort.Strings(numbers)
 	require.Equal(t, []string{
 		"#/components/schemas/DecimalInput/oneOf/1",
+		"#/components/schemas/ErrorRate",
+		"#/components/schemas/LatencyPercentiles/properties/p50",
+		"#/components/schemas/LatencyPercentiles/properties/p99",
 		"#/components/schemas/SubmitActionRequest/properties/amount/oneOf/1",
 		"#/components/schemas/WebhookHealth/properties/latencyMs/properties/p50",
 		"#/components/schemas/WebhookHealth/properties/latencyMs/properties/p99",
