@@ -290,3 +290,62 @@ func TestHTTPIntegrationHealth(t *testing.T) {
 	require.Equal(t, int64(0), hp.API.Last24h.Errors)
 	require.Equal(t, int64(1), hp.Keys.Active)
 }
+
+func TestHTTPCampaignAnalyticsWindow(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t)
+	p := srv.NewPartner(t, "sandbox")
+	var c map[string]any
+	require.Equal(t, 201, p.JSON(t, http.MethodPost, "/v1/partner/campaigns", map[string]any{
+		"name": "Window", "status": "ACTIVE", "multiplier": "1", "actionTypes": []string{"PURCHASE"},
+	}, &c))
+	id := c["id"].(string)
+	for i := 0; i < 3; i++ {
+		require.Equal(t, 200, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", submitBody(fmt.Sprint("win-", i), "10", "alice"), nil))
+	}
+	now := srv.Now().UTC()
+	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+
+	for _, base := range []string{"/v1/partner/campaigns/" + id + "/analytics", "/v1/partner/dashboard/campaigns/" + id + "/analytics"} {
+		var an projections.CampaignAnalytics
+		require.Equal(t, 200, getChecked(t, p, u(base), &an))
+		require.Equal(t, int64(3), an.Actions.Total)
+		require.Nil(t, an.From)
+		require.Nil(t, an.To)
+
+		require.Equal(t, 200, getChecked(t, p, u(base+"?from="+ts(-time.Hour)+"&to="+ts(time.Hour)), &an))
+		require.Equal(t, int64(3), an.Actions.Total)
+		require.Equal(t, int64(3), an.Actions.Completed)
+		require.Greater(t, an.TokensDistributed, int64(0))
+		require.Len(t, an.Daily, 1)
+		require.NotNil(t, an.From)
+		require.True(t, now.Add(-time.Hour).Truncate(time.Second).Equal(*an.From))
+
+		// Windows without the actions: nothing counted, budget unchanged.
+		require.Equal(t, 200, getChecked(t, p, u(base+"?from="+ts(time.Hour)), &an))
+		require.Equal(t, int64(0), an.Actions.Total)
+		require.Equal(t, int64(0), an.TokensDistributed)
+		require.Equal(t, int64(0), an.UniqueUsers)
+		require.Empty(t, an.Daily)
+		require.Empty(t, an.ByActionType)
+		require.Equal(t, 200, getChecked(t, p, u(base+"?to="+ts(-time.Hour)), &an))
+		require.Equal(t, int64(0), an.Actions.Total)
+		require.Equal(t, 200, getChecked(t, p, u(base+"?startDate="+ts(-time.Hour)), &an))
+		require.Equal(t, int64(3), an.Actions.Total)
+
+		for q, field := range map[string]string{
+			"from=yesterday": "from",
+			"to=2024-13-01":  "to",
+			"from=" + ts(time.Hour) + "&to=" + ts(-time.Hour): "to",
+			"from=" + ts(0) + "&to=" + ts(0):                  "to",
+		} {
+			var e struct {
+				Code    string              `json:"code"`
+				Details []ledger.FieldIssue `json:"details"`
+			}
+			require.Equal(t, 400, getChecked(t, p, u(base+"?"+q), &e), q)
+			require.Equal(t, "VALIDATION_ERROR", e.Code)
+			require.Equal(t, field, e.Details[0].Field, q)
+		}
+	}
+}
