@@ -10,7 +10,7 @@ import (
 
 // PoolTotals is one pool's ledger as folded from the event store.
 type PoolTotals struct {
-	PartnerID, Environment, PoolID string
+	PartnerID, Environment, PoolID   string
 	Allocated, Distributed, Returned int64
 	// RewardedByActions and ReversedByActions are what the action events
 	// say moved through this pool; they must equal Distributed and Returned.
