@@ -22,7 +22,7 @@ import (
 func init() {
 	register(group{name: "migrate", summary: "apply pending database migrations", run: runMigrate})
 	register(group{name: "projections", summary: "projection status and rebuilds (status, rebuild NAME)", run: runProjections})
-	register(group{name: "audit", summary: "verify the event hash chain (verify)", run: runAudit})
+	register(group{name: "audit", summary: "verify the hash chain, balances as of any position, reconcile (verify, balances, reconcile)", run: runAudit})
 	register(group{name: "events", summary: "export events as JSON lines (export)", run: runEvents})
 }
 
