@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
@@ -544,4 +545,47 @@ func GetAllocationRequest(ctx context.Context, q ledger.Querier, t Tenant, id st
 		return v, ledger.Errorf(ledger.KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", id)
 	}
 	return v, err
+}
+
+// LedgerTotals is the rewards read model's view of every pool and user
+// balance, for reconciliation against a fold of the event store.
+type LedgerTotals struct {
+	Position int64
+	Pools    map[string][3]int64 // pool id → allocated, distributed, returned
+	Users    map[string][2]int64 // user id → earned, reversed
+}
+
+// ReadLedgerTotals reads pools and balances (optionally for one tenant)
+// in one snapshot, with the checkpoint they correspond to.
+func ReadLedgerTotals(ctx context.Context, pool *pgxpool.Pool, partnerID, environment string) (LedgerTotals, error) {
+	out := LedgerTotals{Pools: map[string][3]int64{}, Users: map[string][2]int64{}}
+	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, RewardsName).Scan(&out.Position); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT pool_id, allocated, distributed, returned FROM `+Table(RewardsName, "pools")+`
+			WHERE ($1 = '' OR partner_id = $1) AND ($2 = '' OR environment = $2)`, partnerID, environment)
+		if err != nil {
+			return err
+		}
+		var id string
+		var a, d, r int64
+		if _, err := pgx.ForEachRow(rows, []any{&id, &a, &d, &r}, func() error {
+			out.Pools[id] = [3]int64{a, d, r}
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT user_id, total_earned, total_reversed FROM `+Table(RewardsName, "balances")+`
+			WHERE ($1 = '' OR partner_id = $1) AND ($2 = '' OR environment = $2)`, partnerID, environment)
+		if err != nil {
+			return err
+		}
+		_, err = pgx.ForEachRow(rows, []any{&id, &a, &d}, func() error {
+			out.Users[id] = [2]int64{a, d}
+			return nil
+		})
+		return err
+	})
+	return out, err
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,7 @@ import (
 func init() {
 	register(group{name: "migrate", summary: "apply pending database migrations", run: runMigrate})
 	register(group{name: "projections", summary: "projection status and rebuilds (status, rebuild NAME)", run: runProjections})
-	register(group{name: "audit", summary: "verify the event hash chain (verify)", run: runAudit})
+	register(group{name: "audit", summary: "verify the hash chain, balances as of any position, reconcile (verify, balances, reconcile)", run: runAudit})
 	register(group{name: "events", summary: "export events as JSON lines (export)", run: runEvents})
 }
 
@@ -129,8 +130,109 @@ func projectionsRebuild(ctx context.Context, args []string, out io.Writer) error
 
 func runAudit(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "audit", args, out, map[string]func(context.Context, []string, io.Writer) error{
-		"verify": auditVerify,
-	}, "usage: ledgerctl audit verify [--database-url URL]\n\n  verify   walk the hash chain from the first event and name the first event that fails")
+		"verify":    auditVerify,
+		"balances":  auditBalances,
+		"reconcile": auditReconcile,
+	}, auditHelp)
+}
+
+const auditHelp = `usage: ledgerctl audit <verify|balances|reconcile> [flags]
+
+  verify      walk the hash chain from the first event and name the first event that fails
+  balances    pool and user balances as of any position, folded from the event store alone
+  reconcile   fold the event store and check it: no pool overdrawn or user negative at any
+              position, pools' payouts equal their actions', users' balances add up to the
+              pools' net payouts; then compare with the rewards read model`
+
+func auditFlags(name string) (*flag.FlagSet, *string, *ledger.Filter, *int64) {
+	fs, dbURL := newFlags("audit "+name, "audit "+name+" [--at N] [--partner ID] [--environment ENV]")
+	f := &ledger.Filter{}
+	fs.StringVar(&f.PartnerID, "partner", "", "only this partner")
+	fs.StringVar(&f.Environment, "environment", "", "only this environment (sandbox or production)")
+	at := fs.Int64("at", 0, "fold events up to this position (0 = the head)")
+	return fs, dbURL, f, at
+}
+
+func auditBalances(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL, f, at := auditFlags("balances")
+	user := fs.String("user", "", "show only this end user (the partner's external id)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rep, err := ledger.AuditBalances(ctx, pool, *f, *at)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "balances as of position %d (%d events folded)\n\n", rep.AsOf, rep.Events)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if *user == "" {
+		fmt.Fprintln(tw, "POOL\tPARTNER\tENV\tALLOCATED\tDISTRIBUTED\tRETURNED\tAVAILABLE")
+		for _, p := range rep.Pools {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.PoolID, p.PartnerID, p.Environment, p.Allocated, p.Distributed, p.Returned, p.Available())
+		}
+		fmt.Fprintln(tw, "\t\t\t\t\t\t")
+	}
+	fmt.Fprintln(tw, "USER\tEXTERNAL ID\tPARTNER\tENV\tEARNED\tREVERSED\tBALANCE")
+	for _, u := range rep.Users {
+		if *user != "" && u.ExternalID != *user {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", u.UserID, u.ExternalID, u.PartnerID, u.Environment, u.Earned, u.Reversed, u.Balance())
+	}
+	return tw.Flush()
+}
+
+func auditReconcile(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL, f, _ := auditFlags("reconcile")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	pool, err := connect(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	// Compare at the read model's own position, so a lagging projector is
+	// not mistaken for a discrepancy.
+	rm, err := projections.ReadLedgerTotals(ctx, pool, f.PartnerID, f.Environment)
+	if err != nil {
+		return fmt.Errorf("reading the rewards read model: %w", err)
+	}
+	rep, err := ledger.AuditBalances(ctx, pool, *f, rm.Position)
+	if err != nil {
+		return err
+	}
+	if rm.Position == 0 {
+		rep.AsOf = 0
+	}
+	problems := rep.Problems
+	for _, p := range rep.Pools {
+		got, ok := rm.Pools[p.PoolID]
+		want := [3]int64{p.Allocated, p.Distributed, p.Returned}
+		if !ok || got != want {
+			problems = append(problems, fmt.Sprintf("read model pool %s: allocated/distributed/returned %v, event store says %v", p.PoolID, got, want))
+		}
+	}
+	for _, u := range rep.Users {
+		got := rm.Users[u.UserID]
+		if got != [2]int64{u.Earned, u.Reversed} {
+			problems = append(problems, fmt.Sprintf("read model user %s (%s): earned/reversed %v, event store says [%d %d]", u.UserID, u.ExternalID, got, u.Earned, u.Reversed))
+		}
+	}
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(out, "MISMATCH:", p)
+		}
+		return fmt.Errorf("%d discrepancies as of position %d", len(problems), rep.AsOf)
+	}
+	fmt.Fprintf(out, "reconciled as of position %d: %d pools and %d users agree with the event store; no pool overdrawn, no user negative\n",
+		rep.AsOf, len(rep.Pools), len(rep.Users))
+	return nil
 }
 
 func auditVerify(ctx context.Context, args []string, out io.Writer) error {

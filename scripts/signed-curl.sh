@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Makes one HMAC-signed partner API request (CONTRACT §2) from a shell.
+#
+#   export SIR_KEY=sk_test_…  SIR_HMAC_SECRET=…   # from POST /v1/partner/keys
+#   scripts/signed-curl.sh GET  '/v1/partner/users/user-42/balance'
+#   scripts/signed-curl.sh POST /v1/partner/actions/submit action.json
+#
+# SIR_URL defaults to http://localhost:8080. Extra curl flags go after the
+# body file (use - for no body): scripts/signed-curl.sh GET /v1/partner/users - -i
+set -euo pipefail
+[[ $# -ge 2 ]] || { sed -n 2,10p "$0" >&2; exit 2; }
+: "${SIR_KEY:?set SIR_KEY to your sk_ or pk_ key}" "${SIR_HMAC_SECRET:?set SIR_HMAC_SECRET to the hmacSecret of that key}"
+method=$1 path=$2 body=${3:--}
+shift $(( $# >= 3 ? 3 : 2 ))
+cd "$(dirname "$0")/.."
+ctl=(go run ./cmd/ledgerctl)
+[[ -x bin/ledgerctl ]] && ctl=(bin/ledgerctl)
+sign=("${ctl[@]}" sign --key "$SIR_KEY" --secret "$SIR_HMAC_SECRET" --method "$method" --path "$path")
+data=()
+if [[ $body != - ]]; then
+	sign+=(--body-file "$body")
+	data=(-H 'Content-Type: application/json' --data-binary "@$body")
+fi
+# ledgerctl sign prints: -H 'X-Partner-Key: …' -H 'X-Timestamp: …' -H 'X-Signature: …'
+eval "headers=($("${sign[@]}"))"
+exec curl -sS -X "$method" "${SIR_URL:-http://localhost:8080}$path" "${headers[@]}" "${data[@]}" "$@"
