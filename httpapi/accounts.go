@@ -27,6 +27,9 @@ type AccountsDeps struct {
 
 // AccountHandlers implements the eight portal and key endpoints.
 func AccountHandlers(d AccountsDeps) map[RouteKey]http.HandlerFunc {
+	if d.ReadWait <= 0 {
+		d.ReadWait = 2 * time.Second
+	}
 	h := &accountHandlers{d: d}
 	return map[RouteKey]http.HandlerFunc{
 		{http.MethodPost, "/v1/partner/auth/login"}:       h.login,
@@ -167,16 +170,6 @@ func accountsMeta(r *http.Request) events.Metadata {
 	return m
 }
 
-func (h *accountHandlers) waitAccounts(ctx context.Context, pos int64) error {
-	wait := h.d.ReadWait
-	if wait <= 0 {
-		wait = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	return projections.WaitFor(ctx, h.d.DB, pos, projections.AccountsName)
-}
-
 type createdKey struct {
 	ID          string     `json:"id"`
 	PartnerID   string     `json:"partnerId"`
@@ -212,7 +205,7 @@ func (h *accountHandlers) createKey(w http.ResponseWriter, r *http.Request) {
 	}
 	// The secrets are shown only now, so answer 201 even if the read model
 	// lags; the key then starts working a moment later.
-	if err := h.waitAccounts(r.Context(), res.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.AccountsName); err != nil {
 		loggerFrom(r.Context()).Warn("accounts read model lagging after key creation", "err", err)
 	}
 	writeJSON(w, http.StatusCreated, createdKey{
@@ -338,7 +331,7 @@ func (h *accountHandlers) patchKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := h.waitAccounts(r.Context(), res.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.AccountsName); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -361,7 +354,7 @@ func (h *accountHandlers) deleteKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := h.waitAccounts(r.Context(), res.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.AccountsName); err != nil {
 		writeError(w, r, err)
 		return
 	}

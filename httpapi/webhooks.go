@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -25,6 +24,9 @@ type WebhooksDeps struct {
 // webhook health dashboard, all scoped to the principal's partner and
 // environment.
 func WebhookHandlers(d WebhooksDeps) map[RouteKey]http.HandlerFunc {
+	if d.ReadWait <= 0 {
+		d.ReadWait = 2 * time.Second
+	}
 	h := &webhookHandlers{d: d}
 	return map[RouteKey]http.HandlerFunc{
 		{http.MethodPost, "/v1/partner/webhooks"}:                                  h.register,
@@ -47,16 +49,6 @@ func tenantOf(r *http.Request) (ledger.Scope, error) {
 		return ledger.Scope{}, errNoTenant
 	}
 	return ledger.Scope{PartnerID: p.PartnerID, Environment: p.Environment}, nil
-}
-
-func (h *webhookHandlers) wait(ctx context.Context, pos int64) error {
-	wait := h.d.ReadWait
-	if wait <= 0 {
-		wait = 2 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	return projections.WaitFor(ctx, h.d.DB, pos, projections.WebhooksName)
 }
 
 type registerWebhookBody struct {
@@ -90,7 +82,7 @@ func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := h.wait(r.Context(), reg.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, reg.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -133,7 +125,7 @@ func (h *webhookHandlers) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := h.wait(r.Context(), res.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -194,7 +186,7 @@ func (h *webhookHandlers) test(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := h.wait(r.Context(), res.Position); err != nil {
+	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return
 	}
