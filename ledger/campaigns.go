@@ -32,6 +32,11 @@ type CampaignState struct {
 	Config   events.CampaignConfig
 	Spent    int64
 	Returned int64
+	// CreatedAt and UpdatedAt are the recording times of the campaign's
+	// creation and of its last configuration or status change, as the
+	// read model keeps them.
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Net is the tokens the campaign has paid, net of reversals.
@@ -54,17 +59,19 @@ func (cs *Campaigns) Apply(e events.Event) error {
 	}
 	switch v := pl.(type) {
 	case events.CampaignCreated:
-		cs.ByID[v.CampaignID] = &CampaignState{ID: v.CampaignID, Status: v.Status, Config: v.Config}
+		cs.ByID[v.CampaignID] = &CampaignState{ID: v.CampaignID, Status: v.Status, Config: v.Config, CreatedAt: e.RecordedAt, UpdatedAt: e.RecordedAt}
 		if v.Status == CampaignActive {
 			cs.Active = v.CampaignID
 		}
 	case events.CampaignUpdated:
 		if c := cs.ByID[v.CampaignID]; c != nil {
 			c.Config = v.Config
+			c.UpdatedAt = e.RecordedAt
 		}
 	case events.CampaignStatusChanged:
 		if c := cs.ByID[v.CampaignID]; c != nil {
 			c.Status = v.To
+			c.UpdatedAt = e.RecordedAt
 		}
 		if v.To == CampaignActive {
 			cs.Active = v.CampaignID
@@ -280,6 +287,28 @@ func checkCampaignPool(ss *Session, sc Scope, poolID string) error {
 type CampaignOutcome struct {
 	CampaignID string
 	Position   int64
+	// Campaign is the campaign as the command left it, so a caller can
+	// answer without waiting for the read model: a client retrying after
+	// a "lagging" answer would create a second campaign.
+	Campaign CampaignState
+}
+
+// campaignAfter is the campaign as it is once evs (a command's events) apply to
+// before (its state when the command decided; zero for a new campaign).
+func campaignAfter(before CampaignState, id string, evs []events.Event) (CampaignState, error) {
+	cs := &Campaigns{ByID: map[string]*CampaignState{}}
+	if before.ID != "" {
+		cs.ByID[id] = &before
+	}
+	for _, e := range evs {
+		if err := cs.Apply(e); err != nil {
+			return CampaignState{}, err
+		}
+	}
+	if c := cs.ByID[id]; c != nil {
+		return *c, nil
+	}
+	return CampaignState{}, fmt.Errorf("ledger: campaign %s missing after its command", id)
 }
 
 // CreateCampaign creates a campaign in status DRAFT (default), SCHEDULED
@@ -328,6 +357,10 @@ func (s *Store) CreateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		return nil
 	}})
 	out.Position = res.Position
+	if err != nil {
+		return out, err
+	}
+	out.Campaign, err = campaignAfter(CampaignState{}, out.CampaignID, res.Events)
 	return out, err
 }
 
@@ -362,6 +395,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		return CampaignOutcome{}, Invalid("invalid campaign update", perr...)
 	}
 	out := CampaignOutcome{CampaignID: id}
+	var before CampaignState
 	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
 		st, err := ss.Load(CampaignsStream(sc))
 		if err != nil {
@@ -372,6 +406,8 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		if c == nil {
 			return Errorf(KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
 		}
+		// A copy: the cached state keeps changing after this command.
+		before = *c
 		if c.Status == CampaignEnded {
 			return Errorf(KindConflict, "CAMPAIGN_ENDED", "campaign %s has ended and cannot change", id)
 		}
@@ -448,6 +484,10 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		return nil
 	}})
 	out.Position = res.Position
+	if err != nil {
+		return out, err
+	}
+	out.Campaign, err = campaignAfter(before, id, res.Events)
 	return out, err
 }
 

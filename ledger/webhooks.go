@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -86,6 +87,8 @@ type RegisteredWebhook struct {
 	Event    events.WebhookRegistered
 	Secret   string
 	Position int64
+	// RecordedAt is when the registration was recorded (its createdAt).
+	RecordedAt time.Time
 }
 
 // ErrWebhookNotFound is returned for unknown, deleted or other tenants' webhooks.
@@ -115,7 +118,7 @@ func (w *Webhooks) Register(ctx context.Context, scope Scope, meta events.Metada
 	if err != nil {
 		return RegisteredWebhook{}, err
 	}
-	return RegisteredWebhook{Event: ev, Secret: secret, Position: res.Position}, nil
+	return RegisteredWebhook{Event: ev, Secret: secret, Position: res.Position, RecordedAt: res.Events[0].RecordedAt}, nil
 }
 
 func (w *Webhooks) validate(ctx context.Context, scope Scope, req *RegisterWebhook) error {

@@ -412,6 +412,20 @@ func ListWebhooks(ctx context.Context, q ledger.Querier, scope ledger.Scope, off
 	return out, total, err
 }
 
+// WebhookFromRegistration is the view of a webhook just registered by ev,
+// recorded at at: what GetWebhook shows once the read model has applied
+// it, so registration can answer (with the one-time secret) without it.
+func WebhookFromRegistration(ev events.WebhookRegistered, at time.Time) Webhook {
+	types := ev.EventTypes
+	if types == nil {
+		types = []string{}
+	}
+	return Webhook{
+		ID: ev.WebhookID, URL: ev.URL, Description: ev.Description, EventTypes: types,
+		ReceiveAllEvents: ev.ReceiveAllEvents, IsActive: true, CreatedAt: at.UTC(),
+	}
+}
+
 // GetWebhook returns scope's undeleted webhook id, or ledger.ErrWebhookNotFound.
 func GetWebhook(ctx context.Context, q ledger.Querier, scope ledger.Scope, id string) (Webhook, error) {
 	rows, err := q.Query(ctx, `SELECT `+webhookColumns+` FROM `+Table(WebhooksName, "subscriptions")+`
