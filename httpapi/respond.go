@@ -77,13 +77,17 @@ type Page struct {
 // Offset is the number of rows before the page.
 func (p Page) Offset() int { return (p.Page - 1) * p.Limit }
 
+// maxPage bounds the page parameter: (page-1)*limit must neither overflow
+// nor give PostgreSQL an offset it refuses, and no client pages that far.
+const maxPage = 100_000
+
 func parsePage(r *http.Request) (Page, error) {
 	p := Page{Page: 1, Limit: 20}
 	q := r.URL.Query()
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return p, ledger.Invalid("page must be a whole number from 1", ledger.FieldIssue{Field: "page", Issue: "must be an integer >= 1"})
+		if err != nil || n < 1 || n > maxPage {
+			return p, ledger.Invalid("page must be a whole number from 1 to 100000", ledger.FieldIssue{Field: "page", Issue: "must be an integer from 1 to 100000"})
 		}
 		p.Page = n
 	}

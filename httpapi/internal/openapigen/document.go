@@ -126,7 +126,7 @@ func build() O {
 			"schemas", schemas(),
 			"parameters", obj(
 				"page", obj("name", "page", "in", "query", "required", false, "description", "Page number, from 1.",
-					"schema", obj("type", "integer", "minimum", 1, "default", 1)),
+					"schema", obj("type", "integer", "minimum", 1, "maximum", 100000, "default", 1)),
 				"limit", obj("name", "limit", "in", "query", "required", false, "description", "Page size.",
 					"schema", obj("type", "integer", "minimum", 1, "maximum", 100, "default", 20)),
 			),
