@@ -254,10 +254,18 @@ type DueCampaign struct {
 
 // DueCampaigns lists, across tenants, SCHEDULED campaigns whose start has
 // come and live campaigns whose end has passed, for the scheduler.
+//
+// A SCHEDULED campaign that cannot start because its tenant already has an
+// ACTIVE one is left out (until its end passes): advancing it changes
+// nothing, so it would stay at the head of the list, and a hundred of them
+// (one partner can make them) would starve every other tenant's schedule.
 func DueCampaigns(ctx context.Context, q ledger.Querier, now time.Time, limit int) ([]DueCampaign, error) {
-	rows, err := q.Query(ctx, `SELECT partner_id, environment, campaign_id FROM `+Table(RewardsName, "campaigns")+`
-		WHERE (status = 'SCHEDULED' AND (starts_at <= $1 OR ends_at <= $1)) OR (status IN ('ACTIVE','PAUSED') AND ends_at <= $1)
-		ORDER BY coalesce(ends_at, starts_at) LIMIT $2`, now, limit)
+	table := Table(RewardsName, "campaigns")
+	rows, err := q.Query(ctx, `SELECT c.partner_id, c.environment, c.campaign_id FROM `+table+` c
+		WHERE (c.status IN ('SCHEDULED','ACTIVE','PAUSED') AND c.ends_at <= $1)
+		   OR (c.status = 'SCHEDULED' AND c.starts_at <= $1 AND NOT EXISTS (
+				SELECT 1 FROM `+table+` a WHERE a.partner_id = c.partner_id AND a.environment = c.environment AND a.status = 'ACTIVE'))
+		ORDER BY coalesce(c.ends_at, c.starts_at), c.campaign_id LIMIT $2`, now, limit)
 	if err != nil {
 		return nil, err
 	}
