@@ -90,6 +90,11 @@ func (h *accountHandlers) picture(ctx context.Context, u *projections.PortalUser
 }
 
 func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
+	// Limited before any work: each attempt costs a bcrypt check.
+	if err := h.d.Auth.admitLoginFrom(w, r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	var in struct {
 		Email    string `json:"email"`
 		Password string `json:"password"`
@@ -101,6 +106,10 @@ func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
 	if in.Email == "" || in.Password == "" {
 		writeError(w, r, ledger.Invalid("email and password are required",
 			ledger.FieldIssue{Field: "email", Issue: "required"}, ledger.FieldIssue{Field: "password", Issue: "required"}))
+		return
+	}
+	if err := h.d.Auth.admitLoginAs(w, in.Email); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	u, err := projections.UserByEmail(r.Context(), h.d.DB, in.Email)
@@ -116,6 +125,7 @@ func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, ledger.Errorf(ledger.KindUnauthorized, "INVALID_CREDENTIALS", "email or password is wrong"))
 		return
 	}
+	h.d.Auth.loginSucceeded(in.Email)
 	tok, exp, err := h.d.Auth.IssueToken(u.UserID)
 	if err != nil {
 		writeError(w, r, err)

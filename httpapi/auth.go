@@ -46,6 +46,9 @@ type KeyAuthConfig struct {
 	// RateLimits are requests per minute per partner by tier; missing tiers
 	// take DefaultRateLimits.
 	RateLimits map[string]int
+	// Login bounds password login attempts per email and per client
+	// address; zero fields take DefaultLoginLimits.
+	Login LoginLimits
 	// TokenTTL is the lifetime of portal tokens (default 12 h).
 	TokenTTL time.Duration
 	// Now is the clock (default time.Now); tests pin it.
@@ -66,6 +69,7 @@ type KeyAuthConfig struct {
 type KeyAuth struct {
 	cfg     KeyAuthConfig
 	limiter *rateLimiter
+	logins  *attemptLimiter
 
 	usedMu sync.Mutex
 	used   map[string]time.Time
@@ -94,7 +98,8 @@ func NewKeyAuth(cfg KeyAuthConfig) *KeyAuth {
 		limits[k] = v
 	}
 	cfg.RateLimits = limits
-	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), used: map[string]time.Time{}}
+	cfg.Login = cfg.Login.withDefaults()
+	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), logins: newAttemptLimiter(), used: map[string]time.Time{}}
 }
 
 // ParseRateLimits reads "STANDARD=60,PROFESSIONAL=300,ENTERPRISE=1000"
@@ -138,6 +143,7 @@ func (a *KeyAuth) Run(ctx context.Context) {
 				a.cfg.Logger.Warn("pruning seen signatures failed", "err", err)
 			}
 			a.limiter.prune(a.cfg.Now())
+			a.logins.prune(a.cfg.Now())
 		}
 	}
 }

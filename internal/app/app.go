@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 	}
 	a.Auth = httpapi.NewKeyAuth(httpapi.KeyAuthConfig{
 		DB: a.Pool, Bookkeeping: a.Bookkeeping, MasterKey: a.MasterKey, JWTSecret: a.JWTSecret,
-		RateLimits: cfg.RateLimits, Now: cfg.Now, Logger: log,
+		RateLimits: cfg.RateLimits, Login: cfg.LoginLimits, Now: cfg.Now, Logger: log,
 	})
 	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
 	for k, h := range httpapi.AccountHandlers(httpapi.AccountsDeps{

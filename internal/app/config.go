@@ -54,6 +54,10 @@ type Config struct {
 	// e.g. "STANDARD=600,PROFESSIONAL=3000,ENTERPRISE=10000"); tiers left
 	// out take httpapi.DefaultRateLimits.
 	RateLimits map[string]int
+	// LoginLimits bound password login attempts per email and per client
+	// address; zero fields take httpapi.DefaultLoginLimits (10 failures
+	// per email per 15 min, 60 attempts per address per minute).
+	LoginLimits httpapi.LoginLimits
 	// Now is the clock request authentication uses (nil: time.Now); tests
 	// pin it to check timestamp windows at their exact edges.
 	Now func() time.Time

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/internal/testenv"
 )
@@ -63,7 +64,8 @@ func start(t testing.TB, db *testenv.DB, nt *testenv.NATS, opts ...Option) *Serv
 		AllowLoopbackWebhooks: true,
 		// High enough never to disturb functional tests; rate-limit tests
 		// lower them with an Option.
-		RateLimits: map[string]int{"STANDARD": 1_000_000, "PROFESSIONAL": 1_000_000, "ENTERPRISE": 1_000_000},
+		RateLimits:  map[string]int{"STANDARD": 1_000_000, "PROFESSIONAL": 1_000_000, "ENTERPRISE": 1_000_000},
+		LoginLimits: httpapi.LoginLimits{PerEmail: 1_000_000, PerIP: 1_000_000},
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -97,7 +97,10 @@ func operations() []op {
 			errs: map[int]string{404: "`KEY_NOT_FOUND`."}},
 		{method: "POST", path: "/v1/partner/auth/login", id: "login", tag: "Partner auth", body: "LoginRequest", status: 200, result: "LoginResponse",
 			desc: "Exchanges e-mail and password for a JWT used by the JWT endpoints.",
-			errs: map[int]string{401: "`INVALID_CREDENTIALS`: unknown e-mail or wrong password (the answer does not say which)."}},
+			errs: map[int]string{
+				401: "`INVALID_CREDENTIALS`: unknown e-mail or wrong password (the answer does not say which).",
+				429: "`RATE_LIMITED`: too many login attempts. By default an e-mail address gets 10 attempts that do not succeed per 15 minutes (a successful login clears its count) and a client address 60 attempts per minute. Wait `Retry-After` seconds.",
+			}},
 		{method: "GET", path: "/v1/partner/auth/me", id: "getMe", tag: "Partner auth", result: "Me"},
 		{method: "GET", path: "/v1/partner/config", id: "getWidgetConfig", tag: "Widget", result: "WidgetConfig",
 			desc: "For browsers: send only `X-Partner-Key: pk_…`."},

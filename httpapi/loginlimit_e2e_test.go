@@ -1,0 +1,97 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/httpapi"
+	"github.com/sirgiving/ledger/internal/app"
+	"github.com/sirgiving/ledger/internal/apptest"
+)
+
+const loginPath = "/v1/partner/auth/login"
+
+// loginStatus tries a login and returns the status; a 429 is checked
+// against the contract (error body, Retry-After) and the OpenAPI document.
+func loginStatus(t *testing.T, srv *apptest.Server, email, password string) int {
+	t.Helper()
+	resp := portal(t, srv, "", http.MethodPost, loginPath, map[string]string{"email": email, "password": password})
+	body := check(t, http.MethodPost, loginPath, resp)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		var e map[string]any
+		require.NoError(t, json.Unmarshal(body, &e), "%s", body)
+		require.Equal(t, "RATE_LIMITED", e["code"], "%s", body)
+		require.Equal(t, float64(429), e["statusCode"])
+		require.Equal(t, resp.Header.Get("X-Request-Id"), e["requestId"])
+		retry, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		require.NoError(t, err)
+		require.Positive(t, retry)
+		require.LessOrEqual(t, retry, 3600)
+	}
+	return resp.StatusCode
+}
+
+func withLoginLimits(l httpapi.LoginLimits) apptest.Option {
+	return func(c *app.Config) { c.LoginLimits = l }
+}
+
+func TestLoginIsLimitedPerEmail(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t, withLoginLimits(httpapi.LoginLimits{PerEmail: 3, EmailWindow: time.Hour, PerIP: 1_000_000, IPWindow: time.Hour}))
+	_, email, password := srv.CreatePortalUser(t)
+	_, other, otherPassword := srv.CreatePortalUser(t)
+
+	for i := 0; i < 3; i++ {
+		require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, email, "wrong"))
+	}
+	// Even the right password is refused now, under any spelling of the
+	// address; other accounts are unaffected.
+	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, email, password))
+	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, " "+strings.ToUpper(email)+" ", password))
+	require.Equal(t, http.StatusOK, loginStatus(t, srv, other, otherPassword))
+
+	// A successful login clears the count of failures.
+	for i := 0; i < 2; i++ {
+		require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, other, "wrong"))
+	}
+	require.Equal(t, http.StatusOK, loginStatus(t, srv, other, otherPassword))
+	for i := 0; i < 3; i++ {
+		require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, other, "wrong"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, other, otherPassword))
+
+	// Unknown addresses are limited the same way (no hint they are unknown).
+	for i := 0; i < 3; i++ {
+		require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, "nobody@example.com", "guess"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, "nobody@example.com", "guess"))
+}
+
+func TestLoginIsLimitedPerClientAddress(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t, withLoginLimits(httpapi.LoginLimits{PerEmail: 1_000_000, EmailWindow: time.Hour, PerIP: 5, IPWindow: time.Hour}))
+	_, email, password := srv.CreatePortalUser(t)
+
+	// Every attempt counts, successful or not, whatever the address.
+	require.Equal(t, http.StatusOK, loginStatus(t, srv, email, password))
+	require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, email, "wrong"))
+	require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, "a@example.com", "guess"))
+	require.Equal(t, http.StatusUnauthorized, loginStatus(t, srv, "b@example.com", "guess"))
+	require.Equal(t, http.StatusOK, loginStatus(t, srv, email, password))
+	// X-Forwarded-For is not trusted to name another client.
+	req, err := http.NewRequest(http.MethodPost, srv.URL+loginPath, strings.NewReader(`{"email":"`+email+`","password":"`+password+`"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	check(t, http.MethodPost, loginPath, resp)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, "c@example.com", "guess"))
+}
