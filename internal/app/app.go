@@ -194,7 +194,7 @@ const (
 // ensureDemoUser creates the development demo portal user if absent and
 // prints its credentials.
 func (a *App) ensureDemoUser(ctx context.Context) error {
-	_, _, err := ledger.CreatePortalUser(ctx, a.Store, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
+	_, _, err := ledger.CreatePortalUser(ctx, a.Store, a.MasterKey, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
 	if err != nil {
 		if le := ledger.AsError(err); le.Code != "EMAIL_TAKEN" {
 			return fmt.Errorf("creating the demo portal user: %w", err)
@@ -351,4 +351,16 @@ func secret(cfg Config, configured, file string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// MasterKeyFromEnv resolves the master key the way ledgerd does
+// (LEDGER_MASTER_KEY, or in development the key kept under DATA_DIR), for
+// operator tools that seal secrets outside the server.
+func MasterKeyFromEnv() ([]byte, error) {
+	dir, err := filepath.Abs(getenv("DATA_DIR", ".data"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Env: getenv("LEDGER_ENV", "development"), DataDir: dir}
+	return secret(cfg, os.Getenv("LEDGER_MASTER_KEY"), "master.key")
 }
