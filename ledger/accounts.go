@@ -285,7 +285,6 @@ func OpenSecret(masterKey []byte, aad, sealed string) (string, error) {
 	return string(pt), nil
 }
 
-
 var errUserNotFound = Errorf(KindNotFound, "USER_NOT_FOUND", "no such portal user")
 
 func errPartnerNotFound() *Error {
