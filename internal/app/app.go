@@ -257,7 +257,10 @@ func (a *App) Ready(ctx context.Context) error {
 	var problems []string
 	cur, err := migrations.Current(ctx, a.Pool)
 	if err != nil {
-		problems = append(problems, "postgres: "+err.Error())
+		// The endpoint is unauthenticated: say what is wrong, keep the
+		// details (hosts, driver messages) in the log.
+		a.Log.Warn("readiness: PostgreSQL check failed", "err", err)
+		problems = append(problems, "postgres: unreachable")
 	} else if latest, _ := migrations.Latest(); cur != latest {
 		problems = append(problems, fmt.Sprintf("schema at version %d, binary expects %d", cur, latest))
 	}
