@@ -67,7 +67,6 @@ func Table(projection, table string) string {
 	return pgx.Identifier{Schema(projection), table}.Sanitize()
 }
 
-
 func checkName(p Projection) error {
 	if !validName.MatchString(p.Name()) {
 		return fmt.Errorf("projections: invalid name %q", p.Name())
