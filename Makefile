@@ -26,6 +26,7 @@ GO           ?= go
 TEST_P       ?= 2
 TEST_TIMEOUT ?= 15m
 BENCHTIME    ?= 5s
+BENCHN       ?= 3000x
 FUZZTIME     ?= 30s
 
 .PHONY: help run test bench build lint fuzz clean db db-stop check-go
@@ -53,12 +54,15 @@ test: check-go ## go test -race ./... against a local PostgreSQL (what CI runs)
 	fi; \
 	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) ./...
 
-bench: check-go ## run the benchmarks (BENCHTIME=5s), output also in .data/bench.txt
+bench: check-go ## run the benchmarks (BENCHTIME=5s for the store, BENCHN=3000x for HTTP and webhooks); output in .data/bench.txt
 	@url=$$(scripts/ensure-postgres.sh --test); \
 	export TEST_DATABASE_URL="$$url"; \
 	echo "make: TEST_DATABASE_URL=$$url" >&2; \
 	mkdir -p .data; \
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 1 -p 1 -timeout 30m ./... | tee .data/bench.txt
+	{ echo "# $$(date -u +%Y-%m-%dT%H:%M:%SZ) $$(nproc) cores, $$($(GO) version)"; \
+	  $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 1 -timeout 30m ./ledger/; \
+	  $(GO) test -run '^$$' -bench . -benchtime $(BENCHN) -count 1 -p 1 -timeout 30m ./httpapi/ ./webhooks/; \
+	} | tee .data/bench.txt
 
 build: check-go ## build ledgerd and ledgerctl into bin/
 	@mkdir -p bin

@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Account events: portal users, partners and their API keys. Partner and
 // key facts live on the partner stream (partner-ptr_…) with scope
@@ -9,12 +12,16 @@ import "time"
 // only purpose is to make two creations of one address collide on
 // expected version 0.
 
-// PortalUserCreated records a portal login. PasswordHash is a bcrypt hash;
-// the password itself is never stored.
+// PortalUserCreated records a portal login. The password itself is never
+// stored. Version 2 carries PasswordSealed: the bcrypt hash encrypted under
+// the service master key, so the immutable log (relayed to JetStream and
+// exported to auditors) never holds a hash that could be attacked offline.
+// Version 1 events carry a plain bcrypt PasswordHash and stay readable.
 type PortalUserCreated struct {
-	UserID       string `json:"userId"`
-	Email        string `json:"email"`
-	PasswordHash string `json:"passwordHash"`
+	UserID         string `json:"userId"`
+	Email          string `json:"email"`
+	PasswordHash   string `json:"passwordHash,omitempty"`
+	PasswordSealed string `json:"passwordSealed,omitempty"`
 }
 
 // EventType implements Payload.
@@ -124,7 +131,8 @@ type APIKeyRevoked struct {
 func (APIKeyRevoked) EventType() string { return "apikey.revoked" }
 
 func init() {
-	Register[PortalUserCreated](1)
+	// v1 → v2 adds passwordSealed; a v1 body is a valid v2 body as it is.
+	Register[PortalUserCreated](2, func(old json.RawMessage) (json.RawMessage, error) { return old, nil })
 	Register[PortalUserEmailClaimed](1)
 	Register[PortalUserPartnerLinked](1)
 	Register[PartnerRegistered](1)

@@ -117,11 +117,11 @@ func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	hash := dummyHash
+	hash, userID := dummyHash, ""
 	if u != nil {
-		hash = u.PasswordHash
+		hash, userID = u.PasswordHash, u.UserID
 	}
-	if !ledger.CheckPassword(hash, in.Password) || u == nil {
+	if !ledger.CheckStoredPassword(h.d.MasterKey, userID, hash, in.Password) || u == nil {
 		writeError(w, r, ledger.Errorf(ledger.KindUnauthorized, "INVALID_CREDENTIALS", "email or password is wrong"))
 		return
 	}

@@ -472,7 +472,7 @@ func TestEmailIsUniqueUnderConcurrency(t *testing.T) {
 			if i%2 == 1 {
 				email = "same@example.com"
 			}
-			_, _, errs[i] = ledger.CreatePortalUser(context.Background(), srv.Store, events.Metadata{}, email, "password-123")
+			_, _, errs[i] = ledger.CreatePortalUser(context.Background(), srv.Store, srv.MasterKey, events.Metadata{}, email, "password-123")
 		}()
 	}
 	wg.Wait()
@@ -504,4 +504,19 @@ func TestRateLimit(t *testing.T) {
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 	require.Equal(t, "0", resp.Header.Get("X-RateLimit-Remaining"))
 	errBody(t, resp, 429, "RATE_LIMITED")
+}
+
+// Portal password hashes never enter the immutable event log in the clear:
+// they are sealed under the master key, and login still works.
+func TestPasswordHashIsSealedInTheEventLog(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t)
+	userID, email, password := srv.CreatePortalUser(t)
+	evs, err := ledger.ReadStream(context.Background(), srv.Pool, ledger.PortalUserStream(userID))
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, 2, evs[0].SchemaVersion)
+	require.NotContains(t, string(evs[0].Payload), "$2a$", "no bcrypt hash in the log")
+	require.NotContains(t, string(evs[0].Payload), "passwordHash")
+	require.NotEmpty(t, srv.Login(t, email, password))
 }

@@ -3,9 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/sirgiving/ledger/ledger"
 )
@@ -65,7 +67,52 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 	if dec.More() {
 		return b, ledger.Invalid("the body has trailing data", ledger.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
 	}
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		if field, ok := nulField(b); ok {
+			return b, ledger.Invalid("text may not contain the NUL character", ledger.FieldIssue{Field: field, Issue: "contains \\u0000"})
+		}
+	}
 	return b, nil
+}
+
+// nulField reports the first JSON path whose key or string value holds a
+// NUL character. PostgreSQL text and jsonb refuse NUL, so one such string
+// in an event would stop every read model that copies it; it is refused at
+// the door. (The raw-bytes test above is only a fast path: an escaped
+// backslash followed by "u0000" is not a NUL.)
+func nulField(b []byte) (string, bool) {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return "", false
+	}
+	var walk func(path string, v any) (string, bool)
+	walk = func(path string, v any) (string, bool) {
+		switch v := v.(type) {
+		case string:
+			return path, strings.ContainsRune(v, 0)
+		case map[string]any:
+			for k, x := range v {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				if strings.ContainsRune(k, 0) {
+					return p, true
+				}
+				if f, ok := walk(p, x); ok {
+					return f, true
+				}
+			}
+		case []any:
+			for i, x := range v {
+				if f, ok := walk(fmt.Sprintf("%s[%d]", path, i), x); ok {
+					return f, true
+				}
+			}
+		}
+		return "", false
+	}
+	return walk("", v)
 }
 
 // Page is a parsed page/limit pair (CONTRACT §3).

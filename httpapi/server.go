@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sirgiving/ledger/apiusage"
+	"github.com/sirgiving/ledger/ledger"
 )
 
 // AuthKind is the `auth` column of endpoints.tsv.
@@ -160,7 +162,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := r.Header.Get("X-Request-Id"); c != "" && len(c) <= 128 {
 		ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("clientRequestId", c))
 	}
-	s.router.ServeHTTP(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	// A NUL in a path segment or query value would reach events and read
+	// models (PostgreSQL text refuses it); refuse it before routing.
+	if strings.ContainsRune(r.URL.Path, 0) || strings.Contains(strings.ToLower(r.URL.RawQuery), "%00") {
+		writeError(w, r, ledger.Invalid("the URL may not contain the NUL character", ledger.FieldIssue{Field: "url", Issue: "contains %00"}))
+		return
+	}
+	s.router.ServeHTTP(w, r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -2,14 +2,11 @@ package ledger
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/secretbox"
 )
 
 // Partner statuses and tiers (CONTRACT §1).
@@ -152,10 +150,38 @@ func CheckPassword(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
+// sealedPrefix marks a stored password hash that is sealed under the
+// master key (PortalUserCreated v2) rather than a plain bcrypt hash (v1).
+const sealedPrefix = "sealed:"
+
+// StoredPassword is what the read model keeps for a portal user created by
+// e: the sealed hash (marked) or, for a version-1 event, the plain one.
+func StoredPassword(e events.PortalUserCreated) string {
+	if e.PasswordSealed != "" {
+		return sealedPrefix + e.PasswordSealed
+	}
+	return e.PasswordHash
+}
+
+// CheckStoredPassword reports whether password matches userID's stored
+// hash as returned by StoredPassword, opening it with masterKey if sealed.
+func CheckStoredPassword(masterKey []byte, userID, stored, password string) bool {
+	if sealed, ok := strings.CutPrefix(stored, sealedPrefix); ok {
+		hash, err := OpenSecret(masterKey, passwordContext(userID), sealed)
+		if err != nil {
+			return false
+		}
+		stored = hash
+	}
+	return CheckPassword(stored, password)
+}
+
+func passwordContext(userID string) string { return "portaluser-password:" + userID }
+
 // CreatePortalUser creates a portal login. Two creations of the same email
 // (in any case, from any process) cannot both succeed: the second gets 409
 // EMAIL_TAKEN.
-func CreatePortalUser(ctx context.Context, s *Store, meta events.Metadata, email, password string) (string, Result, error) {
+func CreatePortalUser(ctx context.Context, s *Store, masterKey []byte, meta events.Metadata, email, password string) (string, Result, error) {
 	email = NormalizeEmail(email)
 	var issues []FieldIssue
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > 254 {
@@ -172,6 +198,10 @@ func CreatePortalUser(ctx context.Context, s *Store, meta events.Metadata, email
 		return "", Result{}, err
 	}
 	userID := NewAccountID("usr")
+	sealed, err := SealSecret(masterKey, passwordContext(userID), hash)
+	if err != nil {
+		return "", Result{}, err
+	}
 	emailStream := EmailStream(email)
 	res, err := s.Execute(ctx, Command{Metadata: meta, Decide: func(ss *Session) error {
 		claim, err := ss.Load(emailStream)
@@ -182,7 +212,7 @@ func CreatePortalUser(ctx context.Context, s *Store, meta events.Metadata, email
 			return Errorf(KindConflict, "EMAIL_TAKEN", "a portal user with this email already exists")
 		}
 		ss.Emit(emailStream, events.PortalUserEmailClaimed{UserID: userID, EmailHash: strings.TrimPrefix(emailStream, "useremail-")})
-		ss.Emit(PortalUserStream(userID), events.PortalUserCreated{UserID: userID, Email: email, PasswordHash: hash})
+		ss.Emit(PortalUserStream(userID), events.PortalUserCreated{UserID: userID, Email: email, PasswordSealed: sealed})
 		return nil
 	}})
 	if err != nil {
@@ -232,46 +262,27 @@ func SecretKeyPrefix(sk string) string {
 }
 
 // SealSecret encrypts plaintext with AES-256-GCM under masterKey, bound to
-// aad (the key id) so a sealed secret cannot be moved to another record.
+// aad (the owning record) so a sealed secret cannot be moved to another
+// record, and returns it base64-encoded for event payloads.
 func SealSecret(masterKey []byte, aad, plaintext string) (string, error) {
-	gcm, err := newGCM(masterKey)
+	out, err := secretbox.Seal(masterKey, aad, []byte(plaintext))
 	if err != nil {
 		return "", err
 	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return "", err
-	}
-	out := gcm.Seal(nonce, nonce, []byte(plaintext), []byte(aad))
 	return base64.StdEncoding.EncodeToString(out), nil
 }
 
 // OpenSecret reverses SealSecret.
 func OpenSecret(masterKey []byte, aad, sealed string) (string, error) {
-	gcm, err := newGCM(masterKey)
+	raw, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", errors.New("ledger: sealed secret is malformed")
+	}
+	pt, err := secretbox.Open(masterKey, aad, raw)
 	if err != nil {
 		return "", err
 	}
-	raw, err := base64.StdEncoding.DecodeString(sealed)
-	if err != nil || len(raw) < gcm.NonceSize() {
-		return "", errors.New("ledger: sealed secret is malformed")
-	}
-	pt, err := gcm.Open(nil, raw[:gcm.NonceSize()], raw[gcm.NonceSize():], []byte(aad))
-	if err != nil {
-		return "", errors.New("ledger: sealed secret does not open under this master key")
-	}
 	return string(pt), nil
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	if len(key) != 32 {
-		return nil, fmt.Errorf("ledger: master key must be 32 bytes, got %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 var errUserNotFound = Errorf(KindNotFound, "USER_NOT_FOUND", "no such portal user")

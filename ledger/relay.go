@@ -262,23 +262,41 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	}
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
+	// Acknowledgements are read in publish order; on the first failure the
+	// checkpoint still moves past the acknowledged prefix, so a retry
+	// re-publishes only from the failed event on.
+	acked, failure := 0, error(nil)
+wait:
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
+			acked++
 		case err := <-f.Err():
-			return 0, fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
+			failure = fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
+			break wait
 		case <-timeout.C:
-			return 0, fmt.Errorf("relay: no acknowledgement for position %d within 10s", evs[i].Position)
+			failure = fmt.Errorf("relay: no acknowledgement for position %d within 10s", evs[i].Position)
+			break wait
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			failure = ctx.Err()
+			break wait
 		}
 	}
-	last := evs[len(evs)-1].Position
-	if _, err := r.pool.Exec(ctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2`, r.opts.Name, last); err != nil {
+	if acked == 0 {
+		return 0, failure
+	}
+	last := evs[acked-1].Position
+	// Recorded even when ctx just ended: what JetStream acknowledged is done.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := r.pool.Exec(cctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2`, r.opts.Name, last); err != nil {
 		return 0, err
 	}
-	r.published.Add(float64(len(evs)))
+	r.published.Add(float64(acked))
 	r.position.Set(float64(last))
+	if failure != nil {
+		return acked, failure
+	}
 	if head, err := ReadHead(ctx, r.pool); err == nil {
 		r.lag.Set(float64(head - last))
 	}

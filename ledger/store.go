@@ -333,25 +333,40 @@ func (b *batchState) load(streamID string) (*Stream, error) {
 	if st, ok := b.s.cache[streamID]; ok {
 		return st, nil
 	}
-	st := &Stream{ID: streamID, State: newAggregate(streamID)}
-	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = $1 ORDER BY stream_version`, streamID)
+	if err := b.loadStreams([]string{streamID}); err != nil {
+		return nil, err
+	}
+	return b.s.cache[streamID], nil
+}
+
+// loadStreams reads the given streams in one query, folds each into its
+// aggregate and caches it (a stream with no events caches as version 0).
+func (b *batchState) loadStreams(ids []string) error {
+	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: load %s: %w", streamID, err)
+		return fmt.Errorf("ledger: load %v: %w", ids, err)
 	}
 	evs, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: load %s: %w", streamID, err)
+		return fmt.Errorf("ledger: load %v: %w", ids, err)
+	}
+	states := make(map[string]*Stream, len(ids))
+	for _, id := range ids {
+		states[id] = &Stream{ID: id, State: newAggregate(id)}
 	}
 	for _, e := range evs {
+		st := states[e.StreamID]
 		if st.State != nil {
 			if err := st.State.Apply(e); err != nil {
-				return nil, fmt.Errorf("ledger: apply %s v%d: %w", streamID, e.StreamVersion, err)
+				return fmt.Errorf("ledger: apply %s v%d: %w", e.StreamID, e.StreamVersion, err)
 			}
 		}
 		st.Version = e.StreamVersion
 	}
-	b.s.cache[streamID] = st
-	return st, nil
+	for id, st := range states {
+		b.s.cache[id] = st
+	}
+	return nil
 }
 
 // prefetch loads, in one query, every stream the batch's commands named in
@@ -371,31 +386,7 @@ func (b *batchState) prefetch(live []*request) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, ids)
-	if err != nil {
-		return fmt.Errorf("ledger: prefetch: %w", err)
-	}
-	evs, err := pgx.CollectRows(rows, scanEvent)
-	if err != nil {
-		return fmt.Errorf("ledger: prefetch: %w", err)
-	}
-	states := make(map[string]*Stream, len(ids))
-	for _, id := range ids {
-		states[id] = &Stream{ID: id, State: newAggregate(id)}
-	}
-	for _, e := range evs {
-		st := states[e.StreamID]
-		if st.State != nil {
-			if err := st.State.Apply(e); err != nil {
-				return fmt.Errorf("ledger: apply %s v%d: %w", e.StreamID, e.StreamVersion, err)
-			}
-		}
-		st.Version = e.StreamVersion
-	}
-	for id, st := range states {
-		b.s.cache[id] = st
-	}
-	return nil
+	return b.loadStreams(ids)
 }
 
 // appendArgs are the column arrays of one group commit, in position order.
@@ -542,8 +533,25 @@ func (s *Store) commitOptimistic(ctx context.Context, live []*request) (*decided
 		}
 	}
 	d, err := s.decideBatch(ctx, s.pool, live)
-	if err != nil || d.events == 0 {
+	if err != nil {
 		return d, err
+	}
+	if d.events == 0 {
+		// Nothing to append, but the refusals and replays were decided on
+		// cached state: confirm no other process appended since, or a
+		// refusal could be stale (a campaign created through a replica
+		// reported missing here).
+		var head int64
+		if err := s.pool.QueryRow(ctx, `SELECT position FROM event_head`).Scan(&head); err != nil {
+			return d, err
+		}
+		if head != s.knownHead {
+			if err := s.refreshHead(ctx, s.pool); err != nil {
+				return d, err
+			}
+			return d, errHeadMoved
+		}
+		return d, nil
 	}
 	if err := d.args.exec(ctx, s.pool, s.knownHead); err != nil {
 		var pgErr *pgconn.PgError

@@ -286,3 +286,37 @@ func TestMetadataIsStoredExactly(t *testing.T) {
 	require.NoError(t, json.Unmarshal(got[0].Metadata, &m))
 	require.Equal(t, meta, m)
 }
+
+// A command refused on one process's cached state must not stay refused
+// after another process changed that state: a batch that appends nothing
+// still checks that the head did not move.
+func TestRefusalIsNotDecidedOnStaleStateFromAnotherProcess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	a := openStore(t, db)
+	b := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
+	t.Cleanup(b.Close)
+
+	const stream = "testcounter-replicated"
+	errEmpty := ledger.Errorf(ledger.KindInsufficient, "EMPTY", "nothing funded")
+	requireFunded := ledger.Command{Scope: scope, Decide: func(ss *ledger.Session) error {
+		st, err := ss.Load(stream)
+		if err != nil {
+			return err
+		}
+		if st.State.(*counter).balance == 0 {
+			return errEmpty
+		}
+		return nil
+	}}
+	_, err := a.Execute(ctx, requireFunded)
+	require.ErrorIs(t, err, errEmpty) // a now caches the stream as empty
+
+	_, err = b.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 5})
+	require.NoError(t, err)
+
+	res, err := a.Execute(ctx, requireFunded)
+	require.NoError(t, err, "the other process's append must be seen")
+	require.Equal(t, int64(1), res.Position)
+}

@@ -76,7 +76,7 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	switch v := pl.(type) {
 	case events.PortalUserCreated:
 		_, err = tx.Exec(ctx, `INSERT INTO portal_users (user_id, email, password_hash, created_at) VALUES ($1,$2,$3,$4)
-			ON CONFLICT (user_id) DO NOTHING`, v.UserID, v.Email, v.PasswordHash, at)
+			ON CONFLICT (user_id) DO NOTHING`, v.UserID, v.Email, ledger.StoredPassword(v), at)
 	case events.PortalUserPartnerLinked:
 		_, err = tx.Exec(ctx, `UPDATE portal_users SET partner_id = $2 WHERE user_id = $1`, v.UserID, v.PartnerID)
 	case events.PartnerRegistered:

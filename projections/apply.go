@@ -83,15 +83,22 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 			if e.Position <= cp {
 				continue
 			}
-			if e.Position > cp+1 {
-				missing, err := ledger.ReadFrom(ctx, tx, cp, int(e.Position-cp-1))
+			if gap := e.Position - cp - 1; gap > 0 {
+				missing, err := ledger.ReadFrom(ctx, tx, cp, int(min(gap, maxGap)))
 				if err != nil {
 					return err
 				}
-				if len(missing) != int(e.Position-cp-1) {
+				if int64(len(missing)) != min(gap, maxGap) {
 					return fmt.Errorf("projections: %s: event store has no position %d", p.Name(), cp+int64(len(missing))+1)
 				}
 				todo = append(todo, missing...)
+				cp = missing[len(missing)-1].Position
+				if gap > maxGap {
+					// A huge hole (a new projection, a purged stream): fill
+					// it a page per transaction; the events after it are
+					// read from PostgreSQL by the next rounds.
+					break
+				}
 			}
 			todo = append(todo, e)
 			cp = e.Position
@@ -116,6 +123,10 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 type Queuer interface {
 	Queue(ctx context.Context, b *pgx.Batch, e events.Event) error
 }
+
+// maxGap bounds how many missing events one transaction reads to fill a
+// hole in what JetStream delivered.
+const maxGap = 5000
 
 // maxQueued bounds one round trip's statements.
 const maxQueued = 2000

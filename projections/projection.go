@@ -34,11 +34,12 @@ type Projection interface {
 	Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
 }
 
-// SideEffecter is implemented by projections that cause effects outside
-// their own tables (webhook fan-out). The runtime never lets a rebuild or a
-// replay repeat them: during those it sets Replaying(ctx), and Apply must
-// then only update state. Effect records that must survive a rebuild belong
-// in tables outside the projection's schema.
+// SideEffecter marks projections that cause effects outside their own
+// tables (webhook fan-out). The runtime sets Replaying(ctx) during every
+// rebuild, for all projections, and such a projection's Apply must then
+// only update state, never repeat an effect; effect records that must
+// survive a rebuild belong in tables outside the projection's schema. The
+// marker documents the obligation and lets tools tell these apart.
 type SideEffecter interface {
 	HasSideEffects() bool
 }
@@ -64,11 +65,6 @@ func Schema(name string) string { return "proj_" + name }
 // Table is the qualified name of a projection's table, for queries.
 func Table(projection, table string) string {
 	return pgx.Identifier{Schema(projection), table}.Sanitize()
-}
-
-func hasSideEffects(p Projection) bool {
-	s, ok := p.(SideEffecter)
-	return ok && s.HasSideEffects()
 }
 
 func checkName(p Projection) error {

@@ -169,11 +169,15 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 		}
 	}
 	defer stop()
+	// Closed when this round ends, so a consume callback blocked on a full
+	// channel is released instead of leaking with its message.
+	done := make(chan struct{})
+	defer close(done)
 	idle := time.NewTimer(r.opts.Idle)
 	defer idle.Stop()
 	for ctx.Err() == nil {
 		if cc == nil && r.js != nil && r.nc.IsConnected() {
-			if cc, err = r.subscribe(ctx, p, msgs, broken); err != nil {
+			if cc, err = r.subscribe(ctx, p, msgs, broken, done); err != nil {
 				r.log.Debug("JetStream unavailable; reading PostgreSQL", "projection", p.Name(), "err", err)
 			}
 		}
@@ -215,7 +219,7 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 	return nil
 }
 
-func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstream.Msg, broken chan<- error) (jetstream.ConsumeContext, error) {
+func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstream.Msg, broken chan<- error, done <-chan struct{}) (jetstream.ConsumeContext, error) {
 	st, err := bus.OpenStream(ctx, r.js, r.opts.Bus)
 	if err != nil {
 		return nil, err
@@ -233,6 +237,7 @@ func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstr
 	return cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
+		case <-done:
 		case <-ctx.Done():
 		}
 	},

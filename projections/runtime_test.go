@@ -287,3 +287,32 @@ func TestRebuildEqualsLiveAndRepeatsNoSideEffects(t *testing.T) {
 	require.Len(t, sts, 1)
 	require.Equal(t, int64(0), sts[0].Lag)
 }
+
+// A huge hole (a new projection whose first message is far ahead) is
+// filled a bounded page per transaction, never all at once.
+func TestHugeHoleIsFilledInBoundedSteps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	p := &tallyProjection{}
+	require.NoError(t, ensureSchema(ctx, db.Pool, p))
+	appendTallies(t, s, 0, 2*maxGap+100)
+	head, err := ledger.ReadHead(ctx, db.Pool)
+	require.NoError(t, err)
+	last, err := ledger.ReadFrom(ctx, db.Pool, head-1, 1)
+	require.NoError(t, err)
+
+	var steps []int64
+	for i := 0; i < 5; i++ {
+		cp, err := applyBatch(ctx, db.Pool, p, last)
+		require.NoError(t, err)
+		steps = append(steps, cp)
+		if cp == head {
+			break
+		}
+	}
+	require.Equal(t, []int64{maxGap, 2 * maxGap, head}, steps)
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
+}

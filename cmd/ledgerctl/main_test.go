@@ -25,7 +25,7 @@ func TestLedgerctl(t *testing.T) {
 
 	run := func(stdin string, args ...string) (string, string, error) {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+srv.DB.URL)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+srv.DB.URL, "DATA_DIR="+srv.Config.DataDir, "LEDGER_MASTER_KEY=")
 		cmd.Stdin = strings.NewReader(stdin)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/ledger"
 )
 
@@ -44,8 +45,14 @@ func usersCreate(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("reading the password from stdin: %w", err)
 	}
 	password := strings.TrimRight(line, "\r\n")
+	// The password hash is sealed under the same master key ledgerd uses:
+	// LEDGER_MASTER_KEY, or in development the key under DATA_DIR.
+	masterKey, err := app.MasterKeyFromEnv()
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
 	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
-		id, _, err := ledger.CreatePortalUser(ctx, s, events.Metadata{Actor: "ledgerctl"}, *email, password)
+		id, _, err := ledger.CreatePortalUser(ctx, s, masterKey, events.Metadata{Actor: "ledgerctl"}, *email, password)
 		if err != nil {
 			return err
 		}

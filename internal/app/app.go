@@ -194,7 +194,7 @@ const (
 // ensureDemoUser creates the development demo portal user if absent and
 // prints its credentials.
 func (a *App) ensureDemoUser(ctx context.Context) error {
-	_, _, err := ledger.CreatePortalUser(ctx, a.Store, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
+	_, _, err := ledger.CreatePortalUser(ctx, a.Store, a.MasterKey, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
 	if err != nil {
 		if le := ledger.AsError(err); le.Code != "EMAIL_TAKEN" {
 			return fmt.Errorf("creating the demo portal user: %w", err)
@@ -257,7 +257,10 @@ func (a *App) Ready(ctx context.Context) error {
 	var problems []string
 	cur, err := migrations.Current(ctx, a.Pool)
 	if err != nil {
-		problems = append(problems, "postgres: "+err.Error())
+		// The endpoint is unauthenticated: say what is wrong, keep the
+		// details (hosts, driver messages) in the log.
+		a.Log.Warn("readiness: PostgreSQL check failed", "err", err)
+		problems = append(problems, "postgres: unreachable")
 	} else if latest, _ := migrations.Latest(); cur != latest {
 		problems = append(problems, fmt.Sprintf("schema at version %d, binary expects %d", cur, latest))
 	}
@@ -351,4 +354,16 @@ func secret(cfg Config, configured, file string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// MasterKeyFromEnv resolves the master key the way ledgerd does
+// (LEDGER_MASTER_KEY, or in development the key kept under DATA_DIR), for
+// operator tools that seal secrets outside the server.
+func MasterKeyFromEnv() ([]byte, error) {
+	dir, err := filepath.Abs(getenv("DATA_DIR", ".data"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Env: getenv("LEDGER_ENV", "development"), DataDir: dir}
+	return secret(cfg, os.Getenv("LEDGER_MASTER_KEY"), "master.key")
 }

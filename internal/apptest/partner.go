@@ -45,7 +45,7 @@ func (s *Server) CreatePortalUser(t testing.TB) (userID, email, password string)
 	t.Helper()
 	email = "user-" + ledger.NewAccountID("t")[2:14] + "@example.com"
 	password = "pw-" + ledger.NewAccountID("p")
-	userID, res, err := ledger.CreatePortalUser(context.Background(), s.Store, events.Metadata{Actor: "test"}, email, password)
+	userID, res, err := ledger.CreatePortalUser(context.Background(), s.Store, s.MasterKey, events.Metadata{Actor: "test"}, email, password)
 	require.NoError(t, err)
 	s.WaitAccounts(t, res.Position)
 	return userID, email, password
