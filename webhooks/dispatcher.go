@@ -207,9 +207,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		free := d.opts.Workers - int(d.inFlight.Load())
 		claimed := 0
 		if free > 0 {
-			batch, err := d.claim(ctx, free)
+			// The claim is not cancelled by shutdown: a lease UPDATE that
+			// committed while its caller gave up would strand its rows
+			// until the lease expires. Claimed rows are released instead.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			batch, err := d.claim(cctx, free)
+			cancel()
 			if err != nil && ctx.Err() == nil {
 				d.log.Warn("claiming deliveries failed", "err", err)
+			}
+			if ctx.Err() != nil {
+				for _, c := range batch {
+					d.release(c)
+				}
+				batch = nil
 			}
 			claimed = len(batch)
 			d.inFlight.Add(int64(claimed))
