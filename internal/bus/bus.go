@@ -73,13 +73,55 @@ func token(s string) string {
 // concurrent updates of one stream race inside an embedded nats-server.
 var ensureMu sync.Mutex
 
-// EnsureStream creates or updates the event stream (the relay calls it
-// once per leadership). It uses only settings that nats-server 2.9
-// understands, so an older external server works.
+// EnsureStream creates the event stream, or updates it when its settings
+// have drifted from ours (the relay calls it once per leadership). It uses
+// only settings that nats-server 2.9 understands, so an older external
+// server works.
+//
+// A stream whose settings already match is left alone rather than
+// re-submitted: nats-server (2.15) rewrites a file store's configuration on
+// every update without the lock that consumer creation reads it under, so a
+// needless update racing a projector's consumer create is a data race in the
+// server, and it was one in our CI.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	ensureMu.Lock()
 	defer ensureMu.Unlock()
-	return js.CreateOrUpdateStream(ctx, streamConfig(c))
+	want := streamConfig(c)
+	st, err := js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return js.CreateOrUpdateStream(ctx, want)
+	case err != nil:
+		return nil, err
+	}
+	have := st.CachedInfo().Config
+	if !drifted(have, want) {
+		return st, nil
+	}
+	// Overlay our settings on the live ones so an operator's additions
+	// survive; storage and retention cannot change in place, and the
+	// server's refusal says so.
+	upd := have
+	upd.Subjects, upd.Storage, upd.Retention = want.Subjects, want.Storage, want.Retention
+	upd.Replicas, upd.Duplicates, upd.Discard = want.Replicas, want.Duplicates, want.Discard
+	return js.UpdateStream(ctx, upd)
+}
+
+// drifted reports whether the live stream differs from want in a setting
+// we own. Fields we leave at the server's default are not compared, so an
+// operator's additions (limits, placement) are not fought over.
+func drifted(have, want jetstream.StreamConfig) bool {
+	if len(have.Subjects) != len(want.Subjects) {
+		return true
+	}
+	for i := range want.Subjects {
+		if have.Subjects[i] != want.Subjects[i] {
+			return true
+		}
+	}
+	return have.Storage != want.Storage || have.Retention != want.Retention ||
+		have.Replicas != want.Replicas || have.Duplicates != want.Duplicates ||
+		have.Discard != want.Discard
 }
 
 // OpenStream returns the event stream, creating it if it does not exist
