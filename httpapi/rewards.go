@@ -349,6 +349,7 @@ func (a *rewardsAPI) bulkActions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	a.settle(r, items)
 	res := make([]bulkResult, len(items))
 	sum := bulkSummary{Total: len(items)}
 	for i, it := range items {
@@ -389,6 +390,26 @@ func (a *rewardsAPI) bulkActions(w http.ResponseWriter, r *http.Request) {
 		Results []bulkResult `json:"results"`
 		Summary bulkSummary  `json:"summary"`
 	}{res, sum})
+}
+
+// settle holds a bulk response, at most ReadWait, until the rewards read
+// model has applied the batch. Bulk is the one write that can outrun the
+// projectors: without this, sustained bulk load grew the read model's lag
+// without bound (100,000 events in 80 s on two cores) and every partner's
+// reads answered READ_MODEL_LAGGING. Waiting makes each bulk client pace
+// itself to what the read models sustain. The actions are committed
+// whatever happens here, so a wait that runs out is not an error.
+func (a *rewardsAPI) settle(r *http.Request, items []ledger.BulkItem) {
+	var pos int64
+	for _, it := range items {
+		pos = max(pos, it.Outcome.Position)
+	}
+	if pos == 0 {
+		return
+	}
+	if err := projections.WaitPosition(r.Context(), a.DB, pos, a.ReadWait); err != nil {
+		loggerFrom(r.Context()).Warn("bulk answered before the read model caught up", "position", pos, "err", err)
+	}
 }
 
 func (a *rewardsAPI) bulkJob(w http.ResponseWriter, r *http.Request) {
