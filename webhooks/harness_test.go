@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -114,7 +115,7 @@ func newHarness(t testing.TB) *harness {
 	store := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
 	t.Cleanup(store.Close)
 	ctx, cancel := context.WithCancel(context.Background())
-	relay, err := ledger.NewRelay(db.Pool, nc, ledger.RelayOptions{})
+	relay, err := ledger.NewRelay(db.Pool, nc, ledger.RelayOptions{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	runner, err := projections.NewRunner(db.Pool, nc, projections.RunnerOptions{Idle: 20 * time.Millisecond}, projections.NewWebhooks())
 	require.NoError(t, err)
