@@ -312,6 +312,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	a.Store.Close()
 	stopBG()
 	wg.Wait()
+	a.Log.Info("shut down: requests drained, relay flushed, projectors stopped")
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
