@@ -33,15 +33,7 @@ func frozenReadModels(t *testing.T) (*apptest.Server, *apptest.Partner) {
 	catchUp(t, srv, projections.Accounts{})
 	p := &apptest.Partner{Srv: srv, Env: "sandbox", UserID: userID, Email: email, Password: password}
 	p.Token = srv.Login(t, email, password)
-	var key struct {
-		ID         string `json:"id"`
-		PartnerID  string `json:"partnerId"`
-		PublicKey  string `json:"publicKey"`
-		SecretKey  string `json:"secretKey"`
-		HMACSecret string `json:"hmacSecret"`
-	}
-	require.Equal(t, http.StatusCreated, srv.PortalJSON(t, p.Token, http.MethodPost, "/v1/partner/keys", map[string]string{"name": "lag", "environment": "sandbox"}, &key))
-	p.PartnerID, p.KeyID, p.PublicKey, p.SecretKey, p.HMACSecret = key.PartnerID, key.ID, key.PublicKey, key.SecretKey, key.HMACSecret
+	p.CreateKey(t, "lag")
 	catchUp(t, srv, projections.Accounts{})
 	return srv, p
 }

@@ -95,6 +95,19 @@ func (s *Server) NewPartner(t testing.TB, env string) *Partner {
 	userID, email, password := s.CreatePortalUser(t)
 	p := &Partner{Srv: s, Env: env, UserID: userID, Email: email, Password: password}
 	p.Token = s.Login(t, email, password)
+	p.CreateKey(t, "test "+env)
+	if env == ledger.EnvProduction {
+		res, err := ledger.ApprovePartner(context.Background(), s.Store, events.Metadata{Actor: "test"}, p.PartnerID)
+		require.NoError(t, err)
+		s.WaitAccounts(t, res.Position)
+	}
+	return p
+}
+
+// CreateKey creates a key of p.Env named name with POST /v1/partner/keys
+// (the first key also creates the partner) and makes it p's key.
+func (p *Partner) CreateKey(t testing.TB, name string) {
+	t.Helper()
 	var key struct {
 		ID         string `json:"id"`
 		PartnerID  string `json:"partnerId"`
@@ -102,15 +115,9 @@ func (s *Server) NewPartner(t testing.TB, env string) *Partner {
 		SecretKey  string `json:"secretKey"`
 		HMACSecret string `json:"hmacSecret"`
 	}
-	code := s.PortalJSON(t, p.Token, http.MethodPost, "/v1/partner/keys", map[string]string{"name": "test " + env, "environment": env}, &key)
+	code := p.Srv.PortalJSON(t, p.Token, http.MethodPost, "/v1/partner/keys", map[string]string{"name": name, "environment": p.Env}, &key)
 	require.Equal(t, http.StatusCreated, code)
 	p.PartnerID, p.KeyID, p.PublicKey, p.SecretKey, p.HMACSecret = key.PartnerID, key.ID, key.PublicKey, key.SecretKey, key.HMACSecret
-	if env == ledger.EnvProduction {
-		res, err := ledger.ApprovePartner(context.Background(), s.Store, events.Metadata{Actor: "test"}, p.PartnerID)
-		require.NoError(t, err)
-		s.WaitAccounts(t, res.Position)
-	}
-	return p
 }
 
 // Now is the clock the server authenticates with.
