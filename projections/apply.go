@@ -109,10 +109,28 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 		if cp == start {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, p.Name(), cp)
+		_, err := tx.Exec(ctx, checkpointSQL, p.Name(), cp)
 		return err
 	})
 	return cp, err
+}
+
+// checkpointSQL moves a projection's checkpoint and, since it moved,
+// clears any failure recorded by recordFailure.
+const checkpointSQL = `UPDATE projection_checkpoints
+	SET position = $2, updated_at = now(), last_error = NULL, failing_since = NULL WHERE name = $1`
+
+// recordFailure notes, outside the failed transaction, why a projection
+// could not advance, so `ledgerctl projections status` shows a stall and
+// its cause rather than only a growing lag. Best effort: the failure is
+// also logged and counted.
+func recordFailure(ctx context.Context, pool *pgxpool.Pool, name string, cause error) {
+	msg := cause.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	_, _ = pool.Exec(ctx, `UPDATE projection_checkpoints
+		SET last_error = $2, failing_since = coalesce(failing_since, now()) WHERE name = $1`, name, msg)
 }
 
 // Queuer is implemented by projections whose Apply only writes (no reads
@@ -155,6 +173,9 @@ func applyEach(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event)
 		return nil
 	}
 	b := &pgx.Batch{}
+	// The positions in the batch, so a failed round trip names the events
+	// an operator must look at.
+	var first, last int64
 	flush := func() error {
 		if b.Len() == 0 {
 			return nil
@@ -162,11 +183,16 @@ func applyEach(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event)
 		err := tx.SendBatch(ctx, b).Close()
 		b = &pgx.Batch{}
 		if err != nil {
-			return fmt.Errorf("projections: %s apply: %w", p.Name(), err)
+			return fmt.Errorf("projections: %s apply positions %d..%d: %w", p.Name(), first, last, err)
 		}
+		first = 0
 		return nil
 	}
 	for _, e := range evs {
+		if first == 0 {
+			first = e.Position
+		}
+		last = e.Position
 		if err := q.Queue(ctx, b, e); err != nil {
 			return fmt.Errorf("projections: %s queue position %d: %w", p.Name(), e.Position, err)
 		}

@@ -119,7 +119,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1`, p.Name(), pos)
+		_, err = tx.Exec(ctx, checkpointSQL, p.Name(), pos)
 		return err
 	})
 	if err != nil {
@@ -149,13 +149,17 @@ func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64,
 	return pos, len(evs), nil
 }
 
-// Status is one projection's position and lag.
+// Status is one projection's position and lag, and, while it cannot
+// advance, why and since when.
 type Status struct {
 	Name      string
 	Position  int64
 	Head      int64
 	Lag       int64
 	UpdatedAt time.Time
+	// LastError is empty unless the latest attempt to advance failed.
+	LastError    string
+	FailingSince *time.Time
 }
 
 // Statuses reports every projection that has a checkpoint.
@@ -164,13 +168,14 @@ func Statuses(ctx context.Context, q ledger.Querier) ([]Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, `SELECT name, position, updated_at FROM projection_checkpoints ORDER BY name`)
+	rows, err := q.Query(ctx, `SELECT name, position, updated_at, coalesce(last_error, ''), failing_since
+		FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
 		var s Status
-		err := row.Scan(&s.Name, &s.Position, &s.UpdatedAt)
+		err := row.Scan(&s.Name, &s.Position, &s.UpdatedAt, &s.LastError, &s.FailingSince)
 		s.Head, s.Lag = head, head-s.Position
 		return s, err
 	})

@@ -123,6 +123,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				if err := r.lead(ctx, p); err != nil && ctx.Err() == nil {
 					r.failures.WithLabelValues(p.Name()).Inc()
 					r.log.Warn("projection round failed; retrying", "projection", p.Name(), "err", err)
+					recordFailure(ctx, r.pool, p.Name(), err)
 				}
 				select {
 				case <-ctx.Done():
@@ -307,6 +308,9 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 	cp, err := applyBatch(ctx, r.pool, p, evs)
 	if err != nil {
 		r.failures.WithLabelValues(p.Name()).Inc()
+		if ctx.Err() == nil {
+			recordFailure(ctx, r.pool, p.Name(), err)
+		}
 		return err
 	}
 	r.applied.WithLabelValues(p.Name()).Add(float64(len(evs)))

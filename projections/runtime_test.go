@@ -316,3 +316,63 @@ func TestHugeHoleIsFilledInBoundedSteps(t *testing.T) {
 	require.Equal(t, []int64{maxGap, 2 * maxGap, head}, steps)
 	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
 }
+
+// poisonProjection is tally that refuses the event with N == 5 while
+// broken, as a projection with a bug would.
+type poisonProjection struct {
+	tallyProjection
+	broken atomic.Bool
+}
+
+func (p *poisonProjection) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	if pl, err := events.Decode(e); err == nil && pl.(tally).N == 5 && p.broken.Load() {
+		return fmt.Errorf("cannot apply n=5")
+	}
+	return p.tallyProjection.Apply(ctx, tx, e)
+}
+
+// A projection that cannot apply an event stops there (never skips it),
+// and the status operators read says so, with the cause and since when;
+// once the cause is fixed it catches up and the failure is cleared.
+func TestStalledProjectionShowsItsCauseUntilItRecovers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	t.Cleanup(s.Close)
+	p := &poisonProjection{}
+	p.broken.Store(true)
+	for i := 0; i < 10; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "tally-0", ledger.ExpectAny, tally{N: i})
+		require.NoError(t, err)
+	}
+	n := testenv.NewNATS(t)
+	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 20 * time.Millisecond, FetchBatch: 3}, p)
+	require.NoError(t, err)
+	runRunner(t, r)
+
+	status := func() Status { // zero until the runner has set tally up
+		sts, err := Statuses(ctx, db.Pool)
+		require.NoError(t, err)
+		for _, st := range sts {
+			if st.Name == "tally" {
+				return st
+			}
+		}
+		return Status{}
+	}
+	require.Eventually(t, func() bool { return status().FailingSince != nil }, 30*time.Second, 20*time.Millisecond)
+	st := status()
+	require.Contains(t, st.LastError, "position 6")
+	require.Contains(t, st.LastError, "cannot apply n=5")
+	require.Equal(t, int64(10), st.Head)
+	require.Less(t, st.Position, int64(6), "the poison event is never skipped")
+
+	p.broken.Store(false)
+	waitHead(t, db, "tally")
+	require.Equal(t, expected(t, db.Pool), readTallies(t, db.Pool))
+	st = status()
+	require.Nil(t, st.FailingSince)
+	require.Empty(t, st.LastError)
+	require.Equal(t, int64(0), st.Lag)
+}

@@ -81,11 +81,23 @@ func projectionsStatus(ctx context.Context, args []string, out io.Writer) error 
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tHEAD\tLAG\tUPDATED")
+	fmt.Fprintln(tw, "PROJECTION\tPOSITION\tHEAD\tLAG\tUPDATED\tSTATE")
+	var failing []projections.Status
 	for _, s := range sts {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", s.Name, s.Position, s.Head, s.Lag, s.UpdatedAt.UTC().Format(time.RFC3339))
+		state := "ok"
+		if s.FailingSince != nil {
+			state = "FAILING since " + s.FailingSince.UTC().Format(time.RFC3339)
+			failing = append(failing, s)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", s.Name, s.Position, s.Head, s.Lag, s.UpdatedAt.UTC().Format(time.RFC3339), state)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range failing {
+		fmt.Fprintf(out, "\n%s cannot advance past position %d; its last error:\n  %s\n", s.Name, s.Position, s.LastError)
+	}
+	return nil
 }
 
 func projectionsRebuild(ctx context.Context, args []string, out io.Writer) error {

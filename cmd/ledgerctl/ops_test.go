@@ -82,6 +82,14 @@ func TestMigrateStatusAndUsage(t *testing.T) {
 	code, out, errOut = ctl(t, "projections", "status", "--database-url", db.URL)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "PROJECTION")
+	// A stalled projection is named with its cause.
+	_, err := db.Pool.Exec(context.Background(), `INSERT INTO projection_checkpoints (name, position, last_error, failing_since)
+		VALUES ('stuck', 3, 'projections: stuck apply position 4: boom', now() - interval '1 hour')`)
+	require.NoError(t, err)
+	code, out, errOut = ctl(t, "projections", "status", "--database-url", db.URL)
+	require.Equal(t, 0, code, errOut)
+	require.Regexp(t, `stuck\s+3\s+0\s+-3\s+\S+\s+FAILING since `, out)
+	require.Contains(t, out, "stuck cannot advance past position 3; its last error:\n  projections: stuck apply position 4: boom")
 
 	code, _, errOut = ctl(t, "projections", "rebuild", "nope", "--database-url", db.URL)
 	require.Equal(t, 2, code, "flags after the name are a usage error: %s", errOut)
