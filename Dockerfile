@@ -25,5 +25,5 @@ ENV LEDGER_ENV=production \
     LOG_FORMAT=json
 USER 65532:65532
 WORKDIR /var/lib/ledgerd
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/ledgerd"]

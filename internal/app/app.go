@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sirgiving/ledger/apiusage"
 	"github.com/sirgiving/ledger/events"
@@ -168,7 +169,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 			return nil, err
 		}
 	}
-	a.Handler = httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Auth:       a.Auth,
 		Handlers:   handlers,
 		Ready:      a.Ready,
@@ -176,8 +177,24 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) 
 		Gatherer:   a.Registry,
 		Logger:     log,
 		Usage:      a.Usage,
-	})
+	}
+	if cfg.MetricsAddr != "" {
+		deps.Gatherer = nil // served by MetricsHandler on its own listener
+	}
+	a.Handler = httpapi.New(deps)
 	return a, nil
+}
+
+// MetricsHandler serves /metrics (Prometheus) and /healthz for the
+// operators' listener (METRICS_ADDR); everything else is 404.
+func (a *App) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	return mux
 }
 
 // Projections is every read model the service maintains.
@@ -277,6 +294,13 @@ func (a *App) Ready(ctx context.Context) error {
 // then shuts down gracefully: stop accepting, drain requests, flush the
 // relay, stop projectors, close the store.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	var mln net.Listener
+	if a.Config.MetricsAddr != "" {
+		var err error
+		if mln, err = net.Listen("tcp", a.Config.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -294,8 +318,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); a.runCampaignScheduler(bg) }()
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if mln != nil {
+		msrv := &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		a.Log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	var serveErr error
 	select {

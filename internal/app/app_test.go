@@ -154,3 +154,36 @@ func TestTwoReplicasShareOneLedger(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
 }
+
+// With METRICS_ADDR set, /metrics moves off the partner-facing listener.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	t.Parallel()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := free.Addr().String()
+	require.NoError(t, free.Close())
+	srv := apptest.Start(t, func(c *app.Config) { c.MetricsAddr = addr })
+
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "the public listener no longer serves metrics")
+	resp, err = http.Get(srv.URL + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	var body []byte
+	require.Eventually(t, func() bool { // the listener opens as Run starts
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err = io.ReadAll(resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, string(body), "ledger_relay_lag_events")
+	require.Contains(t, string(body), `http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`,
+		"the public listener's requests are counted on the metrics listener")
+}

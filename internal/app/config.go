@@ -28,6 +28,11 @@ type Config struct {
 	NATSReplicas int
 	// ListenAddr is the HTTP listen address (LISTEN_ADDR).
 	ListenAddr string
+	// MetricsAddr, when set (METRICS_ADDR), serves /metrics on its own
+	// listener and not on ListenAddr, so the partner-facing port does not
+	// expose operational detail. Empty keeps /metrics on ListenAddr, the
+	// development convenience.
+	MetricsAddr string
 	// DataDir holds embedded NATS files and development secrets (DATA_DIR).
 	DataDir string
 	// Env is "development" or "production" (LEDGER_ENV).
@@ -79,6 +84,7 @@ func FromEnv() (Config, error) {
 		DatabaseURL:           os.Getenv("DATABASE_URL"),
 		NATSURL:               os.Getenv("NATS_URL"),
 		ListenAddr:            getenv("LISTEN_ADDR", ":8080"),
+		MetricsAddr:           os.Getenv("METRICS_ADDR"),
 		DataDir:               getenv("DATA_DIR", ".data"),
 		Env:                   getenv("LEDGER_ENV", "development"),
 		LogLevel:              getenv("LOG_LEVEL", "info"),
