@@ -5,7 +5,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +24,15 @@ type LoginLimits struct {
 	PerEmail    int
 	EmailWindow time.Duration
 	// PerIP attempts (successful or not) per client address within
-	// IPWindow. The address is the connection's peer (RemoteAddr):
-	// X-Forwarded-For is not trusted.
+	// IPWindow. The address is the connection's peer, or, when the peer
+	// is one of TrustedProxies, the client it forwarded for.
 	PerIP    int
 	IPWindow time.Duration
+	// TrustedProxies are the balancers whose X-Forwarded-For is believed.
+	// Behind one, every peer address is the balancer's, so without this
+	// all portal users would share one per-address budget. Empty trusts
+	// no header: a client cannot pick its own address.
+	TrustedProxies []netip.Prefix
 }
 
 // DefaultLoginLimits are the login limits used for unset fields.
@@ -95,12 +102,93 @@ func (l *attemptLimiter) prune(now time.Time) {
 	}
 }
 
-// clientIP is the host of the connection's peer address.
-func clientIP(r *http.Request) string {
+// clientIP is the address a request came from: the connection's peer,
+// unless the peer is a trusted proxy, in which case X-Forwarded-For is
+// read from the right (the entries the proxies appended) and the first
+// address that is not itself a trusted proxy is the client. Entries left
+// of it were written by the client and prove nothing.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer := r.RemoteAddr
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
+		peer = host
 	}
-	return r.RemoteAddr
+	isTrusted := func(s string) bool {
+		addr, err := netip.ParseAddr(s)
+		if err != nil {
+			return false
+		}
+		addr = addr.Unmap()
+		for _, p := range trusted {
+			if p.Contains(addr) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(trusted) == 0 || !isTrusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break // garbage: trust nothing further left
+		}
+		if !isTrusted(hop) {
+			return hop
+		}
+	}
+	return peer
+}
+
+// ParseTrustedProxies reads TRUSTED_PROXIES: comma-separated CIDR prefixes
+// or single addresses.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(part); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, fmt.Errorf("TRUSTED_PROXIES: %q is neither an address nor a CIDR prefix", part)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// ParseLoginLimits reads LOGIN_LIMITS, e.g. "PER_EMAIL=10/15m,PER_IP=60/1m"
+// (attempts per window); parts left out take DefaultLoginLimits.
+func ParseLoginLimits(s string) (LoginLimits, error) {
+	var l LoginLimits
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		ns, ws, _ := strings.Cut(v, "/")
+		n, err1 := strconv.Atoi(strings.TrimSpace(ns))
+		w, err2 := time.ParseDuration(strings.TrimSpace(ws))
+		if err1 != nil || err2 != nil || n < 1 || w <= 0 {
+			return l, fmt.Errorf("LOGIN_LIMITS: %q is not PER_EMAIL=n/window or PER_IP=n/window (e.g. PER_IP=60/1m)", part)
+		}
+		switch strings.ToUpper(strings.TrimSpace(k)) {
+		case "PER_EMAIL":
+			l.PerEmail, l.EmailWindow = n, w
+		case "PER_IP":
+			l.PerIP, l.IPWindow = n, w
+		default:
+			return l, fmt.Errorf("LOGIN_LIMITS: unknown limit %q (PER_EMAIL or PER_IP)", k)
+		}
+	}
+	return l, nil
 }
 
 func loginRefused(w http.ResponseWriter, now, until time.Time, what string) error {
@@ -117,7 +205,7 @@ func loginRefused(w http.ResponseWriter, now, until time.Time, what string) erro
 // refuses it (429 RATE_LIMITED with Retry-After).
 func (a *KeyAuth) admitLoginFrom(w http.ResponseWriter, r *http.Request) error {
 	now := a.cfg.Now()
-	until, ok := a.logins.take("ip:"+clientIP(r), a.cfg.Login.PerIP, a.cfg.Login.IPWindow, now)
+	until, ok := a.logins.take("ip:"+clientIP(r, a.cfg.Login.TrustedProxies), a.cfg.Login.PerIP, a.cfg.Login.IPWindow, now)
 	if !ok {
 		return loginRefused(w, now, until, "from this address")
 	}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,4 +95,31 @@ func TestLoginIsLimitedPerClientAddress(t *testing.T) {
 	check(t, http.MethodPost, loginPath, resp)
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	require.Equal(t, http.StatusTooManyRequests, loginStatus(t, srv, "c@example.com", "guess"))
+}
+
+// Behind a trusted balancer, each client forwarded for has its own
+// budget; entries the client wrote itself (left of the balancer's) do not
+// buy a fresh one.
+func TestLoginLimitBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t, withLoginLimits(httpapi.LoginLimits{PerEmail: 1_000_000, EmailWindow: time.Hour, PerIP: 2, IPWindow: time.Hour,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	via := func(xff string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+loginPath, strings.NewReader(`{"email":"x@example.com","password":"guess"}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		check(t, http.MethodPost, loginPath, resp)
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, via("203.0.113.1"))
+	require.Equal(t, http.StatusUnauthorized, via("203.0.113.1"))
+	require.Equal(t, http.StatusTooManyRequests, via("203.0.113.1"))
+	require.Equal(t, http.StatusTooManyRequests, via("198.51.100.9, 203.0.113.1"), "a spoofed left-hand entry buys nothing")
+	require.Equal(t, http.StatusUnauthorized, via("203.0.113.2"), "another client behind the balancer has its own budget")
+	require.Equal(t, http.StatusUnauthorized, via("203.0.113.2, 127.0.0.1"), "trusted hops are skipped")
+	require.Equal(t, http.StatusTooManyRequests, via("203.0.113.2"))
 }

@@ -60,8 +60,10 @@ type Config struct {
 	// out take httpapi.DefaultRateLimits.
 	RateLimits map[string]int
 	// LoginLimits bound password login attempts per email and per client
-	// address; zero fields take httpapi.DefaultLoginLimits (10 failures
-	// per email per 15 min, 60 attempts per address per minute).
+	// address (LOGIN_LIMITS, e.g. "PER_EMAIL=10/15m,PER_IP=60/1m"); zero
+	// fields take httpapi.DefaultLoginLimits. Its TrustedProxies
+	// (TRUSTED_PROXIES, CIDRs) are the balancers whose X-Forwarded-For
+	// names the client address.
 	LoginLimits httpapi.LoginLimits
 	// Now is the clock request authentication uses (nil: time.Now); tests
 	// pin it to check timestamp windows at their exact edges.
@@ -104,6 +106,12 @@ func FromEnv() (Config, error) {
 		return c, fmt.Errorf("READ_YOUR_WRITES_WAIT: %w", err)
 	}
 	if c.RateLimits, err = httpapi.ParseRateLimits(os.Getenv("RATE_LIMITS")); err != nil {
+		return c, err
+	}
+	if c.LoginLimits, err = httpapi.ParseLoginLimits(os.Getenv("LOGIN_LIMITS")); err != nil {
+		return c, err
+	}
+	if c.LoginLimits.TrustedProxies, err = httpapi.ParseTrustedProxies(os.Getenv("TRUSTED_PROXIES")); err != nil {
 		return c, err
 	}
 	if c.Env != "development" && c.Env != "production" {

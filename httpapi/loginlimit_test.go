@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	lb := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for _, c := range []struct {
+		peer, xff string
+		trusted   []netip.Prefix
+		want      string
+	}{
+		{"192.0.2.1:5000", "203.0.113.1", nil, "192.0.2.1"},               // no proxy trusted
+		{"192.0.2.1:5000", "203.0.113.1", lb, "192.0.2.1"},                // peer is not a proxy
+		{"10.1.2.3:5000", "203.0.113.1", lb, "203.0.113.1"},               // one balancer
+		{"10.1.2.3:5000", "198.51.100.1, 203.0.113.1", lb, "203.0.113.1"}, // client-written entry ignored
+		{"10.1.2.3:5000", "203.0.113.1, 10.9.9.9", lb, "203.0.113.1"},     // two balancers
+		{"10.1.2.3:5000", "", lb, "10.1.2.3"},                             // nothing forwarded
+		{"10.1.2.3:5000", "10.4.4.4", lb, "10.1.2.3"},                     // only proxies: the peer
+		{"10.1.2.3:5000", "203.0.113.1, not-an-ip", lb, "10.1.2.3"},       // garbage stops the walk
+		{"[::1]:5000", "2001:db8::7", lb, "2001:db8::7"},                  // IPv6
+		{"[::ffff:10.1.2.3]:5000", "203.0.113.5", lb, "203.0.113.5"},      // IPv4-mapped peer
+	} {
+		r := httptest.NewRequest("POST", "/v1/partner/auth/login", nil)
+		r.RemoteAddr = c.peer
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		require.Equal(t, c.want, clientIP(r, c.trusted), "%+v", c)
+	}
+}
+
+func TestParseTrustedProxiesAndLoginLimits(t *testing.T) {
+	t.Parallel()
+	p, err := ParseTrustedProxies(" 10.0.0.0/8, 172.18.0.5 ,::1")
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.18.0.5/32"), netip.MustParsePrefix("::1/128")}, p)
+	_, err = ParseTrustedProxies("10.0.0.0/8,nope")
+	require.ErrorContains(t, err, `"nope"`)
+
+	l, err := ParseLoginLimits("PER_EMAIL=5/10m, per_ip=100/1m")
+	require.NoError(t, err)
+	require.Equal(t, LoginLimits{PerEmail: 5, EmailWindow: 10 * time.Minute, PerIP: 100, IPWindow: time.Minute}, l)
+	l, err = ParseLoginLimits("")
+	require.NoError(t, err)
+	require.Equal(t, DefaultLoginLimits, l.withDefaults())
+	for _, bad := range []string{"PER_IP=0/1m", "PER_IP=5", "PER_IP=5/soon", "PER_USER=5/1m"} {
+		_, err := ParseLoginLimits(bad)
+		require.Error(t, err, bad)
+	}
+}
