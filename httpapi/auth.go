@@ -175,6 +175,7 @@ func (a *KeyAuth) markUsed(keyID string, at time.Time) {
 // Authenticate implements Authenticator.
 func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind AuthKind) (*Principal, error) {
 	var p *Principal
+	var claim *signatureClaim
 	var err error
 	switch kind {
 	case AuthJWT:
@@ -182,7 +183,7 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 	case AuthWidget:
 		p, err = a.authWidget(r)
 	case AuthHMAC, AuthHMACSecret:
-		p, err = a.authHMAC(r, kind == AuthHMACSecret)
+		p, claim, err = a.authHMAC(r, kind == AuthHMACSecret)
 	case AuthLogin:
 		return &Principal{}, nil
 	default:
@@ -195,18 +196,44 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 	if bucket == "" {
 		bucket = "user:" + p.UserID
 	}
-	if err := a.rateLimit(w, bucket, p.Tier); err != nil {
+	now := a.cfg.Now()
+	limit, err := a.rateLimit(w, bucket, p.Tier, now)
+	if err != nil {
+		// The signature is not claimed: a request refused with 429 can be
+		// sent again, unchanged, after Retry-After (CONTRACT §3).
 		return nil, err
+	}
+	if claim != nil {
+		fresh, err := projections.ClaimSignature(r.Context(), a.cfg.Bookkeeping, claim.sig, claim.until)
+		if err != nil {
+			return nil, err
+		}
+		if !fresh {
+			// A replay is refused before it reaches the handler; it does
+			// not spend the partner's allowance.
+			remaining := a.limiter.give(bucket, limit, now)
+			w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+			return nil, errReplayed
+		}
+		a.markUsed(p.KeyID, now)
 	}
 	return p, nil
 }
 
-func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string) error {
+// signatureClaim is an HMAC signature verified but not yet recorded as
+// used: Authenticate records it only once the request is admitted.
+type signatureClaim struct {
+	sig   string
+	until time.Time
+}
+
+// rateLimit spends one request of bucket's per-minute allowance, setting
+// the X-RateLimit headers; it returns the limit applied.
+func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string, now time.Time) (int, error) {
 	limit := a.cfg.RateLimits[tier]
 	if limit == 0 {
 		limit = a.cfg.RateLimits[ledger.TierStandard]
 	}
-	now := a.cfg.Now()
 	remaining, reset, ok := a.limiter.take(bucket, limit, now)
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
@@ -218,10 +245,10 @@ func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string) error {
 			retry = 1
 		}
 		h.Set("Retry-After", strconv.FormatInt(retry, 10))
-		return &ledger.Error{Kind: ledger.KindRateLimited, Code: "RATE_LIMITED",
+		return limit, &ledger.Error{Kind: ledger.KindRateLimited, Code: "RATE_LIMITED",
 			Message: fmt.Sprintf("rate limit of %d requests per minute reached; retry after %d s", limit, retry)}
 	}
-	return nil
+	return limit, nil
 }
 
 // keyEnvironment returns the environment and kind of a well-formed key.
@@ -307,49 +334,43 @@ func (a *KeyAuth) authWidget(r *http.Request) (*Principal, error) {
 	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, Tier: k.Tier}, nil
 }
 
-func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, error) {
+// authHMAC verifies a signed request. The signature is returned as a
+// claim for Authenticate to record once the request is admitted.
+func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *signatureClaim, error) {
 	key, ts, sig := r.Header.Get("X-Partner-Key"), r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature")
 	if key == "" || ts == "" || sig == "" {
-		return nil, errMissingCredentials
+		return nil, nil, errMissingCredentials
 	}
 	body, err := bufferBody(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	k, env, secret, err := a.lookupKey(r.Context(), key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hmacSecret, err := ledger.OpenSecret(a.cfg.MasterKey, k.KeyID, k.HMACSealed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	uri := r.RequestURI
 	if !strings.HasPrefix(uri, "/") {
 		uri = r.URL.RequestURI()
 	}
-	now := a.cfg.Now()
-	tsv, err := verifySignature(ts, sig, r.Method, uri, body, hmacSecret, now)
+	tsv, err := verifySignature(ts, sig, r.Method, uri, body, hmacSecret, a.cfg.Now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if needSecret && !secret {
-		return nil, errSecretRequired
+		return nil, nil, errSecretRequired
 	}
 	if err := a.checkPartner(k); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The signature stays refused until its timestamp leaves the window
 	// (plus a minute for clock differences between processes).
-	fresh, err := projections.ClaimSignature(r.Context(), a.cfg.Bookkeeping, sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute))
-	if err != nil {
-		return nil, err
-	}
-	if !fresh {
-		return nil, errReplayed
-	}
-	a.markUsed(k.KeyID, now)
-	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, SecretKey: secret, Tier: k.Tier}, nil
+	claim := &signatureClaim{sig: sig, until: time.Unix(tsv, 0).Add(SignatureWindow + time.Minute)}
+	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, SecretKey: secret, Tier: k.Tier}, claim, nil
 }
 
 // bufferBody reads the whole body (bounded) so it can be hashed, and puts
@@ -455,6 +476,22 @@ func (l *rateLimiter) take(bucket string, limit int, now time.Time) (int, int64,
 	}
 	w.count++
 	return limit - w.count, reset, true
+}
+
+// give returns a request's allowance taken at now (its window still
+// open) and reports the remaining allowance.
+func (l *rateLimiter) give(bucket string, limit int, now time.Time) int {
+	start := now.Unix() - now.Unix()%60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.windows[bucket]
+	if w == nil || w.start != start {
+		return limit
+	}
+	if w.count > 0 {
+		w.count--
+	}
+	return limit - w.count
 }
 
 func (l *rateLimiter) prune(now time.Time) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -504,6 +505,32 @@ func TestRateLimit(t *testing.T) {
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 	require.Equal(t, "0", resp.Header.Get("X-RateLimit-Remaining"))
 	errBody(t, resp, 429, "RATE_LIMITED")
+}
+
+// A request refused with 429 can be sent again unchanged once the window
+// resets (its signature was not spent), and a replay of an admitted
+// request is refused without spending the partner's allowance.
+func TestRateLimitedRequestCanBeResentUnchanged(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	srv := apptest.Start(t, func(c *app.Config) {
+		c.RateLimits = map[string]int{"STANDARD": 2}
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	p := srv.NewPartner(t, "sandbox")
+	ts := srv.Now().Unix()
+	signed := func(path string) *http.Request {
+		return srv.SignedRequest(t, p.SecretKey, p.HMACSecret, http.MethodGet, path, nil, ts)
+	}
+	passedAuth(t, send(t, signed("/v1/partner/users?page=1")))
+	replay := send(t, signed("/v1/partner/users?page=1"))
+	require.Equal(t, "1", replay.Header.Get("X-RateLimit-Remaining"), "a replay spends nothing")
+	errBody(t, replay, 401, "REPLAYED_REQUEST")
+	passedAuth(t, send(t, signed("/v1/partner/users?page=2")))
+	errBody(t, send(t, signed("/v1/partner/users?page=3")), 429, "RATE_LIMITED")
+
+	skew.Store(int64(61 * time.Second)) // the next minute; ts is still inside ±300 s
+	passedAuth(t, send(t, signed("/v1/partner/users?page=3")))
 }
 
 // Portal password hashes never enter the immutable event log in the clear:
