@@ -184,9 +184,17 @@ func message(e events.Event, typ string, index int, data []byte, only string) (W
 	return WebhookMessage{Type: typ, EventID: id, Body: body, OnlyTo: only}, nil
 }
 
+// internalFields are members of partner-facing domain payloads that are
+// bookkeeping of ours, not the partner's business: they stay out of
+// webhook data so partners never come to depend on them.
+var internalFields = []string{
+	"requestHash", // the idempotency fingerprint of the submit request
+}
+
 // WebhookMessages returns the webhooks a domain event produces (CONTRACT
 // §6), none for event types partners are not told about. The domain
-// payload, partner-facing camelCase JSON, is the webhook's data as is.
+// payload, partner-facing camelCase JSON, is the webhook's data, less
+// internalFields.
 func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 	if e.Type == "webhook.test_requested" {
 		var p events.WebhookTestRequested
@@ -208,7 +216,17 @@ func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 	if err := json.Unmarshal(e.Payload, &obj); err != nil {
 		return nil, fmt.Errorf("webhooks: %s payload is not a JSON object: %w", e.Type, err)
 	}
-	m, err := message(e, typ, 0, e.Payload, "")
+	data := json.RawMessage(e.Payload)
+	if hasAny(obj, internalFields) {
+		for _, f := range internalFields {
+			delete(obj, f)
+		}
+		var err error
+		if data, err = json.Marshal(obj); err != nil {
+			return nil, err
+		}
+	}
+	m, err := message(e, typ, 0, data, "")
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +259,15 @@ func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+func hasAny(obj map[string]json.RawMessage, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := obj[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // fanOut collects the deliveries of one transaction's events and inserts

@@ -666,6 +666,8 @@ func schemas() O {
 			"transactionIds", arr(str("Transaction id."), "Transactions."),
 			"stakeholders", arr(ref("StakeholderReward"), "Shares."),
 			"campaignId", nullable(str("Campaign.")),
+			"poolId", prefixedID("pool", "The pool the tokens came from (action.failed: the pool that could not cover them, when known)."),
+			"metadata", freeObject("Your metadata from the submit request."),
 			"code", str("action.failed: error code, e.g. `INSUFFICIENT_POOL`."),
 			"reason", str("action.failed: why; action.reversed: the reason given."),
 			"tokensReversed", tokens("action.reversed: tokens taken back.", "minimum", 0)),
