@@ -50,6 +50,13 @@ type Relay struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 	position  prometheus.Gauge
+
+	// seq is the stream's last sequence as of the last acknowledgement,
+	// valid while synced: every publish expects the stream to be exactly
+	// there, so nothing is stored out of position order. Used only by the
+	// goroutine that publishes (lead, then drain).
+	seq    uint64
+	synced bool
 }
 
 // NewRelay builds a relay; Run starts it.
@@ -137,7 +144,8 @@ func (r *Relay) lead(ctx context.Context) error {
 	if _, err := r.pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, r.opts.Name); err != nil {
 		return err
 	}
-	if err := r.reconcile(ctx); err != nil {
+	r.synced = false // another process may have published meanwhile
+	if err := r.sync(ctx); err != nil {
 		return err
 	}
 	r.log.Info("relay is active")
@@ -200,10 +208,12 @@ func (r *Relay) drain() {
 	}
 }
 
-// reconcile rewinds the checkpoint when JetStream holds less than it says,
-// as after a stream was deleted or a broker lost its unsynced tail: the
-// missing events are then re-published from PostgreSQL.
-func (r *Relay) reconcile(ctx context.Context) error {
+// sync makes the checkpoint agree with what JetStream holds before the
+// relay publishes: it rewinds when the stream lost its tail, was wiped or
+// was replaced (the missing events are re-published from PostgreSQL), and
+// moves forward over messages acknowledged by a relay that stopped before
+// recording them (so they are not published twice).
+func (r *Relay) sync(ctx context.Context) error {
 	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
 	if err != nil {
 		return fmt.Errorf("relay: ensure stream: %w", err)
@@ -212,27 +222,66 @@ func (r *Relay) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var streamPos int64
-	if info.State.Msgs > 0 {
-		msg, err := st.GetMsg(ctx, info.State.LastSeq)
-		if err != nil {
-			return fmt.Errorf("relay: read last message: %w", err)
-		}
-		streamPos, _ = strconv.ParseInt(msg.Header.Get(bus.HeaderPosition), 10, 64)
+	var cp, recorded int64
+	if err := r.pool.QueryRow(ctx, `SELECT position, stream_seq FROM relay_checkpoints WHERE name = $1`, r.opts.Name).Scan(&cp, &recorded); err != nil {
+		return fmt.Errorf("relay: checkpoint %q: %w", r.opts.Name, err)
 	}
-	tag, err := r.pool.Exec(ctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position > $2`, r.opts.Name, streamPos)
-	if err != nil {
+	last := info.State.LastSeq
+	pos := cp
+	if last != uint64(recorded) || recorded == 0 {
+		switch {
+		case info.State.Msgs > 0:
+			msg, err := st.GetMsg(ctx, last)
+			if err != nil {
+				return fmt.Errorf("relay: read last message: %w", err)
+			}
+			if pos, err = strconv.ParseInt(msg.Header.Get(bus.HeaderPosition), 10, 64); err != nil {
+				return fmt.Errorf("relay: stream message %d has no %s header", last, bus.HeaderPosition)
+			}
+		case last < uint64(recorded) || last == 0:
+			pos = 0 // emptied or replaced: everything again
+		default:
+			// Ahead of the record but empty (its messages aged out): what
+			// it held was acknowledged; keep the checkpoint.
+		}
+	}
+	if head, err := ReadHead(ctx, r.pool); err != nil {
+		return err
+	} else if pos > head {
+		// Only a database restored behind JetStream does this; the stream's
+		// tail then names events the store no longer has.
+		r.log.Error("JetStream holds positions the event store does not have (was PostgreSQL restored?); "+
+			"delete the stream so the relay re-fills it", "stream_position", pos, "head", head)
+		pos = head
+	}
+	if pos != cp {
+		r.log.Warn("JetStream disagrees with the relay checkpoint; resuming from what the stream holds",
+			"checkpoint", cp, "stream_position", pos, "stream_seq", last)
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE relay_checkpoints SET position = $2, stream_seq = $3, updated_at = now() WHERE name = $1`,
+		r.opts.Name, pos, int64(last)); err != nil {
 		return err
 	}
-	if tag.RowsAffected() > 0 {
-		r.log.Warn("JetStream is behind the relay checkpoint; re-publishing from PostgreSQL", "from", streamPos)
-	}
+	r.seq, r.synced = last, true
 	return nil
 }
 
 // Flush publishes one batch of committed events past the checkpoint and
 // returns how many it published.
+//
+// Each message is published expecting the stream's last sequence to be
+// the one before it, so a message is stored only right after its
+// predecessor: when one fails (a broker restarting, a leader election)
+// every later one of the batch fails too, and a client-side retry of the
+// failed one cannot land after its successors. The stream therefore stays
+// an in-order prefix of the event store, and a stream replaced behind the
+// relay's back is noticed at the next publish.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
+	if !r.synced {
+		if err := r.sync(ctx); err != nil {
+			return 0, err
+		}
+	}
 	var cp int64
 	if err := r.pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints WHERE name = $1`, r.opts.Name).Scan(&cp); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -249,13 +298,14 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(evs))
-	for _, e := range evs {
+	for i, e := range evs {
 		msg, err := Message(r.opts.Bus, e)
 		if err != nil {
 			return 0, err
 		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()))
+		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()), jetstream.WithExpectLastSequence(r.seq+uint64(i)))
 		if err != nil {
+			r.synced = false
 			return 0, fmt.Errorf("relay: publish position %d: %w", e.Position, err)
 		}
 		futures = append(futures, f)
@@ -263,14 +313,22 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
 	// Acknowledgements are read in publish order; on the first failure the
-	// checkpoint still moves past the acknowledged prefix, so a retry
-	// re-publishes only from the failed event on.
+	// checkpoint still moves past the acknowledged prefix, and the next
+	// round re-syncs with the stream before publishing again.
 	acked, failure := 0, error(nil)
+	var lastSeq uint64
 wait:
 	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				// Stored before, by a relay that did not record it: the
+				// stream's sequence is not where this round assumed.
+				failure = fmt.Errorf("relay: position %d was already in the stream", evs[i].Position)
+				break wait
+			}
 			acked++
+			lastSeq = ack.Sequence
 		case err := <-f.Err():
 			failure = fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
 			break wait
@@ -282,6 +340,9 @@ wait:
 			break wait
 		}
 	}
+	if failure != nil {
+		r.synced = false
+	}
 	if acked == 0 {
 		return 0, failure
 	}
@@ -289,8 +350,16 @@ wait:
 	// Recorded even when ctx just ended: what JetStream acknowledged is done.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := r.pool.Exec(cctx, `UPDATE relay_checkpoints SET position = $2, updated_at = now() WHERE name = $1 AND position < $2`, r.opts.Name, last); err != nil {
+	tag, err := r.pool.Exec(cctx, `UPDATE relay_checkpoints SET position = $2, stream_seq = $3, updated_at = now() WHERE name = $1 AND position < $2`,
+		r.opts.Name, last, int64(lastSeq))
+	if err != nil {
+		r.synced = false
 		return 0, err
+	}
+	if tag.RowsAffected() == 0 {
+		r.synced = false // another relay moved it: re-sync before going on
+	} else {
+		r.seq = lastSeq
 	}
 	r.published.Add(float64(acked))
 	r.position.Set(float64(last))

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -143,9 +145,11 @@ func TestRelayCatchesUpAfterNATSOutage(t *testing.T) {
 	checkExactlyOnceInOrder(t, readStream(t, n, 200), 200)
 }
 
-// A re-publish of already relayed events (a relay that crashed before
-// saving its checkpoint) is dropped by JetStream's Nats-Msg-Id dedupe.
-func TestRelayRepublishIsDeduplicated(t *testing.T) {
+// A relay that crashed after JetStream acknowledged a batch but before it
+// saved its checkpoint loses nothing and doubles nothing: its successor
+// resumes from what the stream holds. Should two relays ever publish the
+// same event, Nats-Msg-Id (the event id) makes JetStream drop the second.
+func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
@@ -155,26 +159,127 @@ func TestRelayRepublishIsDeduplicated(t *testing.T) {
 		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
 		require.NoError(t, err)
 	}
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
-	require.NoError(t, err)
-	_, err = db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
 	require.NoError(t, err)
 	js, err := jetstream.New(n.Connect(t))
 	require.NoError(t, err)
 	_, err = bus.EnsureStream(ctx, js, bus.Config{})
 	require.NoError(t, err)
-
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
+	require.NoError(t, err)
 	published, err := r.Flush(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 20, published)
-	// Simulate the crash: the checkpoint write is lost.
-	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0`)
+	// The crash: the checkpoint write is lost; a new process takes over.
+	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0, stream_seq = 0`)
 	require.NoError(t, err)
-	published, err = r.Flush(ctx)
+	for i := 20; i < 25; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	r2, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
 	require.NoError(t, err)
-	require.Equal(t, 20, published)
+	published, err = r2.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 5, published, "only what JetStream did not hold")
+	got := readStream(t, n, 25)
+	checkExactlyOnceInOrder(t, got, 25)
 
-	checkExactlyOnceInOrder(t, readStream(t, n, 20), 20)
+	// The event id is the message id: a second copy is dropped.
+	msg, err := ledger.Message(bus.Config{}, got[3])
+	require.NoError(t, err)
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(got[3].ID.String()))
+	require.NoError(t, err)
+	require.True(t, ack.Duplicate)
+	require.Equal(t, uint64(4), ack.Sequence)
+}
+
+// JetStream briefly unable to store (a broker restarting, a leader
+// election) in the middle of a batch must not leave the stream out of
+// position order: every message expects its predecessor's sequence, so
+// nothing lands after a message that failed.
+func TestRelayKeepsOrderWhenTheStreamAppearsMidBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := openStore(t, db)
+	const total = 3000
+	for i := 0; i < total; i += 100 {
+		batch := make([]events.Payload, 100)
+		for j := range batch {
+			batch[j] = testNote{N: i + j}
+		}
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, batch...)
+		require.NoError(t, err)
+	}
+	js, err := jetstream.New(n.Connect(t))
+	require.NoError(t, err)
+	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{BatchSize: total})
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
+	require.NoError(t, err)
+	_, err = bus.EnsureStream(ctx, js, bus.Config{})
+	require.NoError(t, err)
+	_, err = r.Flush(ctx)
+	require.NoError(t, err)
+	name := bus.Config{}.WithDefaults().Stream
+
+	// Delete the stream and re-create it while the relay is mid-batch:
+	// early messages meet no stream, later ones find it.
+	require.NoError(t, js.DeleteStream(ctx, name))
+	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0, stream_seq = 0`)
+	require.NoError(t, err)
+	r2, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{BatchSize: total})
+	require.NoError(t, err)
+	// A plain subscriber sees the relay's messages even with no stream:
+	// the stream is created once the relay is well into its batch.
+	var seen atomic.Int64
+	sub, err := n.Connect(t).Subscribe(bus.Config{}.WithDefaults().SubjectPrefix+".>", func(*nats.Msg) {
+		if seen.Add(1) == 300 {
+			go func() { _, _ = bus.EnsureStream(context.Background(), js, bus.Config{}) }()
+		}
+	})
+	require.NoError(t, err)
+	defer sub.Unsubscribe() //nolint:errcheck
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		_, err := r2.Flush(ctx)
+		var cp int64
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints`).Scan(&cp))
+		if err == nil && cp == total {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "relay never caught up: %v", err)
+	}
+	checkExactlyOnceInOrder(t, readStream(t, n, total), total)
+}
+
+// A stream re-created empty behind the relay's back (an operator deleted
+// it and a projector's consumer re-created it) is noticed at the next
+// publish, and the relay re-fills it from the first event.
+func TestRelayRefillsAStreamReplacedWhileItRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := openStore(t, db)
+	for i := 0; i < 30; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	startRelay(t, db, n)
+	readStream(t, n, 30)
+
+	js, err := jetstream.New(n.Connect(t))
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(ctx, bus.Config{}.WithDefaults().Stream))
+	_, err = bus.OpenStream(ctx, js, bus.Config{}) // what a projector does
+	require.NoError(t, err)
+	for i := 30; i < 35; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	checkExactlyOnceInOrder(t, readStream(t, n, 35), 35)
 }
 
 // If JetStream loses its stream (wiped, or a broker lost its tail), the
