@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/stretchr/testify/require"
 
@@ -164,6 +167,52 @@ func TestDatabaseRefusesToChangeEvents(t *testing.T) {
 	got, err := ledger.ReadStream(ctx, db.Pool, "note-a")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"n":1}`, string(got[0].Payload))
+}
+
+// The database refuses an append that would leave a gap in positions or a
+// broken link in the hash chain, whoever calls it.
+func TestDatabaseRefusesAnAppendThatBreaksTheChain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+	_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", 0, testNote{N: 1})
+	require.NoError(t, err)
+	var head int64
+	var hash []byte
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position, hash FROM event_head`).Scan(&head, &hash))
+	other := make([]byte, len(hash))
+	appendOne := func(positions []int64, prev [][]byte) error {
+		n := len(positions)
+		col := func(v any) []any {
+			out := make([]any, n)
+			for i := range out {
+				out[i] = v
+			}
+			return out
+		}
+		ids := make([]any, n)
+		hashes := make([][]byte, n)
+		for i := range ids {
+			ids[i] = uuid.New()
+			hashes[i] = []byte{byte(i + 1)}
+		}
+		_, err := db.Pool.Exec(ctx, `SELECT append_events($1, $2, $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[],
+			$10::text[], $11::text[], $12::timestamptz[], $13, $14)`,
+			head, positions, col("note-b"), col(int64(1)), ids, col("test.note"), col(1), col("p1"), col("sandbox"),
+			col(`{"n":2}`), col(`{}`), col(time.Now()), prev, hashes)
+		return err
+	}
+	for name, err := range map[string]error{
+		"gap":             appendOne([]int64{head + 2}, [][]byte{hash}),
+		"wrong prev_hash": appendOne([]int64{head + 1}, [][]byte{other}),
+		"broken link":     appendOne([]int64{head + 1, head + 2}, [][]byte{hash, other}),
+	} {
+		require.ErrorContains(t, err, "does not extend the hash chain", name)
+	}
+	var n int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n))
+	require.Equal(t, 1, n, "nothing was written")
 }
 
 func TestVerifyNamesTheFirstTamperedEvent(t *testing.T) {
