@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -433,8 +434,11 @@ func (d *Dispatcher) attempt(ctx context.Context, c claim) {
 	}
 	url, secret := sub.url, sub.secret
 	o := d.send(ctx, url, secret, c.body)
-	if ctx.Err() != nil {
-		// Shutting down: the attempt was cut short by us, not the receiver.
+	if ctx.Err() != nil && o.statusCode == 0 {
+		// Shutting down cut the attempt short before the receiver
+		// answered: not the receiver's failure, so it is not recorded.
+		// An answer that did arrive is recorded, success included, or the
+		// event would be sent again by the next dispatcher.
 		d.release(c)
 		return
 	}
@@ -543,6 +547,8 @@ type recordable struct {
 // delivery is attempted again (never lost, and never recorded twice:
 // writes are conditional on the lease token).
 func (d *Dispatcher) record(c claim, o outcome) {
+	// Receivers choose these bytes; PostgreSQL text refuses NUL.
+	o.body, o.errText = pgText(o.body), pgText(o.errText)
 	r := recordable{c: c, o: o, status: "PENDING", next: o.at}
 	switch n := c.attempts + 1; {
 	case o.ok:
@@ -553,6 +559,12 @@ func (d *Dispatcher) record(c claim, o outcome) {
 		r.next = time.Now().Add(d.delay(n, o.retryAfter))
 	}
 	d.outcomes <- r
+}
+
+// pgText makes s storable as PostgreSQL text: valid UTF-8 without NUL.
+func pgText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // maxRecordBatch bounds how many outcomes one statement writes.
@@ -580,7 +592,14 @@ func (d *Dispatcher) recorder() {
 		if d.flushGate != nil && !d.flushGate() {
 			continue
 		}
-		d.flush(batch)
+		if err := d.flush(batch); err != nil && len(batch) > 1 {
+			// One outcome the database refuses must not take the others
+			// down with it (they would be attempted again): write them
+			// one by one, so only that one waits for its lease to end.
+			for _, r := range batch {
+				_ = d.flush([]recordable{r})
+			}
+		}
 		// The written deliveries' leases are gone: their endpoints have
 		// room again (until now they counted against PerEndpoint).
 		d.Wake()
@@ -591,7 +610,7 @@ func (d *Dispatcher) recorder() {
 // one statement (one round trip, one transaction): each attempt is written
 // only if its dispatcher still holds the delivery's lease, together with
 // the delivery's state and its endpoint's health.
-func (d *Dispatcher) flush(batch []recordable) {
+func (d *Dispatcher) flush(batch []recordable) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	k := len(batch)
@@ -633,9 +652,11 @@ WITH o AS (
         lease_until = NULL, lease_token = NULL, last_attempt_at = o.at, last_status_code = o.code, last_error = o.err,
         completed_at = o.completed
     FROM o WHERE d.id = o.id AND d.lease_token = o.token
-    RETURNING d.id
+    RETURNING d.id, o.token
 ), rec AS (
-    SELECT o.* FROM o JOIN upd USING (id)
+    -- By lease too: a process can hold a stale outcome and a fresh one
+    -- for the same delivery; only the current lease's attempt is written.
+    SELECT o.* FROM o JOIN upd USING (id, token)
 ), att AS (
     INSERT INTO webhook_attempts (delivery_id, attempt, subscription_id, partner_id, environment,
         attempted_at, success, status_code, latency_ms, reason, error, response_body)
@@ -653,27 +674,27 @@ WITH o AS (
                              ELSE coalesce(e.failing_since, excluded.failing_since) END
     RETURNING subscription_id, failing_since, disabled_at
 )
-SELECT id, NULL, NULL, NULL FROM upd
+SELECT id, token::text, NULL, NULL, NULL FROM upd
 UNION ALL
-SELECT NULL, subscription_id, failing_since, disabled_at FROM ep`,
+SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
 		ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies)
 	if err != nil {
 		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
-		return
+		return err
 	}
-	written := map[string]bool{}
+	written := map[claimKey]bool{}
 	type health struct{ failingSince, disabledAt *time.Time }
 	endpoints := map[string]health{}
 	for rows.Next() {
-		var id, sub *string
+		var id, token, sub *string
 		var h health
-		if err := rows.Scan(&id, &sub, &h.failingSince, &h.disabledAt); err != nil {
+		if err := rows.Scan(&id, &token, &sub, &h.failingSince, &h.disabledAt); err != nil {
 			rows.Close()
 			d.log.Warn("reading recorded attempts failed", "err", err)
-			return
+			return err
 		}
-		if id != nil {
-			written[*id] = true
+		if id != nil && token != nil {
+			written[claimKey{*id, *token}] = true
 		} else if sub != nil {
 			endpoints[*sub] = h
 		}
@@ -681,11 +702,11 @@ SELECT NULL, subscription_id, failing_since, disabled_at FROM ep`,
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
-		return
+		return err
 	}
 	lastFailure := map[string]recordable{}
 	for _, r := range batch {
-		if !written[r.c.id] {
+		if !written[claimKey{r.c.id, r.c.token.String()}] {
 			continue // lease lost: another dispatcher owns the delivery now
 		}
 		d.m.latency.Observe(r.o.latency.Seconds())
@@ -707,7 +728,11 @@ SELECT NULL, subscription_id, failing_since, disabled_at FROM ep`,
 			d.disable(ctx, r.c, *h.failingSince)
 		}
 	}
+	return nil
 }
+
+// claimKey names one lease of one delivery.
+type claimKey struct{ id, token string }
 
 func (d *Dispatcher) disable(ctx context.Context, c claim, since time.Time) {
 	scope := ledger.Scope{PartnerID: c.partnerID, Environment: c.environment}

@@ -43,8 +43,8 @@ var blocked = mustPrefixes(
 	"203.0.113.0/24",  // documentation
 	"224.0.0.0/4",     // multicast
 	"240.0.0.0/4",     // reserved, broadcast
-	"::/128",          // unspecified
-	"::1/128",         // loopback
+	"::/96",           // IPv4-compatible (deprecated), "::" and "::1" included
+	"::ffff:0:0:0/96", // IPv4-translated (SIIT)
 	"64:ff9b:1::/48",  // local-use NAT64
 	"100::/64",        // discard
 	"2001::/23",       // IETF protocol assignments (Teredo, ORCHID...)
