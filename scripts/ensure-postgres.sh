@@ -12,7 +12,9 @@
 #   3. Otherwise start (or reuse) a private cluster under
 #      ${DATA_DIR:-.data}/postgres on 127.0.0.1:$PG_PORT (default 55432).
 #
-# Without --test the URL names database "sirledger" (created if missing);
+# Without --test the URL names database "sirledger_<8 hex of the checkout's
+# path>" (created if missing): each checkout has its own development secrets
+# and JetStream store under .data/, so it gets its own database too;
 # with --test it names the "postgres" maintenance database, because the tests
 # create and drop their own databases through it.
 #
@@ -63,7 +65,9 @@ for arg in "$@"; do
 done
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-APP_DB=sirledger
+# One database per checkout: its .data/ (master key, JetStream store) only
+# matches the database it was made with.
+APP_DB=sirledger_$(printf '%s' "$REPO_ROOT" | cksum | cut -d' ' -f1 | xargs printf '%08x' | cut -c1-8)
 RUN_AS_USER=sirledger
 PG_PORT=${PG_PORT:-55432}
 PG_PROBE_PORT=${PG_PROBE_PORT:-5432}

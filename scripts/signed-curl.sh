@@ -12,6 +12,10 @@ set -euo pipefail
 : "${SIR_KEY:?set SIR_KEY to your sk_ or pk_ key}" "${SIR_HMAC_SECRET:?set SIR_HMAC_SECRET to the hmacSecret of that key}"
 method=$1 path=$2 body=${3:--}
 shift $(( $# >= 3 ? 3 : 2 ))
+if [[ $body != - ]]; then
+	[[ -f $body ]] || { echo "signed-curl: no such body file: $body" >&2; exit 2; }
+	body=$(cd "$(dirname "$body")" && pwd -P)/$(basename "$body") # before the cd below
+fi
 cd "$(dirname "$0")/.."
 ctl=(go run ./cmd/ledgerctl)
 [[ -x bin/ledgerctl ]] && ctl=(bin/ledgerctl)
@@ -22,5 +26,7 @@ if [[ $body != - ]]; then
 	data=(-H 'Content-Type: application/json' --data-binary "@$body")
 fi
 # ledgerctl sign prints: -H 'X-Partner-Key: …' -H 'X-Timestamp: …' -H 'X-Signature: …'
-eval "headers=($("${sign[@]}"))"
+# Captured first: a signing failure must stop here, not send an unsigned request.
+signed=$("${sign[@]}")
+eval "headers=($signed)"
 exec curl -sS -X "$method" "${SIR_URL:-http://localhost:8080}$path" "${headers[@]}" "${data[@]}" "$@"

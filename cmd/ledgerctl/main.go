@@ -100,7 +100,8 @@ func subcommands(ctx context.Context, name string, args []string, out io.Writer,
 // newFlags returns a flag set with the shared --database-url flag.
 func newFlags(name, usageLine string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	db := fs.String("database-url", os.Getenv("DATABASE_URL"), "PostgreSQL URL (default $DATABASE_URL)")
+	// Not the flag's default: --help would print it, password included.
+	db := fs.String("database-url", "", "PostgreSQL URL (default: $DATABASE_URL)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: ledgerctl %s\n\nflags:\n", usageLine)
 		fs.PrintDefaults()
@@ -119,6 +120,9 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if strings.TrimSpace(url) == "" {
+		url = os.Getenv("DATABASE_URL")
+	}
 	if strings.TrimSpace(url) == "" {
 		return nil, errors.New("no database: set DATABASE_URL or pass --database-url")
 	}

@@ -46,6 +46,20 @@ func TestLedgerctl(t *testing.T) {
 		require.Error(t, err, args)
 	}
 
+	// Help never prints the database URL (it may hold a password).
+	_, stderr, err := run("", "users", "create", "--help")
+	require.NoError(t, err)
+	require.NotContains(t, stderr, srv.DB.URL)
+
+	// Without ledgerd's master key, users create refuses rather than
+	// sealing the password under a key the service does not have.
+	cmd := exec.Command(bin, "users", "create", "--email", "lost@example.com", "--password-stdin")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+srv.DB.URL, "DATA_DIR="+t.TempDir(), "LEDGER_MASTER_KEY=")
+	cmd.Stdin = strings.NewReader("pw-123456789\n")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "no master key")
+
 	// users create reads the password from stdin; the user can log in.
 	stdout, stderr, err := run("s3cret-password\n", "users", "create", "--email", "Ops@Example.com", "--password-stdin")
 	require.NoError(t, err, stderr)

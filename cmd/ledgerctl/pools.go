@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -64,6 +65,9 @@ func poolsPending(ctx context.Context, args []string, out io.Writer) error {
 		var at any
 		if err := rows.Scan(&id, &partner, &env, &poolID, &amount, &at); err != nil {
 			return err
+		}
+		if t, ok := at.(time.Time); ok {
+			at = t.UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%v\n", id, partner, env, poolID, amount, at)
 		n++

@@ -80,14 +80,14 @@ func Logger(c Config) *slog.Logger {
 
 // New connects to PostgreSQL, applies pending migrations, connects to (or
 // embeds) NATS, and builds every component. Nothing runs until Run.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) {
 	if log == nil {
 		log = Logger(cfg)
 	}
-	a = &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
-			a.Close()
+			a.Close() // what was opened before the failure
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -396,5 +396,14 @@ func MasterKeyFromEnv() ([]byte, error) {
 		return nil, err
 	}
 	cfg := Config{Env: getenv("LEDGER_ENV", "development"), DataDir: dir}
-	return secret(cfg, os.Getenv("LEDGER_MASTER_KEY"), "master.key")
+	if configured := os.Getenv("LEDGER_MASTER_KEY"); configured != "" || cfg.Production() {
+		return secret(cfg, configured, "master.key")
+	}
+	// Never create one here: a key ledgerd does not have would seal
+	// secrets the service can never open (a user who cannot log in).
+	path := filepath.Join(dir, "secrets", "master.key")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no master key: set LEDGER_MASTER_KEY, or DATA_DIR to ledgerd's data directory (%s does not exist)", path)
+	}
+	return secret(cfg, "", "master.key")
 }

@@ -187,3 +187,15 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	require.Contains(t, string(body), `http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`,
 		"the public listener's requests are counted on the metrics listener")
 }
+
+// A database that cannot be reached is an error that says so, not a panic.
+func TestNewFailsCleanlyWithoutADatabase(t *testing.T) {
+	t.Parallel()
+	cfg := app.Config{
+		DatabaseURL: "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=2",
+		DataDir:     t.TempDir(), Env: "development", ListenAddr: "127.0.0.1:0", NATSReplicas: 1,
+	}
+	a, err := app.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	require.Error(t, err)
+	require.Nil(t, a)
+}
