@@ -317,8 +317,10 @@ type claim struct {
 // webhook_deliveries_sub_due_idx and takes at most the first few due
 // deliveries of each.
 func (d *Dispatcher) claim(ctx context.Context, n int) ([]claim, error) {
-	now := time.Now()
 	token := uuid.New()
+	// Lease times are the database's clock (statement_timestamp), never a
+	// process's: dispatchers on hosts whose clocks disagree would otherwise
+	// take over each other's live leases and send one delivery twice.
 	rows, err := d.pool.Query(ctx, `
 WITH RECURSIVE subs AS (
     (SELECT subscription_id AS id FROM webhook_deliveries WHERE status = 'PENDING' ORDER BY subscription_id LIMIT 1)
@@ -329,25 +331,25 @@ WITH RECURSIVE subs AS (
 ), cand AS (
     SELECT c.id, c.subscription_id, c.next_attempt_at FROM subs s CROSS JOIN LATERAL (
         SELECT w.id, w.subscription_id, w.next_attempt_at FROM webhook_deliveries w
-        WHERE w.subscription_id = s.id AND w.status = 'PENDING' AND w.next_attempt_at <= $1
-          AND (w.lease_until IS NULL OR w.lease_until <= $1)
+        WHERE w.subscription_id = s.id AND w.status = 'PENDING' AND w.next_attempt_at <= statement_timestamp()
+          AND (w.lease_until IS NULL OR w.lease_until <= statement_timestamp())
         ORDER BY w.subscription_id, w.next_attempt_at, w.id
-        LIMIT least($3, greatest(0, $2 - (SELECT count(*) FROM webhook_deliveries b
-            WHERE b.subscription_id = s.id AND b.status = 'PENDING' AND b.lease_until IS NOT NULL AND b.lease_until > $1)))
+        LIMIT least($2, greatest(0, $1 - (SELECT count(*) FROM webhook_deliveries b
+            WHERE b.subscription_id = s.id AND b.status = 'PENDING' AND b.lease_until IS NOT NULL AND b.lease_until > statement_timestamp())))
     ) c WHERE s.id IS NOT NULL
 ), pick AS (
     SELECT id FROM (
         SELECT id, next_attempt_at, row_number() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM cand
-    ) r ORDER BY rn, next_attempt_at, id LIMIT $3
+    ) r ORDER BY rn, next_attempt_at, id LIMIT $2
 ), locked AS (
     SELECT w.id FROM webhook_deliveries w
-    WHERE w.id IN (SELECT id FROM pick) AND w.status = 'PENDING' AND (w.lease_until IS NULL OR w.lease_until <= $1)
+    WHERE w.id IN (SELECT id FROM pick) AND w.status = 'PENDING' AND (w.lease_until IS NULL OR w.lease_until <= statement_timestamp())
     FOR UPDATE SKIP LOCKED
 )
-UPDATE webhook_deliveries d SET lease_until = $4, lease_token = $5
+UPDATE webhook_deliveries d SET lease_until = statement_timestamp() + $3::interval, lease_token = $4
 FROM locked WHERE d.id = locked.id
 RETURNING d.id, d.subscription_id, d.partner_id, d.environment, d.event_id, d.body, d.attempts`,
-		now, d.opts.PerEndpoint, n, now.Add(d.opts.Lease), token)
+		d.opts.PerEndpoint, n, d.opts.Lease, token)
 	if err != nil {
 		return nil, err
 	}
@@ -662,22 +664,28 @@ WITH o AS (
         attempted_at, success, status_code, latency_ms, reason, error, response_body)
     SELECT id, attempt, sub, partner, env, at, ok, code, latency, nullif(reason, ''), err, body FROM rec
 ), agg AS (
-    SELECT g.sub, g.partner, g.env, g.ok_at,
+    SELECT g.sub, g.partner, g.env, g.ok_at, g.last_fail,
         (SELECT min(r.at) FROM rec r WHERE r.sub = g.sub AND NOT r.ok AND (g.ok_at IS NULL OR r.at > g.ok_at)) AS fail_at
-    FROM (SELECT sub, min(partner) AS partner, min(env) AS env, max(at) FILTER (WHERE ok) AS ok_at FROM rec GROUP BY sub) g
+    FROM (SELECT sub, min(partner) AS partner, min(env) AS env, max(at) FILTER (WHERE ok) AS ok_at,
+            max(at) FILTER (WHERE NOT ok) AS last_fail FROM rec GROUP BY sub) g
 ), ep AS (
-    INSERT INTO webhook_endpoints AS e (subscription_id, partner_id, environment, last_success_at, failing_since)
-    SELECT sub, partner, env, ok_at, fail_at FROM agg
+    INSERT INTO webhook_endpoints AS e (subscription_id, partner_id, environment, last_success_at, failing_since, last_failure_at)
+    SELECT sub, partner, env, ok_at, fail_at, last_fail FROM agg
     ON CONFLICT (subscription_id) DO UPDATE SET
         last_success_at = greatest(e.last_success_at, excluded.last_success_at),
-        failing_since = CASE WHEN excluded.last_success_at IS NOT NULL THEN excluded.failing_since
-                             ELSE coalesce(e.failing_since, excluded.failing_since) END
+        failing_since = CASE
+            WHEN excluded.last_success_at IS NOT NULL THEN excluded.failing_since
+            -- Silent longer than quietSpell since the last failure: no
+            -- evidence it kept failing, so a new streak starts.
+            WHEN excluded.failing_since - e.last_failure_at > $17::interval THEN excluded.failing_since
+            ELSE coalesce(e.failing_since, excluded.failing_since) END,
+        last_failure_at = greatest(e.last_failure_at, excluded.last_failure_at)
     RETURNING subscription_id, failing_since, disabled_at
 )
 SELECT id, token::text, NULL, NULL, NULL FROM upd
 UNION ALL
 SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
-		ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies)
+		ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies, quietSpell)
 	if err != nil {
 		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
 		return err
@@ -730,6 +738,11 @@ SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
 	}
 	return nil
 }
+
+// quietSpell is how long an endpoint may go without attempts before its
+// next failure starts a new failure streak. The retry schedule never
+// leaves a failing delivery this long between attempts (10 h at most).
+const quietSpell = 24 * time.Hour
 
 // claimKey names one lease of one delivery.
 type claimKey struct{ id, token string }

@@ -148,9 +148,11 @@ func Retry(ctx context.Context, pool *pgxpool.Pool, scope ledger.Scope, webhookI
 	if !w.IsActive {
 		return Delivery{}, ledger.Errorf(ledger.KindConflict, "WEBHOOK_DISABLED", "this webhook was disabled after failing repeatedly; register it again")
 	}
-	tag, err := pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = $5, completed_at = NULL
-		WHERE id = $1 AND subscription_id = $2 AND partner_id = $3 AND environment = $4 AND (lease_until IS NULL OR lease_until <= $5)`,
-		deliveryID, webhookID, scope.PartnerID, scope.Environment, time.Now())
+	// The database's clock, as for leases (see Dispatcher.claim).
+	tag, err := pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = statement_timestamp(), completed_at = NULL
+		WHERE id = $1 AND subscription_id = $2 AND partner_id = $3 AND environment = $4
+		  AND (lease_until IS NULL OR lease_until <= statement_timestamp())`,
+		deliveryID, webhookID, scope.PartnerID, scope.Environment)
 	if err != nil {
 		return Delivery{}, err
 	}

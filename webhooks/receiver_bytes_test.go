@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
 
@@ -75,4 +76,53 @@ func TestShutdownKeepsAnAnswerThatArrived(t *testing.T) {
 	require.Len(t, ds, 1)
 	require.Equal(t, "SUCCEEDED", ds[0].Status)
 	require.Equal(t, 1, ds[0].AttemptCount)
+}
+
+// A failure after a long silence starts a new failure streak: an endpoint
+// that failed a month ago and saw no traffic since is not disabled by one
+// 503 today; one that kept failing is.
+func TestQuietSpellStartsANewFailureStreak(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rc := newReceiver(t, func(int, received) int { return http.StatusServiceUnavailable })
+	reg := h.register(tenant, rc.URL, true)
+	rc.setSecret(reg.Secret)
+	opts := fastOptions()
+	opts.Schedule = opts.Schedule[:1] // each delivery fails at its first attempt
+	opts.DisableAfter = 72 * time.Hour
+	h.dispatch(opts)
+	id := reg.Event.WebhookID
+	failEvent := func(n int) {
+		h.emit(tenant, "pool-pool_1", poolLowBalance{PoolID: "pool_1", Available: int64(n)})
+		eventually(t, func() bool {
+			ds := h.deliveries(tenant, id)
+			return len(ds) == n && ds[0].Status == "FAILED" && ds[len(ds)-1].Status == "FAILED"
+		}, "the delivery fails")
+	}
+	streakStart := func() time.Time {
+		var at time.Time
+		require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT failing_since FROM webhook_endpoints WHERE subscription_id = $1`, id).Scan(&at))
+		return at
+	}
+	active := func() bool {
+		w, err := projections.GetWebhook(h.ctx, h.db.Pool, tenant, id)
+		require.NoError(t, err)
+		return w.IsActive
+	}
+	failEvent(1)
+
+	// A month ago it failed, then nothing: today's failure starts afresh.
+	_, err := h.db.Pool.Exec(h.ctx, `UPDATE webhook_endpoints SET failing_since = now() - interval '30 days',
+		last_failure_at = now() - interval '30 days' WHERE subscription_id = $1`, id)
+	require.NoError(t, err)
+	failEvent(2)
+	require.WithinDuration(t, time.Now(), streakStart(), time.Hour)
+	require.True(t, active())
+
+	// Failing for four days without a long silence: disabled.
+	_, err = h.db.Pool.Exec(h.ctx, `UPDATE webhook_endpoints SET failing_since = now() - interval '4 days',
+		last_failure_at = now() - interval '2 hours' WHERE subscription_id = $1`, id)
+	require.NoError(t, err)
+	failEvent(3)
+	eventually(t, func() bool { return !active() }, "the webhook is disabled")
 }
