@@ -365,15 +365,7 @@ func TestHTTPBulkUsersPoolsAndTenancy(t *testing.T) {
 	require.Equal(t, 404, b.JSON(t, http.MethodGet, u("/v1/partner/transactions/"+list.Data[0]["id"].(string)), nil, &e))
 
 	// A's production key sees none of A's sandbox data, and has no pool yet.
-	var key struct {
-		ID, SecretKey, HMACSecret, PublicKey string
-	}
-	require.Equal(t, 201, srv.PortalJSON(t, a.Token, http.MethodPost, "/v1/partner/keys", map[string]string{"name": "prod", "environment": "production"}, &key))
-	res, err := ledger.ApprovePartner(context.Background(), srv.Store, events.Metadata{Actor: "test"}, a.PartnerID)
-	require.NoError(t, err)
-	srv.WaitAccounts(t, res.Position)
-	prod := &apptest.Partner{Srv: srv, PartnerID: a.PartnerID, Env: "production", KeyID: key.ID, SecretKey: key.SecretKey,
-		HMACSecret: key.HMACSecret, PublicKey: key.PublicKey, Token: a.Token}
+	prod := a.InEnvironment(t, "production")
 	for _, path := range []string{"/v1/partner/users", "/v1/partner/actions", "/v1/partner/transactions", "/v1/partner/token-pools"} {
 		require.Equal(t, 200, prod.JSON(t, http.MethodGet, u(path), nil, &list))
 		require.Equal(t, int64(0), list.Pagination.Total, path)

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,9 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/apptest"
-	"github.com/sirgiving/ledger/ledger"
 )
 
 // sealedCreates are the HMAC rows that only create in the caller's own
@@ -114,13 +111,7 @@ func TestEveryHMACEndpointIsSealedToItsTenant(t *testing.T) {
 	}
 
 	// A's production key: same partner, the other environment.
-	var key struct{ ID, SecretKey, HMACSecret, PublicKey string }
-	require.Equal(t, 201, srv.PortalJSON(t, a.Token, http.MethodPost, "/v1/partner/keys", map[string]string{"name": "prod", "environment": "production"}, &key))
-	res, err := ledger.ApprovePartner(context.Background(), srv.Store, events.Metadata{Actor: "test"}, a.PartnerID)
-	require.NoError(t, err)
-	srv.WaitAccounts(t, res.Position)
-	prod := &apptest.Partner{Srv: srv, PartnerID: a.PartnerID, Env: "production", KeyID: key.ID, SecretKey: key.SecretKey,
-		HMACSecret: key.HMACSecret, PublicKey: key.PublicKey, Token: a.Token}
+	prod := a.InEnvironment(t, "production")
 
 	covered := 0
 	for _, row := range readSpec(t) {

@@ -66,6 +66,16 @@ func readStream(t *testing.T, n *testenv.NATS, want int) []events.Event {
 	return out
 }
 
+// appendNotes appends testNote{N: from}..testNote{N: to-1} to stream, one
+// command each.
+func appendNotes(t *testing.T, s *ledger.Store, stream string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, ledger.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+}
+
 // checkExactlyOnceInOrder asserts JetStream carries positions 1..n, each
 // once, in order, and that each stream's versions arrive in order.
 func checkExactlyOnceInOrder(t *testing.T, got []events.Event, n int) {
@@ -122,10 +132,7 @@ func TestRelayCatchesUpAfterNATSOutage(t *testing.T) {
 	s := openStore(t, db)
 	startRelay(t, db, n)
 
-	for i := 0; i < 50; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-before", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-before", 0, 50)
 	readStream(t, n, 50)
 
 	n.Stop()
@@ -138,10 +145,7 @@ func TestRelayCatchesUpAfterNATSOutage(t *testing.T) {
 	require.LessOrEqual(t, relayed, int64(50), "nothing can be acknowledged while NATS is down")
 
 	n.Start()
-	for i := 0; i < 50; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-after", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-after", 0, 50)
 	checkExactlyOnceInOrder(t, readStream(t, n, 200), 200)
 }
 
@@ -155,10 +159,7 @@ func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
 	s := openStore(t, db)
-	for i := 0; i < 20; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-a", 0, 20)
 	_, err := db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
 	require.NoError(t, err)
 	js, err := jetstream.New(n.Connect(t))
@@ -173,10 +174,7 @@ func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	// The crash: the checkpoint write is lost; a new process takes over.
 	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0, stream_seq = 0`)
 	require.NoError(t, err)
-	for i := 20; i < 25; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-a", 20, 25)
 	r2, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
 	require.NoError(t, err)
 	published, err = r2.Flush(ctx)
@@ -263,10 +261,7 @@ func TestRelayRefillsAStreamReplacedWhileItRuns(t *testing.T) {
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
 	s := openStore(t, db)
-	for i := 0; i < 30; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-a", 0, 30)
 	startRelay(t, db, n)
 	readStream(t, n, 30)
 
@@ -275,10 +270,7 @@ func TestRelayRefillsAStreamReplacedWhileItRuns(t *testing.T) {
 	require.NoError(t, js.DeleteStream(ctx, bus.Config{}.WithDefaults().Stream))
 	_, err = bus.OpenStream(ctx, js, bus.Config{}) // what a projector does
 	require.NoError(t, err)
-	for i := 30; i < 35; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-a", 30, 35)
 	checkExactlyOnceInOrder(t, readStream(t, n, 35), 35)
 }
 
@@ -290,10 +282,7 @@ func TestRelayRefillsAWipedStream(t *testing.T) {
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
 	s := openStore(t, db)
-	for i := 0; i < 30; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, testNote{N: i})
-		require.NoError(t, err)
-	}
+	appendNotes(t, s, "note-a", 0, 30)
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 50 * time.Millisecond})
 	require.NoError(t, err)

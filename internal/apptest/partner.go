@@ -95,13 +95,29 @@ func (s *Server) NewPartner(t testing.TB, env string) *Partner {
 	userID, email, password := s.CreatePortalUser(t)
 	p := &Partner{Srv: s, Env: env, UserID: userID, Email: email, Password: password}
 	p.Token = s.Login(t, email, password)
-	p.CreateKey(t, "test "+env)
-	if env == ledger.EnvProduction {
-		res, err := ledger.ApprovePartner(context.Background(), s.Store, events.Metadata{Actor: "test"}, p.PartnerID)
-		require.NoError(t, err)
-		s.WaitAccounts(t, res.Position)
-	}
+	p.keyFor(t)
 	return p
+}
+
+// InEnvironment is the same partner, through a new key of env created by
+// its portal user; for production the partner is approved.
+func (p *Partner) InEnvironment(t testing.TB, env string) *Partner {
+	t.Helper()
+	q := &Partner{Srv: p.Srv, Env: env, UserID: p.UserID, Email: p.Email, Password: p.Password, Token: p.Token}
+	q.keyFor(t)
+	return q
+}
+
+// keyFor creates p's key of p.Env and, for production, approves the
+// partner as an operator would with ledgerctl partners approve.
+func (p *Partner) keyFor(t testing.TB) {
+	t.Helper()
+	p.CreateKey(t, "test "+p.Env)
+	if p.Env == ledger.EnvProduction {
+		res, err := ledger.ApprovePartner(context.Background(), p.Srv.Store, events.Metadata{Actor: "test"}, p.PartnerID)
+		require.NoError(t, err)
+		p.Srv.WaitAccounts(t, res.Position)
+	}
 }
 
 // CreateKey creates a key of p.Env named name with POST /v1/partner/keys
