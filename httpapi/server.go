@@ -98,6 +98,12 @@ type Server struct {
 	inflight prometheus.Gauge
 }
 
+// Healthz answers that the process is up ({"status":"ok"}); it checks
+// nothing else (readiness is /readyz).
+func Healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 // New builds the handler with every endpoint of the contract routed.
 func New(d Deps) *Server {
 	if d.Logger == nil {
@@ -113,9 +119,7 @@ func New(d Deps) *Server {
 		d.Registerer.MustRegister(s.latency, s.inflight)
 	}
 	s.router.Use(s.observe)
-	s.router.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}).Methods(http.MethodGet)
+	s.router.HandleFunc("/healthz", Healthz).Methods(http.MethodGet)
 	s.router.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	if d.Gatherer != nil {
 		s.router.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)

@@ -469,7 +469,7 @@ func (d *Dispatcher) send(ctx context.Context, url, secret string, body []byte) 
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	resp.Body.Close()
 	o.latency = time.Since(o.at)
-	o.statusCode, o.body = resp.StatusCode, string(bytes.ToValidUTF8(b, []byte("?")))
+	o.statusCode, o.body = resp.StatusCode, string(b) // made storable by record
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		o.ok = true
@@ -564,8 +564,9 @@ func (d *Dispatcher) record(c claim, o outcome) {
 }
 
 // pgText makes s storable as PostgreSQL text: valid UTF-8 without NUL.
+// Invalid bytes become "?", as the delivery log has always shown them.
 func pgText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ToValidUTF8(s, "?")
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
