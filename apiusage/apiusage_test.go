@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func TestPercentileInterpolatesWithinBuckets(t *testing.T) {
@@ -35,9 +35,9 @@ func TestRecordersAddUpAcrossFlushes(t *testing.T) {
 	clock := func() time.Time { return now }
 	r1 := NewRecorder(db.Pool, Options{Now: clock})
 	r2 := NewRecorder(db.Pool, Options{Now: clock})
-	a := ledger.Scope{PartnerID: "ptr_a", Environment: "sandbox"}
-	b := ledger.Scope{PartnerID: "ptr_b", Environment: "sandbox"}
-	req := func(sc ledger.Scope, route string, status int, code string, ms int) Request {
+	a := eventstore.Tenant{PartnerID: "ptr_a", Environment: "sandbox"}
+	b := eventstore.Tenant{PartnerID: "ptr_b", Environment: "sandbox"}
+	req := func(sc eventstore.Tenant, route string, status int, code string, ms int) Request {
 		return Request{PartnerID: sc.PartnerID, Environment: sc.Environment, Route: route, Status: status, Code: code,
 			Latency: time.Duration(ms) * time.Millisecond}
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
@@ -56,9 +56,9 @@ type IntegrationHealth struct {
 // CheckIntegration gathers the tenant's integration health at now.
 // callerKeyID is the key of the request asking: it is evidently in use
 // even if its lastUsedAt has not been written yet.
-func CheckIntegration(ctx context.Context, q ledger.Querier, sc ledger.Scope, callerKeyID string, now time.Time) (IntegrationHealth, error) {
+func CheckIntegration(ctx context.Context, q eventstore.Querier, sc eventstore.Tenant, callerKeyID string, now time.Time) (IntegrationHealth, error) {
 	h := IntegrationHealth{Environment: sc.Environment, CheckedAt: now.UTC(), Reasons: []Reason{}}
-	t := projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}
+	t := sc
 	horizon := now.Add(NoticeHorizon)
 	var err error
 	if h.API, err = Health(ctx, q, sc, now); err != nil {

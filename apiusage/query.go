@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // StatusClasses are the keys of every byStatusClass object.
@@ -135,7 +135,7 @@ type Report struct {
 // included: per day (every day present, zeros included), per endpoint
 // (busiest first, with latency percentiles), per status class and per
 // error code. Counts reach the table within a flush period.
-func Usage(ctx context.Context, q ledger.Querier, sc ledger.Scope, days int, now time.Time) (Report, error) {
+func Usage(ctx context.Context, q eventstore.Querier, sc eventstore.Tenant, days int, now time.Time) (Report, error) {
 	today := now.UTC().Truncate(24 * time.Hour)
 	from := today.AddDate(0, 0, -(days - 1))
 	end := today.AddDate(0, 0, 1)
@@ -234,7 +234,7 @@ func sortCodes(cs []CodeCount) {
 }
 
 // histograms sums the latency histograms of each route in [from, end).
-func histograms(ctx context.Context, q ledger.Querier, sc ledger.Scope, from, end time.Time) (map[string][]int64, error) {
+func histograms(ctx context.Context, q eventstore.Querier, sc eventstore.Tenant, from, end time.Time) (map[string][]int64, error) {
 	rows, err := q.Query(ctx, `SELECT route, b.i, sum(b.x)::bigint
 		FROM api_usage, unnest(latency_buckets) WITH ORDINALITY AS b(x, i)
 		WHERE partner_id = $1 AND environment = $2 AND hour >= $3 AND hour < $4
@@ -298,7 +298,7 @@ type APIHealth struct {
 // Health summarises the tenant's recent requests. Counts are kept per
 // clock hour, so "last hour" starts at the beginning of the hour an hour
 // ago (60 to 120 minutes back) and "last 24 h" likewise; Since says where.
-func Health(ctx context.Context, q ledger.Querier, sc ledger.Scope, now time.Time) (APIHealth, error) {
+func Health(ctx context.Context, q eventstore.Querier, sc eventstore.Tenant, now time.Time) (APIHealth, error) {
 	hourAgo := now.UTC().Add(-time.Hour).Truncate(time.Hour)
 	dayAgo := now.UTC().Add(-24 * time.Hour).Truncate(time.Hour)
 	h := APIHealth{LastHour: Window{Since: hourAgo}, Last24h: Window{Since: dayAgo}, TopErrorCodes: []CodeCount{},

@@ -11,13 +11,14 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
 // AccountsDeps are the collaborators of the portal endpoints (login, me)
 // and the key endpoints.
 type AccountsDeps struct {
-	Store     *ledger.Store
+	Ledger    *ledger.Service
 	DB        AuthDB
 	Auth      *KeyAuth
 	MasterKey []byte
@@ -104,8 +105,8 @@ func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Email == "" || in.Password == "" {
-		writeError(w, r, ledger.Invalid("email and password are required",
-			ledger.FieldIssue{Field: "email", Issue: "required"}, ledger.FieldIssue{Field: "password", Issue: "required"}))
+		writeError(w, r, eventstore.Invalid("email and password are required",
+			eventstore.FieldIssue{Field: "email", Issue: "required"}, eventstore.FieldIssue{Field: "password", Issue: "required"}))
 		return
 	}
 	if err := h.d.Auth.admitLoginAs(w, in.Email); err != nil {
@@ -122,7 +123,7 @@ func (h *accountHandlers) login(w http.ResponseWriter, r *http.Request) {
 		hash, userID = u.PasswordHash, u.UserID
 	}
 	if !ledger.CheckStoredPassword(h.d.MasterKey, userID, hash, in.Password) || u == nil {
-		writeError(w, r, ledger.Errorf(ledger.KindUnauthorized, "INVALID_CREDENTIALS", "email or password is wrong"))
+		writeError(w, r, eventstore.Errorf(eventstore.KindUnauthorized, "INVALID_CREDENTIALS", "email or password is wrong"))
 		return
 	}
 	h.d.Auth.loginSucceeded(in.Email)
@@ -208,7 +209,7 @@ func (h *accountHandlers) createKey(w http.ResponseWriter, r *http.Request) {
 		t := in.ExpiresAt.UTC()
 		in.ExpiresAt = &t
 	}
-	k, res, err := ledger.CreateAPIKey(r.Context(), h.d.Store, accountsMeta(r), h.d.MasterKey, accountPrincipal(r).UserID, in.Name, in.Environment, in.ExpiresAt)
+	k, res, err := h.d.Ledger.CreateAPIKey(r.Context(), accountsMeta(r), accountPrincipal(r).UserID, in.Name, in.Environment, in.ExpiresAt)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -255,13 +256,13 @@ func (h *accountHandlers) partnerInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if pr == nil {
-		writeError(w, r, ledger.Errorf(ledger.KindNotFound, "PARTNER_NOT_FOUND", "you have no partner yet: create your first API key"))
+		writeError(w, r, eventstore.Errorf(eventstore.KindNotFound, "PARTNER_NOT_FOUND", "you have no partner yet: create your first API key"))
 		return
 	}
 	writeJSON(w, http.StatusOK, pr)
 }
 
-var errKeyNotFound = ledger.Errorf(ledger.KindNotFound, "KEY_NOT_FOUND", "no such API key")
+var errKeyNotFound = eventstore.Errorf(eventstore.KindNotFound, "KEY_NOT_FOUND", "no such API key")
 
 func (h *accountHandlers) readKey(ctx context.Context, pid, id string) (*projections.KeyRecord, error) {
 	if pid == "" {
@@ -293,21 +294,21 @@ func (h *accountHandlers) patchKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var patch ledger.KeyPatch
-	var issues []ledger.FieldIssue
+	var issues []eventstore.FieldIssue
 	for field, v := range raw {
 		isNull := bytes.Equal(bytes.TrimSpace(v), []byte("null"))
 		switch field {
 		case "name":
 			var s string
 			if isNull || json.Unmarshal(v, &s) != nil {
-				issues = append(issues, ledger.FieldIssue{Field: "name", Issue: "must be a string"})
+				issues = append(issues, eventstore.FieldIssue{Field: "name", Issue: "must be a string"})
 			} else {
 				patch.Name = &s
 			}
 		case "isActive":
 			var b bool
 			if isNull || json.Unmarshal(v, &b) != nil {
-				issues = append(issues, ledger.FieldIssue{Field: "isActive", Issue: "must be a boolean"})
+				issues = append(issues, eventstore.FieldIssue{Field: "isActive", Issue: "must be a boolean"})
 			} else {
 				patch.IsActive = &b
 			}
@@ -318,17 +319,17 @@ func (h *accountHandlers) patchKey(w http.ResponseWriter, r *http.Request) {
 			}
 			var t time.Time
 			if json.Unmarshal(v, &t) != nil {
-				issues = append(issues, ledger.FieldIssue{Field: "expiresAt", Issue: "must be an RFC 3339 time or null"})
+				issues = append(issues, eventstore.FieldIssue{Field: "expiresAt", Issue: "must be an RFC 3339 time or null"})
 			} else {
 				t = t.UTC()
 				patch.ExpiresAt = &t
 			}
 		default:
-			issues = append(issues, ledger.FieldIssue{Field: field, Issue: "unknown field; PATCH accepts name, isActive, expiresAt"})
+			issues = append(issues, eventstore.FieldIssue{Field: field, Issue: "unknown field; PATCH accepts name, isActive, expiresAt"})
 		}
 	}
 	if len(issues) > 0 {
-		writeError(w, r, ledger.Invalid("invalid key update", issues...))
+		writeError(w, r, eventstore.Invalid("invalid key update", issues...))
 		return
 	}
 	pid, id := accountPrincipal(r).PartnerID, mux.Vars(r)["id"]
@@ -336,7 +337,7 @@ func (h *accountHandlers) patchKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errKeyNotFound)
 		return
 	}
-	res, err := ledger.UpdateAPIKey(r.Context(), h.d.Store, accountsMeta(r), pid, id, patch)
+	res, err := h.d.Ledger.UpdateAPIKey(r.Context(), accountsMeta(r), pid, id, patch)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -359,7 +360,7 @@ func (h *accountHandlers) deleteKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errKeyNotFound)
 		return
 	}
-	res, err := ledger.RevokeAPIKey(r.Context(), h.d.Store, accountsMeta(r), pid, id)
+	res, err := h.d.Ledger.RevokeAPIKey(r.Context(), accountsMeta(r), pid, id)
 	if err != nil {
 		writeError(w, r, err)
 		return

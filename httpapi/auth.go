@@ -15,12 +15,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
 // AuthDB is what the authenticator needs from PostgreSQL (a pgxpool.Pool).
 type AuthDB interface {
-	ledger.Querier
+	eventstore.Querier
 	projections.Execer
 }
 
@@ -245,7 +246,7 @@ func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string, now time
 			retry = 1
 		}
 		h.Set("Retry-After", strconv.FormatInt(retry, 10))
-		return limit, &ledger.Error{Kind: ledger.KindRateLimited, Code: "RATE_LIMITED",
+		return limit, &eventstore.Error{Kind: eventstore.KindRateLimited, Code: "RATE_LIMITED",
 			Message: fmt.Sprintf("rate limit of %d requests per minute reached; retry after %d s", limit, retry)}
 	}
 	return limit, nil
@@ -382,10 +383,10 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	_ = r.Body.Close()
 	if err != nil {
-		return nil, ledger.Invalid("could not read the request body")
+		return nil, eventstore.Invalid("could not read the request body")
 	}
 	if len(b) > maxBody {
-		return nil, ledger.Invalid("request body too large", ledger.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+		return nil, eventstore.Invalid("request body too large", eventstore.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	return b, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // errBody decodes a contract error body and checks its shape.
@@ -260,31 +261,31 @@ func TestApprovalSuspensionAndTier(t *testing.T) {
 	passedAuth(t, sb.Do(t, http.MethodGet, "/v1/partner/users", nil))
 
 	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
-	res, err := ledger.ApprovePartner(ctx, srv.Store, meta, sb.PartnerID)
+	res, err := srv.Ledger.ApprovePartner(ctx, meta, sb.PartnerID)
 	require.NoError(t, err)
 	srv.WaitAccounts(t, res.Position)
 	resp := prod.Do(t, http.MethodGet, "/v1/partner/users", nil)
 	require.Equal(t, "100", resp.Header.Get("X-RateLimit-Limit"))
 	passedAuth(t, resp)
 
-	res, err = ledger.SetPartnerTier(ctx, srv.Store, meta, sb.PartnerID, "ENTERPRISE")
+	res, err = srv.Ledger.SetPartnerTier(ctx, meta, sb.PartnerID, "ENTERPRISE")
 	require.NoError(t, err)
 	srv.WaitAccounts(t, res.Position)
 	resp = prod.Do(t, http.MethodGet, "/v1/partner/users", nil)
 	require.Equal(t, "1000", resp.Header.Get("X-RateLimit-Limit"))
 	passedAuth(t, resp)
-	_, err = ledger.SetPartnerTier(ctx, srv.Store, meta, sb.PartnerID, "GOLD")
-	require.Equal(t, "VALIDATION_ERROR", ledger.AsError(err).Code)
+	_, err = srv.Ledger.SetPartnerTier(ctx, meta, sb.PartnerID, "GOLD")
+	require.Equal(t, "VALIDATION_ERROR", eventstore.AsError(err).Code)
 
-	res, err = ledger.SuspendPartner(ctx, srv.Store, meta, sb.PartnerID, "test")
+	res, err = srv.Ledger.SuspendPartner(ctx, meta, sb.PartnerID, "test")
 	require.NoError(t, err)
 	srv.WaitAccounts(t, res.Position)
 	errBody(t, prod.Do(t, http.MethodGet, "/v1/partner/users", nil), 403, "PARTNER_SUSPENDED")
 	errBody(t, sb.Do(t, http.MethodGet, "/v1/partner/users", nil), 403, "PARTNER_SUSPENDED")
 	errBody(t, sb.Widget(t, http.MethodGet, "/v1/partner/config", nil), 403, "PARTNER_SUSPENDED")
 
-	_, err = ledger.ApprovePartner(ctx, srv.Store, meta, "ptr_"+strings.Repeat("0", 32))
-	require.Equal(t, "PARTNER_NOT_FOUND", ledger.AsError(err).Code)
+	_, err = srv.Ledger.ApprovePartner(ctx, meta, "ptr_"+strings.Repeat("0", 32))
+	require.Equal(t, "PARTNER_NOT_FOUND", eventstore.AsError(err).Code)
 }
 
 func TestPrincipalEnvironmentAndPartnerIsolation(t *testing.T) {
@@ -473,7 +474,7 @@ func TestEmailIsUniqueUnderConcurrency(t *testing.T) {
 			if i%2 == 1 {
 				email = "same@example.com"
 			}
-			_, _, errs[i] = ledger.CreatePortalUser(context.Background(), srv.Store, srv.MasterKey, events.Metadata{}, email, "password-123")
+			_, _, errs[i] = srv.Ledger.CreatePortalUser(context.Background(), events.Metadata{}, email, "password-123")
 		}()
 	}
 	wg.Wait()
@@ -482,7 +483,7 @@ func TestEmailIsUniqueUnderConcurrency(t *testing.T) {
 		if err == nil {
 			ok++
 		} else {
-			require.Equal(t, "EMAIL_TAKEN", ledger.AsError(err).Code)
+			require.Equal(t, "EMAIL_TAKEN", eventstore.AsError(err).Code)
 		}
 	}
 	require.Equal(t, 1, ok)
@@ -539,7 +540,7 @@ func TestPasswordHashIsSealedInTheEventLog(t *testing.T) {
 	t.Parallel()
 	srv := apptest.Start(t)
 	userID, email, password := srv.CreatePortalUser(t)
-	evs, err := ledger.ReadStream(context.Background(), srv.Pool, ledger.PortalUserStream(userID))
+	evs, err := eventstore.ReadStream(context.Background(), srv.Pool, ledger.PortalUserStream(userID))
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
 	require.Equal(t, 2, evs[0].SchemaVersion)

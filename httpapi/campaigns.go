@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -76,7 +77,7 @@ func (a *rewardsAPI) getCampaign(w http.ResponseWriter, r *http.Request) {
 func (a *rewardsAPI) campaignAnalytics(w http.ResponseWriter, r *http.Request) {
 	from, to, err := dateRange(r)
 	if err == nil && from != nil && to != nil && !from.Before(*to) {
-		err = ledger.Invalid("empty window", ledger.FieldIssue{Field: "to", Issue: "must be after from"})
+		err = eventstore.Invalid("empty window", eventstore.FieldIssue{Field: "to", Issue: "must be after from"})
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -117,7 +118,7 @@ func (a *rewardsAPI) createCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.CreateCampaign(r.Context(), sc, commandMeta(r), in)
+	out, err := a.Ledger.CreateCampaign(r.Context(), sc, commandMeta(r), in)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -136,7 +137,7 @@ func (a *rewardsAPI) updateCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.UpdateCampaign(r.Context(), sc, commandMeta(r), mux.Vars(r)["id"], in)
+	out, err := a.Ledger.UpdateCampaign(r.Context(), sc, commandMeta(r), mux.Vars(r)["id"], in)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -26,7 +26,7 @@ func intParam(r *http.Request, name string, min, max, def int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < min || n > max {
-		return 0, ledger.Invalid("bad "+name, ledger.FieldIssue{Field: name, Issue: "must be an integer from " + strconv.Itoa(min) + " to " + strconv.Itoa(max)})
+		return 0, eventstore.Invalid("bad "+name, eventstore.FieldIssue{Field: name, Issue: "must be an integer from " + strconv.Itoa(min) + " to " + strconv.Itoa(max)})
 	}
 	return n, nil
 }

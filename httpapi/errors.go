@@ -5,52 +5,52 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
 // errorBody is the wire error of CONTRACT §3.
 type errorBody struct {
-	StatusCode int                 `json:"statusCode"`
-	Code       string              `json:"code"`
-	Error      string              `json:"error"`
-	Message    string              `json:"message"`
-	RequestID  string              `json:"requestId"`
-	Details    []ledger.FieldIssue `json:"details,omitempty"`
+	StatusCode int                     `json:"statusCode"`
+	Code       string                  `json:"code"`
+	Error      string                  `json:"error"`
+	Message    string                  `json:"message"`
+	RequestID  string                  `json:"requestId"`
+	Details    []eventstore.FieldIssue `json:"details,omitempty"`
 }
 
 // statusOf is the one place domain error kinds become HTTP status codes.
-func statusOf(err error) (int, *ledger.Error) {
+func statusOf(err error) (int, *eventstore.Error) {
 	switch {
 	case errors.Is(err, errMethodNotAllowed):
 		return http.StatusMethodNotAllowed, errMethodNotAllowed
 	case errors.Is(err, projections.ErrNotCaughtUp):
-		return http.StatusServiceUnavailable, &ledger.Error{Kind: ledger.KindUnavailable, Code: "READ_MODEL_LAGGING",
+		return http.StatusServiceUnavailable, &eventstore.Error{Kind: eventstore.KindUnavailable, Code: "READ_MODEL_LAGGING",
 			Message: "the read model has not caught up with your last write yet; retry shortly"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return http.StatusServiceUnavailable, &ledger.Error{Kind: ledger.KindUnavailable, Code: "TIMEOUT", Message: "the request did not complete in time"}
+		return http.StatusServiceUnavailable, &eventstore.Error{Kind: eventstore.KindUnavailable, Code: "TIMEOUT", Message: "the request did not complete in time"}
 	}
-	e := ledger.AsError(err)
+	e := eventstore.AsError(err)
 	switch e.Kind {
-	case ledger.KindInvalid:
+	case eventstore.KindInvalid:
 		return http.StatusBadRequest, e
-	case ledger.KindUnauthorized:
+	case eventstore.KindUnauthorized:
 		return http.StatusUnauthorized, e
-	case ledger.KindInsufficient:
+	case eventstore.KindInsufficient:
 		return http.StatusPaymentRequired, e
-	case ledger.KindForbidden:
+	case eventstore.KindForbidden:
 		return http.StatusForbidden, e
-	case ledger.KindNotFound:
+	case eventstore.KindNotFound:
 		return http.StatusNotFound, e
-	case ledger.KindConflict:
+	case eventstore.KindConflict:
 		return http.StatusConflict, e
-	case ledger.KindUnprocessable:
+	case eventstore.KindUnprocessable:
 		return http.StatusUnprocessableEntity, e
-	case ledger.KindRateLimited:
+	case eventstore.KindRateLimited:
 		return http.StatusTooManyRequests, e
-	case ledger.KindNotImplemented:
+	case eventstore.KindNotImplemented:
 		return http.StatusNotImplemented, e
-	case ledger.KindUnavailable:
+	case eventstore.KindUnavailable:
 		return http.StatusServiceUnavailable, e
 	default:
 		return http.StatusInternalServerError, e

@@ -28,7 +28,7 @@ func frozenReadModels(t *testing.T) (*apptest.Server, *apptest.Partner) {
 	ctx := context.Background()
 	email := "lag-" + ledger.NewAccountID("t")[2:14] + "@example.com"
 	password := "pw-" + ledger.NewAccountID("p")
-	userID, _, err := ledger.CreatePortalUser(ctx, srv.Store, srv.MasterKey, events.Metadata{Actor: "test"}, email, password)
+	userID, _, err := srv.Ledger.CreatePortalUser(ctx, events.Metadata{Actor: "test"}, email, password)
 	require.NoError(t, err)
 	catchUp(t, srv, projections.Accounts{})
 	p := &apptest.Partner{Srv: srv, Env: "sandbox", UserID: userID, Email: email, Password: password}

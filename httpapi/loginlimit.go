@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // LoginLimits bound password logins, which are unauthenticated and cost a
@@ -197,7 +198,7 @@ func loginRefused(w http.ResponseWriter, now, until time.Time, what string) erro
 		retry = 1
 	}
 	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
-	return &ledger.Error{Kind: ledger.KindRateLimited, Code: "RATE_LIMITED",
+	return &eventstore.Error{Kind: eventstore.KindRateLimited, Code: "RATE_LIMITED",
 		Message: fmt.Sprintf("too many login attempts %s; retry after %d s", what, retry)}
 }
 

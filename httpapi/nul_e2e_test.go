@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/internal/apptest"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // PostgreSQL text and jsonb refuse the NUL character, so a NUL that
@@ -22,7 +22,7 @@ func TestNULIsRefusedEverywhereAndNothingIsWritten(t *testing.T) {
 	ctx := context.Background()
 	srv := apptest.Start(t)
 	p := srv.NewPartner(t, "sandbox")
-	head, err := ledger.ReadHead(ctx, srv.Pool)
+	head, err := eventstore.ReadHead(ctx, srv.Pool)
 	require.NoError(t, err)
 
 	body := func(mutate func(map[string]any)) map[string]any {
@@ -46,7 +46,7 @@ func TestNULIsRefusedEverywhereAndNothingIsWritten(t *testing.T) {
 	for name, c := range cases {
 		var out struct {
 			Code    string
-			Details []ledger.FieldIssue
+			Details []eventstore.FieldIssue
 		}
 		require.Equal(t, http.StatusBadRequest, p.JSON(t, c.method, c.path, c.body, &out), name)
 		require.Equal(t, "VALIDATION_ERROR", out.Code, name)
@@ -64,9 +64,9 @@ func TestNULIsRefusedEverywhereAndNothingIsWritten(t *testing.T) {
 	require.Contains(t, string(raw), `\\u0000`)
 	require.Equal(t, http.StatusOK, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", json.RawMessage(raw), nil))
 
-	after, err := ledger.ReadHead(ctx, srv.Pool)
+	after, err := eventstore.ReadHead(ctx, srv.Pool)
 	require.NoError(t, err)
-	evs, err := ledger.ReadFrom(ctx, srv.Pool, head, 100)
+	evs, err := eventstore.ReadFrom(ctx, srv.Pool, head, 100)
 	require.NoError(t, err)
 	require.Equal(t, after, head+int64(len(evs)))
 	nul := regexp.MustCompile(`(^|[^\\])\\u0000`)

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // maxBody bounds every request body; larger bodies get 413-like 400s
@@ -41,10 +41,10 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		return nil, ledger.Invalid("could not read the request body")
+		return nil, eventstore.Invalid("could not read the request body")
 	}
 	if len(b) > maxBody {
-		return nil, ledger.Invalid("request body too large", ledger.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+		return nil, eventstore.Invalid("request body too large", eventstore.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
 	}
 	return b, nil
 }
@@ -57,19 +57,19 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 		return nil, err
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return b, ledger.Invalid("a JSON body is required", ledger.FieldIssue{Field: "body", Issue: "empty"})
+		return b, eventstore.Invalid("a JSON body is required", eventstore.FieldIssue{Field: "body", Issue: "empty"})
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return b, ledger.Invalid("the body is not valid JSON for this endpoint", ledger.FieldIssue{Field: "body", Issue: err.Error()})
+		return b, eventstore.Invalid("the body is not valid JSON for this endpoint", eventstore.FieldIssue{Field: "body", Issue: err.Error()})
 	}
 	if dec.More() {
-		return b, ledger.Invalid("the body has trailing data", ledger.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
+		return b, eventstore.Invalid("the body has trailing data", eventstore.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
 	}
 	if bytes.Contains(b, []byte(`\u0000`)) {
 		if field, ok := nulField(b); ok {
-			return b, ledger.Invalid("text may not contain the NUL character", ledger.FieldIssue{Field: field, Issue: "contains \\u0000"})
+			return b, eventstore.Invalid("text may not contain the NUL character", eventstore.FieldIssue{Field: field, Issue: "contains \\u0000"})
 		}
 	}
 	return b, nil
@@ -134,14 +134,14 @@ func parsePage(r *http.Request) (Page, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxPage {
-			return p, ledger.Invalid("page must be a whole number from 1 to 100000", ledger.FieldIssue{Field: "page", Issue: "must be an integer from 1 to 100000"})
+			return p, eventstore.Invalid("page must be a whole number from 1 to 100000", eventstore.FieldIssue{Field: "page", Issue: "must be an integer from 1 to 100000"})
 		}
 		p.Page = n
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
-			return p, ledger.Invalid("limit must be from 1 to 100", ledger.FieldIssue{Field: "limit", Issue: "must be an integer from 1 to 100"})
+			return p, eventstore.Invalid("limit must be from 1 to 100", eventstore.FieldIssue{Field: "limit", Issue: "must be an integer from 1 to 100"})
 		}
 		p.Limit = n
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -18,8 +19,8 @@ import (
 // a querier for the read models, and how long a read may wait for the
 // read model to reflect the partner's last write.
 type RewardDeps struct {
-	Store    *ledger.Store
-	DB       ledger.Querier
+	Ledger   *ledger.Service
+	DB       eventstore.Querier
 	ReadWait time.Duration
 }
 
@@ -62,7 +63,7 @@ func RewardHandlers(d RewardDeps) map[RouteKey]http.HandlerFunc {
 }
 
 // scope is the tenant of a key-authenticated request.
-func scope(r *http.Request) (ledger.Scope, error) { return tenantOf(r) }
+func scope(r *http.Request) (eventstore.Tenant, error) { return tenantOf(r) }
 
 func commandMeta(r *http.Request) events.Metadata {
 	m := events.Metadata{RequestID: requestIDFrom(r.Context())}
@@ -74,12 +75,12 @@ func commandMeta(r *http.Request) events.Metadata {
 
 // readTenant is the one read-your-writes gate of every read endpoint: it
 // waits until the read model reflects the tenant's last committed event.
-func (a *rewardsAPI) readTenant(r *http.Request) (projections.Tenant, error) {
+func (a *rewardsAPI) readTenant(r *http.Request) (eventstore.Tenant, error) {
 	sc, err := scope(r)
 	if err != nil {
-		return projections.Tenant{}, err
+		return eventstore.Tenant{}, err
 	}
-	t := projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}
+	t := sc
 	return t, projections.WaitTenant(r.Context(), a.DB, t, a.ReadWait)
 }
 
@@ -98,7 +99,7 @@ func parseTime(field, v string) (*time.Time, error) {
 			return &t, nil
 		}
 	}
-	return nil, ledger.Invalid("bad date", ledger.FieldIssue{Field: field, Issue: "must be an RFC 3339 timestamp or a YYYY-MM-DD date"})
+	return nil, eventstore.Invalid("bad date", eventstore.FieldIssue{Field: field, Issue: "must be an RFC 3339 timestamp or a YYYY-MM-DD date"})
 }
 
 // dateRange reads from/to (aliases startDate/endDate); a bare date as `to`
@@ -137,7 +138,7 @@ func oneOf(field, v string, allowed ...string) error {
 			return nil
 		}
 	}
-	return ledger.Invalid("bad filter", ledger.FieldIssue{Field: field, Issue: "must be one of " + strings.Join(allowed, ", ")})
+	return eventstore.Invalid("bad filter", eventstore.FieldIssue{Field: field, Issue: "must be one of " + strings.Join(allowed, ", ")})
 }
 
 // --- users
@@ -179,7 +180,7 @@ func (a *rewardsAPI) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.CreateUser(r.Context(), sc, commandMeta(r), in)
+	out, err := a.Ledger.CreateUser(r.Context(), sc, commandMeta(r), in)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -187,12 +188,12 @@ func (a *rewardsAPI) createUser(w http.ResponseWriter, r *http.Request) {
 	a.answerUser(w, r, sc, out, http.StatusCreated)
 }
 
-func (a *rewardsAPI) answerUser(w http.ResponseWriter, r *http.Request, sc ledger.Scope, out ledger.UserOutcome, status int) {
+func (a *rewardsAPI) answerUser(w http.ResponseWriter, r *http.Request, sc eventstore.Tenant, out ledger.UserOutcome, status int) {
 	if err := projections.WaitPosition(r.Context(), a.DB, out.Position, a.ReadWait); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	u, err := projections.GetUser(r.Context(), a.DB, projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}, out.ExternalID)
+	u, err := projections.GetUser(r.Context(), a.DB, sc, out.ExternalID)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -225,7 +226,7 @@ func (a *rewardsAPI) updateUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.UpdateUser(r.Context(), sc, commandMeta(r), mux.Vars(r)["externalId"], in)
+	out, err := a.Ledger.UpdateUser(r.Context(), sc, commandMeta(r), mux.Vars(r)["externalId"], in)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -290,7 +291,7 @@ func (a *rewardsAPI) submitAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.SubmitAction(r.Context(), sc, commandMeta(r), in)
+	out, err := a.Ledger.SubmitAction(r.Context(), sc, commandMeta(r), in)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -306,10 +307,10 @@ func (a *rewardsAPI) submitAction(w http.ResponseWriter, r *http.Request) {
 }
 
 type bulkError struct {
-	StatusCode int                 `json:"statusCode"`
-	Code       string              `json:"code"`
-	Message    string              `json:"message"`
-	Details    []ledger.FieldIssue `json:"details,omitempty"`
+	StatusCode int                     `json:"statusCode"`
+	Code       string                  `json:"code"`
+	Message    string                  `json:"message"`
+	Details    []eventstore.FieldIssue `json:"details,omitempty"`
 }
 
 type bulkResult struct {
@@ -344,7 +345,7 @@ func (a *rewardsAPI) bulkActions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	items, err := a.Store.SubmitBulk(r.Context(), sc, commandMeta(r), in.Actions)
+	items, err := a.Ledger.SubmitBulk(r.Context(), sc, commandMeta(r), in.Actions)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -413,7 +414,7 @@ func (a *rewardsAPI) settle(r *http.Request, items []ledger.BulkItem) {
 }
 
 func (a *rewardsAPI) bulkJob(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, ledger.Errorf(ledger.KindNotFound, "BULK_JOB_NOT_FOUND",
+	writeError(w, r, eventstore.Errorf(eventstore.KindNotFound, "BULK_JOB_NOT_FOUND",
 		"bulk jobs are deprecated: POST /v1/partner/actions/bulk processes actions synchronously and returns their results"))
 }
 
@@ -486,7 +487,7 @@ func (a *rewardsAPI) reverseAction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := mux.Vars(r)["actionId"]
-	res, err := a.Store.ReverseAction(r.Context(), sc, commandMeta(r), id, in.Reason)
+	res, err := a.Ledger.ReverseAction(r.Context(), sc, commandMeta(r), id, in.Reason)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -495,7 +496,7 @@ func (a *rewardsAPI) reverseAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	act, err := projections.GetAction(r.Context(), a.DB, projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}, id)
+	act, err := projections.GetAction(r.Context(), a.DB, sc, id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -549,7 +550,7 @@ func (a *rewardsAPI) requestAllocation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out, err := a.Store.RequestAllocation(r.Context(), sc, commandMeta(r), in)
+	out, err := a.Ledger.RequestAllocation(r.Context(), sc, commandMeta(r), in)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -558,7 +559,7 @@ func (a *rewardsAPI) requestAllocation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	req, err := projections.GetAllocationRequest(r.Context(), a.DB, projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}, out.RequestID)
+	req, err := projections.GetAllocationRequest(r.Context(), a.DB, sc, out.RequestID)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/internal/apptest"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -35,7 +35,7 @@ func percentile(d []time.Duration, p float64) float64 {
 // right after the load, and how long it takes to catch up.
 func reportLag(b *testing.B, srv *apptest.Server) {
 	ctx := context.Background()
-	head, err := ledger.ReadHead(ctx, srv.Pool)
+	head, err := eventstore.ReadHead(ctx, srv.Pool)
 	require.NoError(b, err)
 	var cp int64
 	require.NoError(b, srv.Pool.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, projections.RewardsName).Scan(&cp))

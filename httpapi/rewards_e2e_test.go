@@ -17,6 +17,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func submitBody(key, amount string, users ...string) map[string]any {
@@ -62,8 +63,8 @@ func eventCount(t *testing.T, srv *apptest.Server) int64 {
 // smallPool gives p an extra pool of exactly tokens and returns its id.
 func smallPool(t *testing.T, srv *apptest.Server, p *apptest.Partner, tokens int64) string {
 	t.Helper()
-	id, _, err := srv.Store.ProvisionPool(context.Background(), ledger.Scope{PartnerID: p.PartnerID, Environment: p.Env}, events.Metadata{},
-		ledger.PoolInput{PoolID: ledger.NewID("pool"), Name: "race pool", Allocated: tokens})
+	id, _, err := srv.Ledger.ProvisionPool(context.Background(), eventstore.Tenant{PartnerID: p.PartnerID, Environment: p.Env}, events.Metadata{},
+		ledger.PoolInput{PoolID: eventstore.NewID("pool"), Name: "race pool", Allocated: tokens})
 	require.NoError(t, err)
 	return id
 }
@@ -258,7 +259,7 @@ func TestHTTPBadInputWritesNothing(t *testing.T) {
 		var e struct {
 			StatusCode int
 			Code       string
-			Details    []ledger.FieldIssue
+			Details    []eventstore.FieldIssue
 		}
 		require.Equal(t, 400, p.JSON(t, http.MethodPost, "/v1/partner/actions/submit", b, &e), field)
 		require.Equal(t, "VALIDATION_ERROR", e.Code)

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // Route is one endpoint of the contract.
@@ -90,12 +90,12 @@ func Routes() []Route {
 }
 
 var (
-	errNotFoundRoute    = ledger.Errorf(ledger.KindNotFound, "ROUTE_NOT_FOUND", "no such endpoint; see /partner-api for the reference")
-	errMethodNotAllowed = &ledger.Error{Kind: ledger.KindInvalid, Code: "METHOD_NOT_ALLOWED", Message: "this endpoint does not accept that method"}
+	errNotFoundRoute    = eventstore.Errorf(eventstore.KindNotFound, "ROUTE_NOT_FOUND", "no such endpoint; see /partner-api for the reference")
+	errMethodNotAllowed = &eventstore.Error{Kind: eventstore.KindInvalid, Code: "METHOD_NOT_ALLOWED", Message: "this endpoint does not accept that method"}
 )
 
 // notImplemented answers endpoints whose capability is not built yet:
 // never a fake success.
 func notImplemented(w http.ResponseWriter, r *http.Request) {
-	writeError(w, r, ledger.Errorf(ledger.KindNotImplemented, "NOT_IMPLEMENTED", "%s %s is not available yet", r.Method, r.URL.Path))
+	writeError(w, r, eventstore.Errorf(eventstore.KindNotImplemented, "NOT_IMPLEMENTED", "%s %s is not available yet", r.Method, r.URL.Path))
 }

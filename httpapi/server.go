@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sirgiving/ledger/apiusage"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // AuthKind is the `auth` column of endpoints.tsv.
@@ -59,7 +59,7 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 }
 
 // Authenticator checks a request's credentials for one auth kind and
-// returns the principal, or a *ledger.Error of kind Unauthorized or
+// returns the principal, or a *eventstore.Error of kind Unauthorized or
 // Forbidden. It may also answer rate-limit headers.
 type Authenticator interface {
 	Authenticate(w http.ResponseWriter, r *http.Request, kind AuthKind) (*Principal, error)
@@ -170,7 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A NUL in a path segment or query value would reach events and read
 	// models (PostgreSQL text refuses it); refuse it before routing.
 	if strings.ContainsRune(r.URL.Path, 0) || strings.Contains(strings.ToLower(r.URL.RawQuery), "%00") {
-		writeError(w, r, ledger.Invalid("the URL may not contain the NUL character", ledger.FieldIssue{Field: "url", Issue: "contains %00"}))
+		writeError(w, r, eventstore.Invalid("the URL may not contain the NUL character", eventstore.FieldIssue{Field: "url", Issue: "contains %00"}))
 		return
 	}
 	s.router.ServeHTTP(w, r)

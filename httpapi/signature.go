@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // SignatureWindow is how far X-Timestamp may be from the server clock, in
@@ -29,21 +29,21 @@ func Sign(hmacSecret, timestamp, method, pathWithQuery string, body []byte) stri
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-func authErr(kind ledger.Kind, code, msg string) *ledger.Error {
-	return &ledger.Error{Kind: kind, Code: code, Message: msg}
+func authErr(kind eventstore.Kind, code, msg string) *eventstore.Error {
+	return &eventstore.Error{Kind: kind, Code: code, Message: msg}
 }
 
 var (
-	errMissingCredentials = authErr(ledger.KindUnauthorized, "MISSING_CREDENTIALS", "this endpoint needs credentials; see the authentication section of the reference")
-	errInvalidKey         = authErr(ledger.KindUnauthorized, "INVALID_KEY", "the API key is unknown, inactive, expired or revoked")
-	errInvalidSignature   = authErr(ledger.KindUnauthorized, "INVALID_SIGNATURE", "X-Signature does not match the request")
-	errTimestampRange     = authErr(ledger.KindUnauthorized, "TIMESTAMP_OUT_OF_RANGE", "X-Timestamp must be Unix seconds within 300 s of the server clock")
-	errReplayed           = authErr(ledger.KindUnauthorized, "REPLAYED_REQUEST", "this signature was already used; sign each request afresh")
-	errInvalidToken       = authErr(ledger.KindUnauthorized, "INVALID_TOKEN", "the bearer token is invalid or expired; log in again")
-	errSuspended          = authErr(ledger.KindForbidden, "PARTNER_SUSPENDED", "this partner is suspended")
-	errNotApproved        = authErr(ledger.KindForbidden, "PARTNER_NOT_APPROVED", "production keys work once SIR Giving approves the partner; use a sandbox key meanwhile")
-	errSecretRequired     = authErr(ledger.KindForbidden, "SECRET_KEY_REQUIRED", "this endpoint needs a secret key (sk_…); publishable keys may only read")
-	errPublishableNeeded  = authErr(ledger.KindForbidden, "PUBLISHABLE_KEY_REQUIRED", "widget endpoints take a publishable key (pk_…); never send a secret key from a browser")
+	errMissingCredentials = authErr(eventstore.KindUnauthorized, "MISSING_CREDENTIALS", "this endpoint needs credentials; see the authentication section of the reference")
+	errInvalidKey         = authErr(eventstore.KindUnauthorized, "INVALID_KEY", "the API key is unknown, inactive, expired or revoked")
+	errInvalidSignature   = authErr(eventstore.KindUnauthorized, "INVALID_SIGNATURE", "X-Signature does not match the request")
+	errTimestampRange     = authErr(eventstore.KindUnauthorized, "TIMESTAMP_OUT_OF_RANGE", "X-Timestamp must be Unix seconds within 300 s of the server clock")
+	errReplayed           = authErr(eventstore.KindUnauthorized, "REPLAYED_REQUEST", "this signature was already used; sign each request afresh")
+	errInvalidToken       = authErr(eventstore.KindUnauthorized, "INVALID_TOKEN", "the bearer token is invalid or expired; log in again")
+	errSuspended          = authErr(eventstore.KindForbidden, "PARTNER_SUSPENDED", "this partner is suspended")
+	errNotApproved        = authErr(eventstore.KindForbidden, "PARTNER_NOT_APPROVED", "production keys work once SIR Giving approves the partner; use a sandbox key meanwhile")
+	errSecretRequired     = authErr(eventstore.KindForbidden, "SECRET_KEY_REQUIRED", "this endpoint needs a secret key (sk_…); publishable keys may only read")
+	errPublishableNeeded  = authErr(eventstore.KindForbidden, "PUBLISHABLE_KEY_REQUIRED", "widget endpoints take a publishable key (pk_…); never send a secret key from a browser")
 )
 
 // parseTimestamp accepts 1 to 12 ASCII digits: Unix seconds, nothing else

@@ -5,13 +5,13 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/apiusage"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
 // UsageDeps are what the API-usage and integration-health dashboards read.
 type UsageDeps struct {
-	DB ledger.Querier
+	DB eventstore.Querier
 	// ReadWait bounds waiting for the read models to reflect the tenant's
 	// last write (integration health reads pools and webhooks).
 	ReadWait time.Duration
@@ -63,7 +63,7 @@ func (h *usageAPI) integrationHealth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t := projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}
+	t := sc
 	if err := projections.WaitTenant(r.Context(), h.DB, t, h.ReadWait, projections.RewardsName, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return

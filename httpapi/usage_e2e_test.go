@@ -16,6 +16,7 @@ import (
 	"github.com/sirgiving/ledger/internal/apitest"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -33,7 +34,7 @@ func addKey(t *testing.T, p *apptest.Partner, env string) *apptest.Partner {
 	require.Equal(t, http.StatusCreated, p.Srv.PortalJSON(t, p.Token, http.MethodPost, "/v1/partner/keys",
 		map[string]string{"name": "second " + env, "environment": env}, &key))
 	if env == ledger.EnvProduction {
-		res, err := ledger.ApprovePartner(context.Background(), p.Srv.Store, events.Metadata{Actor: "test"}, p.PartnerID)
+		res, err := p.Srv.Ledger.ApprovePartner(context.Background(), events.Metadata{Actor: "test"}, p.PartnerID)
 		require.NoError(t, err)
 		p.Srv.WaitAccounts(t, res.Position)
 	}
@@ -179,8 +180,8 @@ func TestHTTPAPIUsageCountsRequestsPerTenant(t *testing.T) {
 
 	for _, q := range []string{"days=0", "days=91", "days=abc", "days=-1"} {
 		var e struct {
-			Code    string              `json:"code"`
-			Details []ledger.FieldIssue `json:"details"`
+			Code    string                  `json:"code"`
+			Details []eventstore.FieldIssue `json:"details"`
 		}
 		require.Equal(t, 400, getChecked(t, a, "/v1/partner/dashboard/api-usage?"+q, &e), q)
 		require.Equal(t, "VALIDATION_ERROR", e.Code)
@@ -220,9 +221,9 @@ func TestHTTPIntegrationHealth(t *testing.T) {
 	exp := srv.Now().Add(7 * 24 * time.Hour).UTC().Truncate(time.Second)
 	require.Equal(t, 200, srv.PortalJSON(t, p.Token, http.MethodPatch, "/v1/partner/keys/"+second.KeyID, map[string]any{"expiresAt": exp}, nil))
 	// A pool expiring within 14 days, under its threshold.
-	sc := ledger.Scope{PartnerID: p.PartnerID, Environment: "sandbox"}
-	poolID, res, err := srv.Store.ProvisionPool(context.Background(), sc, events.Metadata{Actor: "test"},
-		ledger.PoolInput{PoolID: ledger.NewID("pool"), Name: "Spring", Allocated: 100, LowBalanceThreshold: 500, ExpiresAt: &exp})
+	sc := eventstore.Tenant{PartnerID: p.PartnerID, Environment: "sandbox"}
+	poolID, res, err := srv.Ledger.ProvisionPool(context.Background(), sc, events.Metadata{Actor: "test"},
+		ledger.PoolInput{PoolID: eventstore.NewID("pool"), Name: "Spring", Allocated: 100, LowBalanceThreshold: 500, ExpiresAt: &exp})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -340,8 +341,8 @@ func TestHTTPCampaignAnalyticsWindow(t *testing.T) {
 			"from=" + ts(0) + "&to=" + ts(0):                  "to",
 		} {
 			var e struct {
-				Code    string              `json:"code"`
-				Details []ledger.FieldIssue `json:"details"`
+				Code    string                  `json:"code"`
+				Details []eventstore.FieldIssue `json:"details"`
 			}
 			require.Equal(t, 400, getChecked(t, p, u(base+"?"+q), &e), q)
 			require.Equal(t, "VALIDATION_ERROR", e.Code)

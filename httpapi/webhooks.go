@@ -8,14 +8,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
 
 // WebhooksDeps are what the webhook endpoints call.
 type WebhooksDeps struct {
-	Commands *ledger.Webhooks
-	DB       *pgxpool.Pool
+	Ledger *ledger.Service
+	DB     *pgxpool.Pool
 	// ReadWait bounds waiting for the webhook read model after a write.
 	ReadWait time.Duration
 }
@@ -41,14 +42,14 @@ func WebhookHandlers(d WebhooksDeps) map[RouteKey]http.HandlerFunc {
 
 type webhookHandlers struct{ d WebhooksDeps }
 
-var errNoTenant = ledger.Errorf(ledger.KindUnauthorized, "UNAUTHORIZED", "this endpoint needs an API key")
+var errNoTenant = eventstore.Errorf(eventstore.KindUnauthorized, "UNAUTHORIZED", "this endpoint needs an API key")
 
-func tenantOf(r *http.Request) (ledger.Scope, error) {
+func tenantOf(r *http.Request) (eventstore.Tenant, error) {
 	p, ok := PrincipalFrom(r.Context())
 	if !ok || p.PartnerID == "" || p.Environment == "" {
-		return ledger.Scope{}, errNoTenant
+		return eventstore.Tenant{}, errNoTenant
 	}
-	return ledger.Scope{PartnerID: p.PartnerID, Environment: p.Environment}, nil
+	return eventstore.Tenant{PartnerID: p.PartnerID, Environment: p.Environment}, nil
 }
 
 type registerWebhookBody struct {
@@ -75,7 +76,7 @@ func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	reg, err := h.d.Commands.Register(r.Context(), scope, accountsMeta(r), ledger.RegisterWebhook{
+	reg, err := h.d.Ledger.RegisterWebhook(r.Context(), scope, accountsMeta(r), ledger.RegisterWebhook{
 		URL: in.URL, Description: in.Description, EventTypes: in.EventTypes, ReceiveAllEvents: in.ReceiveAllEvents,
 	})
 	if err != nil {
@@ -117,7 +118,7 @@ func (h *webhookHandlers) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	res, err := h.d.Commands.Delete(r.Context(), scope, accountsMeta(r), id)
+	res, err := h.d.Ledger.DeleteWebhook(r.Context(), scope, accountsMeta(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -178,7 +179,7 @@ func (h *webhookHandlers) test(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	res, err := h.d.Commands.RequestTest(r.Context(), scope, accountsMeta(r), id)
+	res, err := h.d.Ledger.RequestWebhookTest(r.Context(), scope, accountsMeta(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/secretbox"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // Partner statuses and tiers (CONTRACT §1).
@@ -79,7 +80,7 @@ type PartnerState struct {
 	SandboxProvisioned bool
 }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (p *PartnerState) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -118,7 +119,7 @@ type PortalUserState struct {
 	PartnerID    string
 }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (u *PortalUserState) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -134,8 +135,8 @@ func (u *PortalUserState) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("partner-", func() Aggregate { return &PartnerState{} })
-	RegisterAggregate("portaluser-", func() Aggregate { return &PortalUserState{} })
+	eventstore.RegisterAggregate("partner-", func() eventstore.Aggregate { return &PartnerState{} })
+	eventstore.RegisterAggregate("portaluser-", func() eventstore.Aggregate { return &PortalUserState{} })
 }
 
 // HashPassword is the slow hash portal passwords are stored as.
@@ -181,35 +182,35 @@ func passwordContext(userID string) string { return "portaluser-password:" + use
 // CreatePortalUser creates a portal login. Two creations of the same email
 // (in any case, from any process) cannot both succeed: the second gets 409
 // EMAIL_TAKEN.
-func CreatePortalUser(ctx context.Context, s *Store, masterKey []byte, meta events.Metadata, email, password string) (string, Result, error) {
+func (s *Service) CreatePortalUser(ctx context.Context, meta events.Metadata, email, password string) (string, eventstore.Result, error) {
 	email = NormalizeEmail(email)
-	var issues []FieldIssue
+	var issues []eventstore.FieldIssue
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > 254 {
-		issues = append(issues, FieldIssue{Field: "email", Issue: "must be a valid email address"})
+		issues = append(issues, eventstore.FieldIssue{Field: "email", Issue: "must be a valid email address"})
 	}
 	if len(password) < 8 || len(password) > 72 {
-		issues = append(issues, FieldIssue{Field: "password", Issue: "must be 8 to 72 bytes"})
+		issues = append(issues, eventstore.FieldIssue{Field: "password", Issue: "must be 8 to 72 bytes"})
 	}
 	if len(issues) > 0 {
-		return "", Result{}, Invalid("invalid portal user", issues...)
+		return "", eventstore.Result{}, eventstore.Invalid("invalid portal user", issues...)
 	}
 	hash, err := HashPassword(password)
 	if err != nil {
-		return "", Result{}, err
+		return "", eventstore.Result{}, err
 	}
 	userID := NewAccountID("usr")
-	sealed, err := SealSecret(masterKey, passwordContext(userID), hash)
+	sealed, err := SealSecret(s.opts.MasterKey, passwordContext(userID), hash)
 	if err != nil {
-		return "", Result{}, err
+		return "", eventstore.Result{}, err
 	}
 	emailStream := EmailStream(email)
-	res, err := s.Execute(ctx, Command{Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		claim, err := ss.Load(emailStream)
 		if err != nil {
 			return err
 		}
 		if claim.Version != 0 {
-			return Errorf(KindConflict, "EMAIL_TAKEN", "a portal user with this email already exists")
+			return eventstore.Errorf(eventstore.KindConflict, "EMAIL_TAKEN", "a portal user with this email already exists")
 		}
 		ss.Emit(emailStream, events.PortalUserEmailClaimed{UserID: userID, EmailHash: strings.TrimPrefix(emailStream, "useremail-")})
 		ss.Emit(PortalUserStream(userID), events.PortalUserCreated{UserID: userID, Email: email, PasswordSealed: sealed})
@@ -285,28 +286,30 @@ func OpenSecret(masterKey []byte, aad, sealed string) (string, error) {
 	return string(pt), nil
 }
 
-var errUserNotFound = Errorf(KindNotFound, "USER_NOT_FOUND", "no such portal user")
+var errUserNotFound = eventstore.Errorf(eventstore.KindNotFound, "USER_NOT_FOUND", "no such portal user")
 
-func errPartnerNotFound() *Error {
-	return Errorf(KindNotFound, "PARTNER_NOT_FOUND", "no such partner")
+func errPartnerNotFound() *eventstore.Error {
+	return eventstore.Errorf(eventstore.KindNotFound, "PARTNER_NOT_FOUND", "no such partner")
 }
 
-func errKeyNotFound() *Error { return Errorf(KindNotFound, "KEY_NOT_FOUND", "no such API key") }
+func errKeyNotFound() *eventstore.Error {
+	return eventstore.Errorf(eventstore.KindNotFound, "KEY_NOT_FOUND", "no such API key")
+}
 
 // CreateAPIKey issues a key pair for the portal user's partner, creating
 // the partner (PENDING_APPROVAL, STANDARD) with the user's first key, and
 // the partner's sandbox pool with its first sandbox key.
-func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey []byte, userID, name, env string, expiresAt *time.Time) (*NewKey, Result, error) {
+func (s *Service) CreateAPIKey(ctx context.Context, meta events.Metadata, userID, name, env string, expiresAt *time.Time) (*NewKey, eventstore.Result, error) {
 	name = strings.TrimSpace(name)
-	var issues []FieldIssue
+	var issues []eventstore.FieldIssue
 	if name == "" || len(name) > 100 {
-		issues = append(issues, FieldIssue{Field: "name", Issue: "required, at most 100 characters"})
+		issues = append(issues, eventstore.FieldIssue{Field: "name", Issue: "required, at most 100 characters"})
 	}
 	if env != EnvSandbox && env != EnvProduction {
-		issues = append(issues, FieldIssue{Field: "environment", Issue: `must be "sandbox" or "production"`})
+		issues = append(issues, eventstore.FieldIssue{Field: "environment", Issue: `must be "sandbox" or "production"`})
 	}
 	if len(issues) > 0 {
-		return nil, Result{}, Invalid("invalid API key request", issues...)
+		return nil, eventstore.Result{}, eventstore.Invalid("invalid API key request", issues...)
 	}
 	tag := "test"
 	if env == EnvProduction {
@@ -316,7 +319,7 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 	for i := range parts {
 		h, err := randomHex(32)
 		if err != nil {
-			return nil, Result{}, err
+			return nil, eventstore.Result{}, err
 		}
 		parts[i] = h
 	}
@@ -325,12 +328,12 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 		PublicKey: "pk_" + tag + "_" + parts[0], SecretKey: "sk_" + tag + "_" + parts[1], HMACSecret: parts[2],
 		ExpiresAt: expiresAt,
 	}
-	sealed, err := SealSecret(masterKey, k.KeyID, k.HMACSecret)
+	sealed, err := SealSecret(s.opts.MasterKey, k.KeyID, k.HMACSecret)
 	if err != nil {
-		return nil, Result{}, err
+		return nil, eventstore.Result{}, err
 	}
 	newPartnerID, newPoolID := NewAccountID("ptr"), NewAccountID("pool")
-	res, err := s.Execute(ctx, Command{Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		us, err := ss.Load(PortalUserStream(userID))
 		if err != nil {
 			return err
@@ -343,11 +346,11 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 		sandboxDone := false
 		if k.PartnerID == "" {
 			k.PartnerID, k.PartnerCreated = newPartnerID, true
-			scope := Scope{PartnerID: k.PartnerID}
-			ss.EmitScoped(PartnerStream(k.PartnerID), scope, events.PartnerRegistered{
+			scope := eventstore.Tenant{PartnerID: k.PartnerID}
+			ss.EmitFor(PartnerStream(k.PartnerID), scope, events.PartnerRegistered{
 				PartnerID: k.PartnerID, OwnerUserID: userID, Name: user.Email, Status: PartnerPending, Tier: TierStandard,
 			})
-			ss.EmitScoped(PortalUserStream(userID), scope, events.PortalUserPartnerLinked{UserID: userID, PartnerID: k.PartnerID})
+			ss.EmitFor(PortalUserStream(userID), scope, events.PortalUserPartnerLinked{UserID: userID, PartnerID: k.PartnerID})
 		} else {
 			ps, err := ss.Load(PartnerStream(k.PartnerID))
 			if err != nil {
@@ -358,12 +361,12 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 				return errPartnerNotFound()
 			}
 			if p.Status == PartnerSuspended {
-				return Errorf(KindForbidden, "PARTNER_SUSPENDED", "this partner is suspended")
+				return eventstore.Errorf(eventstore.KindForbidden, "PARTNER_SUSPENDED", "this partner is suspended")
 			}
 			sandboxDone = p.SandboxProvisioned
 		}
-		scope := Scope{PartnerID: k.PartnerID}
-		ss.EmitScoped(PartnerStream(k.PartnerID), scope, events.APIKeyCreated{
+		scope := eventstore.Tenant{PartnerID: k.PartnerID}
+		ss.EmitFor(PartnerStream(k.PartnerID), scope, events.APIKeyCreated{
 			KeyID: k.KeyID, PartnerID: k.PartnerID, CreatedBy: userID, Name: name, Environment: env,
 			PublicKey: k.PublicKey, SecretKeyHash: HashSecretKey(k.SecretKey), SecretKeyPrefix: SecretKeyPrefix(k.SecretKey),
 			HMACSecretSealed: sealed, ExpiresAt: expiresAt,
@@ -371,9 +374,9 @@ func CreateAPIKey(ctx context.Context, s *Store, meta events.Metadata, masterKey
 		if env == EnvSandbox && !sandboxDone {
 			// The sandbox pool is the tenant's default pool, the one actions
 			// draw from when they name none (ledger.DefaultPoolID).
-			newPoolID = DefaultPoolID(Scope{PartnerID: k.PartnerID, Environment: EnvSandbox})
+			newPoolID = DefaultPoolID(eventstore.Tenant{PartnerID: k.PartnerID, Environment: EnvSandbox})
 			k.PoolID = newPoolID
-			ss.EmitScoped(PoolStream(newPoolID), Scope{PartnerID: k.PartnerID, Environment: EnvSandbox}, events.PoolProvisioned{
+			ss.EmitFor(PoolStream(newPoolID), eventstore.Tenant{PartnerID: k.PartnerID, Environment: EnvSandbox}, events.PoolProvisioned{
 				PoolID: newPoolID, Name: "Sandbox pool", Environment: EnvSandbox,
 				Allocated: SandboxPoolTokens, LowBalanceThreshold: SandboxPoolTokens / 10,
 			})
@@ -394,7 +397,7 @@ type KeyPatch struct {
 	ClearExpiry bool
 }
 
-func loadKey(ss *Session, partnerID, keyID string) (*PartnerState, error) {
+func loadKey(ss *eventstore.Session, partnerID, keyID string) (*PartnerState, error) {
 	ps, err := ss.Load(PartnerStream(partnerID))
 	if err != nil {
 		return nil, err
@@ -411,15 +414,15 @@ func loadKey(ss *Session, partnerID, keyID string) (*PartnerState, error) {
 
 // UpdateAPIKey renames, (de)activates or sets the expiry of one of the
 // partner's keys. A key of another partner is not found.
-func UpdateAPIKey(ctx context.Context, s *Store, meta events.Metadata, partnerID, keyID string, patch KeyPatch) (Result, error) {
+func (s *Service) UpdateAPIKey(ctx context.Context, meta events.Metadata, partnerID, keyID string, patch KeyPatch) (eventstore.Result, error) {
 	if patch.Name != nil {
 		n := strings.TrimSpace(*patch.Name)
 		if n == "" || len(n) > 100 {
-			return Result{}, Invalid("invalid API key update", FieldIssue{Field: "name", Issue: "required, at most 100 characters"})
+			return eventstore.Result{}, eventstore.Invalid("invalid API key update", eventstore.FieldIssue{Field: "name", Issue: "required, at most 100 characters"})
 		}
 		patch.Name = &n
 	}
-	return s.Execute(ctx, Command{Scope: Scope{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *Session) error {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: eventstore.Tenant{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		if _, err := loadKey(ss, partnerID, keyID); err != nil {
 			return err
 		}
@@ -435,8 +438,8 @@ func UpdateAPIKey(ctx context.Context, s *Store, meta events.Metadata, partnerID
 }
 
 // RevokeAPIKey deletes one of the partner's keys for good.
-func RevokeAPIKey(ctx context.Context, s *Store, meta events.Metadata, partnerID, keyID string) (Result, error) {
-	return s.Execute(ctx, Command{Scope: Scope{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *Session) error {
+func (s *Service) RevokeAPIKey(ctx context.Context, meta events.Metadata, partnerID, keyID string) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: eventstore.Tenant{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		if _, err := loadKey(ss, partnerID, keyID); err != nil {
 			return err
 		}
@@ -445,8 +448,8 @@ func RevokeAPIKey(ctx context.Context, s *Store, meta events.Metadata, partnerID
 	}})
 }
 
-func partnerCommand(ctx context.Context, s *Store, meta events.Metadata, partnerID string, decide func(ss *Session, p *PartnerState) error) (Result, error) {
-	return s.Execute(ctx, Command{Scope: Scope{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *Session) error {
+func (s *Service) partnerCommand(ctx context.Context, meta events.Metadata, partnerID string, decide func(ss *eventstore.Session, p *PartnerState) error) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: eventstore.Tenant{PartnerID: partnerID}, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		ps, err := ss.Load(PartnerStream(partnerID))
 		if err != nil {
 			return err
@@ -461,8 +464,8 @@ func partnerCommand(ctx context.Context, s *Store, meta events.Metadata, partner
 
 // ApprovePartner makes the partner ACTIVE (also lifting a suspension):
 // its production keys start working. Approving an active partner is a no-op.
-func ApprovePartner(ctx context.Context, s *Store, meta events.Metadata, partnerID string) (Result, error) {
-	return partnerCommand(ctx, s, meta, partnerID, func(ss *Session, p *PartnerState) error {
+func (s *Service) ApprovePartner(ctx context.Context, meta events.Metadata, partnerID string) (eventstore.Result, error) {
+	return s.partnerCommand(ctx, meta, partnerID, func(ss *eventstore.Session, p *PartnerState) error {
 		if p.Status != PartnerActive {
 			ss.Emit(PartnerStream(partnerID), events.PartnerApproved{PartnerID: partnerID, Actor: meta.Actor})
 		}
@@ -471,8 +474,8 @@ func ApprovePartner(ctx context.Context, s *Store, meta events.Metadata, partner
 }
 
 // SuspendPartner makes every key of the partner answer 403.
-func SuspendPartner(ctx context.Context, s *Store, meta events.Metadata, partnerID, reason string) (Result, error) {
-	return partnerCommand(ctx, s, meta, partnerID, func(ss *Session, p *PartnerState) error {
+func (s *Service) SuspendPartner(ctx context.Context, meta events.Metadata, partnerID, reason string) (eventstore.Result, error) {
+	return s.partnerCommand(ctx, meta, partnerID, func(ss *eventstore.Session, p *PartnerState) error {
 		if p.Status != PartnerSuspended {
 			ss.Emit(PartnerStream(partnerID), events.PartnerSuspended{PartnerID: partnerID, Reason: reason, Actor: meta.Actor})
 		}
@@ -486,11 +489,11 @@ func ValidTier(tier string) bool {
 }
 
 // SetPartnerTier changes the partner's rate-limit tier.
-func SetPartnerTier(ctx context.Context, s *Store, meta events.Metadata, partnerID, tier string) (Result, error) {
+func (s *Service) SetPartnerTier(ctx context.Context, meta events.Metadata, partnerID, tier string) (eventstore.Result, error) {
 	if !ValidTier(tier) {
-		return Result{}, Invalid("invalid tier", FieldIssue{Field: "tier", Issue: "must be STANDARD, PROFESSIONAL or ENTERPRISE"})
+		return eventstore.Result{}, eventstore.Invalid("invalid tier", eventstore.FieldIssue{Field: "tier", Issue: "must be STANDARD, PROFESSIONAL or ENTERPRISE"})
 	}
-	return partnerCommand(ctx, s, meta, partnerID, func(ss *Session, p *PartnerState) error {
+	return s.partnerCommand(ctx, meta, partnerID, func(ss *eventstore.Session, p *PartnerState) error {
 		if p.Tier != tier {
 			ss.Emit(PartnerStream(partnerID), events.PartnerTierChanged{PartnerID: partnerID, From: p.Tier, To: tier, Actor: meta.Actor})
 		}

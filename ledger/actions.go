@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // Action statuses.
@@ -34,7 +35,7 @@ type Action struct {
 	Attempts    int
 }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (a *Action) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -55,7 +56,7 @@ func (a *Action) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("action-", func() Aggregate { return &Action{} })
+	eventstore.RegisterAggregate("action-", func() eventstore.Aggregate { return &Action{} })
 }
 
 // StakeholderInput is one person an action rewards.
@@ -129,9 +130,11 @@ type normalizedAction struct {
 
 // validateAction checks everything that needs no state and returns the
 // normalized input with its fingerprint.
-func validateAction(in ActionInput, prefix string) (normalizedAction, *Error) {
-	var issues []FieldIssue
-	add := func(field, issue string) { issues = append(issues, FieldIssue{Field: prefix + field, Issue: issue}) }
+func validateAction(in ActionInput, prefix string) (normalizedAction, *eventstore.Error) {
+	var issues []eventstore.FieldIssue
+	add := func(field, issue string) {
+		issues = append(issues, eventstore.FieldIssue{Field: prefix + field, Issue: issue})
+	}
 	n := normalizedAction{in: in}
 	switch {
 	case strings.TrimSpace(in.IdempotencyKey) == "":
@@ -183,7 +186,7 @@ func validateAction(in ActionInput, prefix string) (normalizedAction, *Error) {
 		} else if !actionTypeRE.MatchString(sh.StakeholderTypeCode) {
 			add(f+"stakeholderTypeCode", "must be an upper-case code such as CUSTOMER")
 		}
-		for _, fi := range []*FieldIssue{checkEmail(f+"userEmail", sh.UserEmail), checkName(f+"userFirstName", sh.UserFirstName), checkName(f+"userLastName", sh.UserLastName)} {
+		for _, fi := range []*eventstore.FieldIssue{checkEmail(f+"userEmail", sh.UserEmail), checkName(f+"userFirstName", sh.UserFirstName), checkName(f+"userLastName", sh.UserLastName)} {
 			if fi != nil {
 				add(fi.Field, fi.Issue)
 			}
@@ -195,7 +198,7 @@ func validateAction(in ActionInput, prefix string) (normalizedAction, *Error) {
 	}
 	n.metadata = md
 	if len(issues) > 0 {
-		return n, Invalid("invalid action", issues...)
+		return n, eventstore.Invalid("invalid action", issues...)
 	}
 	fp, _ := json.Marshal(struct {
 		ActionType   string             `json:"a"`
@@ -217,7 +220,7 @@ func validateAction(in ActionInput, prefix string) (normalizedAction, *Error) {
 // concurrent caller can interleave. A replay returns Replayed with the
 // original body. Refusals that are recorded (empty or expired pool,
 // exhausted budget) return the outcome AND the error.
-func (s *Store) SubmitAction(ctx context.Context, sc Scope, meta events.Metadata, in ActionInput) (ActionOutcome, error) {
+func (s *Service) SubmitAction(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in ActionInput) (ActionOutcome, error) {
 	n, verr := validateAction(in, "")
 	if verr != nil {
 		return ActionOutcome{}, verr
@@ -225,10 +228,10 @@ func (s *Store) SubmitAction(ctx context.Context, sc Scope, meta events.Metadata
 	return s.submitNormalized(ctx, sc, meta, n)
 }
 
-func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Metadata, n normalizedAction) (ActionOutcome, error) {
+func (s *Service) submitNormalized(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, n normalizedAction) (ActionOutcome, error) {
 	in := n.in
 	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
-	var refusal *Error
+	var refusal *eventstore.Error
 	prefetch := []string{ActionStream(out.ActionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
 	if in.TokenPoolID != "" {
 		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
@@ -236,7 +239,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 	for _, sh := range in.Stakeholders {
 		prefetch = append(prefetch, EndUserStream(sc, sh.PartnerUserID))
 	}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Prefetch: prefetch, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Decide: func(ss *eventstore.Session) error {
 		refusal = nil
 		out.Replayed, out.Body = false, nil
 		stream := ActionStream(out.ActionID)
@@ -247,7 +250,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 		act := ast.State.(*Action)
 		if ast.Version > 0 {
 			if act.RequestHash != n.hash {
-				return Errorf(KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
+				return eventstore.Errorf(eventstore.KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
 			}
 			if act.Completed != nil {
 				out.Replayed, out.Status, out.Body = true, act.Status, ResponseBody(act.Completed)
@@ -265,8 +268,8 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			uid := EndUserID(sc, sh.PartnerUserID)
 			if !ust.State.(*EndUser).Exists {
 				if !in.AutoCreateUsers {
-					e := Errorf(KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
-					e.Details = []FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
+					e := eventstore.Errorf(eventstore.KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
+					e.Details = []eventstore.FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
 					return e
 				}
 				ss.Emit(ust.ID, events.EndUserCreated{UserID: uid, ExternalID: sh.PartnerUserID, Email: sh.UserEmail,
@@ -284,7 +287,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			return err
 		}
 		if in.TokenPoolID != "" && (!pool.Provisioned || !pool.ownedBy(sc)) {
-			return Errorf(KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", in.TokenPoolID)
+			return eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", in.TokenPoolID)
 		}
 		// Campaign and arithmetic.
 		plan, cerr := planReward(ss, sc, n, rewards)
@@ -297,7 +300,7 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 			}
 			poolID = plan.poolID
 		}
-		fail := func(e *Error) {
+		fail := func(e *eventstore.Error) {
 			refusal = e
 			out.Status = StatusFailed
 			ss.Emit(stream, events.ActionFailed{ActionID: out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
@@ -306,13 +309,13 @@ func (s *Store) submitNormalized(ctx context.Context, sc Scope, meta events.Meta
 		}
 		switch {
 		case pool.Provisioned && pool.Expired(ss.Now()):
-			fail(Errorf(KindUnprocessable, "POOL_EXPIRED", "token pool %s expired at %s", poolID, pool.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
+			fail(eventstore.Errorf(eventstore.KindUnprocessable, "POOL_EXPIRED", "token pool %s expired at %s", poolID, pool.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
 			return nil
 		case !pool.Provisioned:
-			fail(Errorf(KindInsufficient, "INSUFFICIENT_POOL", "there is no approved token pool in %s; request an allocation first", sc.Environment))
+			fail(eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "there is no approved token pool in %s; request an allocation first", sc.Environment))
 			return nil
 		case pool.Available() < plan.total:
-			fail(Errorf(KindInsufficient, "INSUFFICIENT_POOL", "the token pool has %d tokens available; this action needs %d", pool.Available(), plan.total))
+			fail(eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "the token pool has %d tokens available; this action needs %d", pool.Available(), plan.total))
 			return nil
 		case plan.budgetShort != nil:
 			fail(plan.budgetShort)
@@ -360,13 +363,13 @@ type BulkItem struct {
 
 // SubmitBulk submits each action independently. Items are issued
 // concurrently so they share group commits; results keep input order.
-func (s *Store) SubmitBulk(ctx context.Context, sc Scope, meta events.Metadata, ins []ActionInput) ([]BulkItem, error) {
+func (s *Service) SubmitBulk(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, ins []ActionInput) ([]BulkItem, error) {
 	if len(ins) == 0 {
-		return nil, Invalid("no actions given", FieldIssue{Field: "actions", Issue: "must hold 1 to 100 actions"})
+		return nil, eventstore.Invalid("no actions given", eventstore.FieldIssue{Field: "actions", Issue: "must hold 1 to 100 actions"})
 	}
 	if len(ins) > MaxBulkActions {
-		e := Errorf(KindInvalid, "TOO_MANY_ACTIONS", "a bulk request holds at most %d actions; got %d", MaxBulkActions, len(ins))
-		e.Details = []FieldIssue{{Field: "actions", Issue: "must hold at most 100 actions"}}
+		e := eventstore.Errorf(eventstore.KindInvalid, "TOO_MANY_ACTIONS", "a bulk request holds at most %d actions; got %d", MaxBulkActions, len(ins))
+		e.Details = []eventstore.FieldIssue{{Field: "actions", Issue: "must hold at most 100 actions"}}
 		return nil, e
 	}
 	out := make([]BulkItem, len(ins))
@@ -390,27 +393,27 @@ func (s *Store) SubmitBulk(ctx context.Context, sc Scope, meta events.Metadata, 
 
 // ReverseAction reverses a completed action: the stakeholders' tokens are
 // taken back and returned to the pool (and to the campaign budget).
-func (s *Store) ReverseAction(ctx context.Context, sc Scope, meta events.Metadata, actionID, reason string) (Result, error) {
+func (s *Service) ReverseAction(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, actionID, reason string) (eventstore.Result, error) {
 	if len(reason) > 1000 {
-		return Result{}, Invalid("invalid reversal", FieldIssue{Field: "reason", Issue: "must be at most 1000 characters"})
+		return eventstore.Result{}, eventstore.Invalid("invalid reversal", eventstore.FieldIssue{Field: "reason", Issue: "must be at most 1000 characters"})
 	}
 	if reason == "" {
 		reason = "reversed by partner"
 	}
-	return s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(ActionStream(actionID))
 		if err != nil {
 			return err
 		}
 		a := st.State.(*Action)
 		if st.Version == 0 || a.PartnerID != sc.PartnerID || a.Environment != sc.Environment {
-			return Errorf(KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
+			return eventstore.Errorf(eventstore.KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
 		}
 		switch a.Status {
 		case StatusReversed:
-			return Errorf(KindConflict, "ALREADY_REVERSED", "action %s is already reversed", actionID)
+			return eventstore.Errorf(eventstore.KindConflict, "ALREADY_REVERSED", "action %s is already reversed", actionID)
 		case StatusFailed:
-			return Errorf(KindConflict, "NOT_REVERSIBLE", "action %s failed and has nothing to reverse", actionID)
+			return eventstore.Errorf(eventstore.KindConflict, "NOT_REVERSIBLE", "action %s failed and has nothing to reverse", actionID)
 		}
 		c := a.Completed
 		rewards := make([]events.ActionReward, len(c.Stakeholders))

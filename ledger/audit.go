@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // PoolTotals is one pool's ledger as folded from the event store.
@@ -50,7 +51,7 @@ type tenantKey struct{ partner, env string }
 // negative at any position; each pool's distributed and returned tokens
 // equal what its actions rewarded and reversed; and per tenant the users'
 // balances add up to the pools' distributed − returned.
-func AuditBalances(ctx context.Context, q Querier, f Filter, asOf int64) (AuditReport, error) {
+func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filter, asOf int64) (AuditReport, error) {
 	f.ToPosition, f.StreamID = asOf, ""
 	rep := AuditReport{AsOf: asOf}
 	pools := map[string]*Pool{}
@@ -77,7 +78,7 @@ func AuditBalances(ctx context.Context, q Querier, f Filter, asOf int64) (AuditR
 		}
 		return u
 	}
-	_, err := Export(ctx, q, f, func(e events.Event) error {
+	_, err := eventstore.Export(ctx, q, f, func(e events.Event) error {
 		rep.Events++
 		rep.AsOf = e.Position
 		if len(e.StreamID) > 5 && e.StreamID[:5] == "pool-" {

@@ -4,6 +4,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // rewardPlan is the arithmetic of one action: how many tokens in total,
@@ -13,8 +14,8 @@ type rewardPlan struct {
 	parts       []int64
 	poolID      string
 	campaignID  string
-	budgetShort *Error
-	emitBudget  func(ss *Session, actionID string)
+	budgetShort *eventstore.Error
+	emitBudget  func(ss *eventstore.Session, actionID string)
 }
 
 // planReward decides the reward of an action (docs/rewards.md):
@@ -27,11 +28,11 @@ type rewardPlan struct {
 //   - parts follow the campaign's splits by stakeholder type, else equal
 //     shares; either way leftover tokens go one each to the first
 //     stakeholders in request order, so the parts add up to the total.
-func planReward(ss *Session, sc Scope, n normalizedAction, rewards []events.ActionReward) (rewardPlan, *Error) {
-	plan := rewardPlan{emitBudget: func(*Session, string) {}}
+func planReward(ss *eventstore.Session, sc eventstore.Tenant, n normalizedAction, rewards []events.ActionReward) (rewardPlan, *eventstore.Error) {
+	plan := rewardPlan{emitBudget: func(*eventstore.Session, string) {}}
 	st, err := ss.Load(CampaignsStream(sc))
 	if err != nil {
-		return plan, AsError(err)
+		return plan, eventstore.AsError(err)
 	}
 	cs := st.State.(*Campaigns)
 	var c *CampaignState
@@ -39,12 +40,12 @@ func planReward(ss *Session, sc Scope, n normalizedAction, rewards []events.Acti
 	if id := n.in.CampaignID; id != "" {
 		c = cs.ByID[id]
 		if c == nil {
-			e := Errorf(KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
-			e.Details = []FieldIssue{{Field: "campaignId", Issue: "unknown campaign"}}
+			e := eventstore.Errorf(eventstore.KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
+			e.Details = []eventstore.FieldIssue{{Field: "campaignId", Issue: "unknown campaign"}}
 			return plan, e
 		}
 		if !c.applies(n.in.ActionType, now) {
-			return plan, Errorf(KindUnprocessable, "CAMPAIGN_NOT_ACTIVE", "campaign %s is %s or does not reward %s actions now", id, c.Status, n.in.ActionType)
+			return plan, eventstore.Errorf(eventstore.KindUnprocessable, "CAMPAIGN_NOT_ACTIVE", "campaign %s is %s or does not reward %s actions now", id, c.Status, n.in.ActionType)
 		}
 	} else if a := cs.ByID[cs.Active]; a != nil && a.applies(n.in.ActionType, now) {
 		c = a
@@ -63,11 +64,11 @@ func planReward(ss *Session, sc Scope, n normalizedAction, rewards []events.Acti
 	}
 	if c != nil {
 		if b := c.Config.TokenBudget; b != nil && c.Net()+plan.total > *b {
-			plan.budgetShort = Errorf(KindInsufficient, "CAMPAIGN_BUDGET_EXHAUSTED",
+			plan.budgetShort = eventstore.Errorf(eventstore.KindInsufficient, "CAMPAIGN_BUDGET_EXHAUSTED",
 				"campaign %s has %d tokens of budget left; this action needs %d", c.ID, *b-c.Net(), plan.total)
 		}
 		id, total := c.ID, plan.total
-		plan.emitBudget = func(ss *Session, actionID string) {
+		plan.emitBudget = func(ss *eventstore.Session, actionID string) {
 			ss.Emit(CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: id, ActionID: actionID, Amount: total})
 		}
 	}
@@ -75,7 +76,7 @@ func planReward(ss *Session, sc Scope, n normalizedAction, rewards []events.Acti
 }
 
 // creditCampaign returns a reversed action's tokens to its campaign budget.
-func creditCampaign(ss *Session, sc Scope, c *events.ActionCompleted) error {
+func creditCampaign(ss *eventstore.Session, sc eventstore.Tenant, c *events.ActionCompleted) error {
 	if c.CampaignID == "" {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // Campaign statuses.
@@ -23,7 +24,9 @@ const (
 // CampaignsStream is the one stream holding every campaign event of a
 // tenant: deciding on it serially is what keeps one ACTIVE campaign per
 // tenant and every budget unspent beyond its cap.
-func CampaignsStream(s Scope) string { return "campaigns-" + s.PartnerID + "-" + s.Environment }
+func CampaignsStream(s eventstore.Tenant) string {
+	return "campaigns-" + s.PartnerID + "-" + s.Environment
+}
 
 // CampaignState is one campaign as commands see it.
 type CampaignState struct {
@@ -48,7 +51,7 @@ type Campaigns struct {
 	Active string
 }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (cs *Campaigns) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -91,7 +94,7 @@ func (cs *Campaigns) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("campaigns-", func() Aggregate { return &Campaigns{ByID: map[string]*CampaignState{}} })
+	eventstore.RegisterAggregate("campaigns-", func() eventstore.Aggregate { return &Campaigns{ByID: map[string]*CampaignState{}} })
 }
 
 // TierInput and SplitInput are the wire forms of tiers and splits.
@@ -140,15 +143,15 @@ type CampaignPatch struct {
 	TokenPoolID *string       `json:"tokenPoolId"`
 }
 
-func parseDec(field string, d DecimalText, issues *[]FieldIssue) decimal.Decimal {
+func parseDec(field string, d DecimalText, issues *[]eventstore.FieldIssue) decimal.Decimal {
 	v, err := decimal.NewFromString(string(d))
 	if err != nil {
-		*issues = append(*issues, FieldIssue{Field: field, Issue: "must be a decimal number"})
+		*issues = append(*issues, eventstore.FieldIssue{Field: field, Issue: "must be a decimal number"})
 	}
 	return v
 }
 
-func tiersConfig(in []TierInput, issues *[]FieldIssue) []events.CampaignTier {
+func tiersConfig(in []TierInput, issues *[]eventstore.FieldIssue) []events.CampaignTier {
 	out := []events.CampaignTier{}
 	for i, t := range in {
 		min := parseDec(fmt.Sprintf("tiers[%d].minAmount", i), t.MinAmount, issues)
@@ -158,7 +161,7 @@ func tiersConfig(in []TierInput, issues *[]FieldIssue) []events.CampaignTier {
 	return out
 }
 
-func splitsConfig(in []SplitInput, issues *[]FieldIssue) []events.CampaignSplit {
+func splitsConfig(in []SplitInput, issues *[]eventstore.FieldIssue) []events.CampaignSplit {
 	out := []events.CampaignSplit{}
 	for i, s := range in {
 		pc := s.Percent
@@ -172,9 +175,9 @@ func splitsConfig(in []SplitInput, issues *[]FieldIssue) []events.CampaignSplit 
 }
 
 // checkConfig validates a complete configuration.
-func checkConfig(c *events.CampaignConfig) []FieldIssue {
-	var issues []FieldIssue
-	add := func(f, i string) { issues = append(issues, FieldIssue{Field: f, Issue: i}) }
+func checkConfig(c *events.CampaignConfig) []eventstore.FieldIssue {
+	var issues []eventstore.FieldIssue
+	add := func(f, i string) { issues = append(issues, eventstore.FieldIssue{Field: f, Issue: i}) }
 	if c.Name == "" || len(c.Name) > 200 {
 		add("name", "is required, at most 200 characters")
 	}
@@ -262,12 +265,12 @@ func canMove(from, to string) bool {
 // checkActivation refuses a second ACTIVE campaign in the tenant.
 func (cs *Campaigns) checkActivation(id string) error {
 	if cs.Active != "" && cs.Active != id {
-		return Errorf(KindConflict, "CAMPAIGN_ALREADY_ACTIVE", "campaign %s is already active; pause or end it first", cs.Active)
+		return eventstore.Errorf(eventstore.KindConflict, "CAMPAIGN_ALREADY_ACTIVE", "campaign %s is already active; pause or end it first", cs.Active)
 	}
 	return nil
 }
 
-func checkCampaignPool(ss *Session, sc Scope, poolID string) error {
+func checkCampaignPool(ss *eventstore.Session, sc eventstore.Tenant, poolID string) error {
 	if poolID == "" {
 		return nil
 	}
@@ -276,8 +279,8 @@ func checkCampaignPool(ss *Session, sc Scope, poolID string) error {
 		return err
 	}
 	if !p.Provisioned || !p.ownedBy(sc) {
-		e := Errorf(KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", poolID)
-		e.Details = []FieldIssue{{Field: "tokenPoolId", Issue: "unknown pool"}}
+		e := eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", poolID)
+		e.Details = []eventstore.FieldIssue{{Field: "tokenPoolId", Issue: "unknown pool"}}
 		return e
 	}
 	return nil
@@ -313,11 +316,11 @@ func campaignAfter(before CampaignState, id string, evs []events.Event) (Campaig
 
 // CreateCampaign creates a campaign in status DRAFT (default), SCHEDULED
 // (needs startsAt) or ACTIVE.
-func (s *Store) CreateCampaign(ctx context.Context, sc Scope, meta events.Metadata, in CampaignInput) (CampaignOutcome, error) {
+func (s *Service) CreateCampaign(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in CampaignInput) (CampaignOutcome, error) {
 	if in.Budget != nil {
 		in.TokenBudget = in.Budget
 	}
-	var issues []FieldIssue
+	var issues []eventstore.FieldIssue
 	cfg := events.CampaignConfig{Name: in.Name, Description: in.Description, StartsAt: utcPtr(in.StartsAt), EndsAt: utcPtr(in.EndsAt),
 		ActionTypes: in.ActionTypes, Tiers: tiersConfig(in.Tiers, &issues), Splits: splitsConfig(in.Splits, &issues),
 		TokenBudget: in.TokenBudget, TokenPoolID: in.TokenPoolID}
@@ -330,16 +333,16 @@ func (s *Store) CreateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		status = CampaignDraft
 	}
 	if status != CampaignDraft && status != CampaignScheduled && status != CampaignActive {
-		issues = append(issues, FieldIssue{Field: "status", Issue: "must be DRAFT, SCHEDULED or ACTIVE"})
+		issues = append(issues, eventstore.FieldIssue{Field: "status", Issue: "must be DRAFT, SCHEDULED or ACTIVE"})
 	}
 	if status == CampaignScheduled && cfg.StartsAt == nil {
-		issues = append(issues, FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
+		issues = append(issues, eventstore.FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
 	}
 	if len(issues) > 0 {
-		return CampaignOutcome{}, Invalid("invalid campaign", issues...)
+		return CampaignOutcome{}, eventstore.Invalid("invalid campaign", issues...)
 	}
-	out := CampaignOutcome{CampaignID: NewID("cmp")}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	out := CampaignOutcome{CampaignID: eventstore.NewID("cmp")}
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(CampaignsStream(sc))
 		if err != nil {
 			return err
@@ -374,11 +377,11 @@ func utcPtr(t *time.Time) *time.Time {
 
 // UpdateCampaign changes a campaign's configuration and/or status. An
 // ENDED campaign cannot change; the budget cannot drop below what is spent.
-func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metadata, id string, p CampaignPatch) (CampaignOutcome, error) {
+func (s *Service) UpdateCampaign(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, id string, p CampaignPatch) (CampaignOutcome, error) {
 	if p.Budget != nil {
 		p.TokenBudget = p.Budget
 	}
-	var perr []FieldIssue
+	var perr []eventstore.FieldIssue
 	var tiers []events.CampaignTier
 	var splits []events.CampaignSplit
 	if p.Tiers != nil {
@@ -392,11 +395,11 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		mult = parseDec("multiplier", *p.Multiplier, &perr).String()
 	}
 	if len(perr) > 0 {
-		return CampaignOutcome{}, Invalid("invalid campaign update", perr...)
+		return CampaignOutcome{}, eventstore.Invalid("invalid campaign update", perr...)
 	}
 	out := CampaignOutcome{CampaignID: id}
 	var before CampaignState
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(CampaignsStream(sc))
 		if err != nil {
 			return err
@@ -404,12 +407,12 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		cs := st.State.(*Campaigns)
 		c := cs.ByID[id]
 		if c == nil {
-			return Errorf(KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
+			return eventstore.Errorf(eventstore.KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
 		}
 		// A copy: the cached state keeps changing after this command.
 		before = *c
 		if c.Status == CampaignEnded {
-			return Errorf(KindConflict, "CAMPAIGN_ENDED", "campaign %s has ended and cannot change", id)
+			return eventstore.Errorf(eventstore.KindConflict, "CAMPAIGN_ENDED", "campaign %s has ended and cannot change", id)
 		}
 		cfg := c.Config
 		cfg.ActionTypes = append([]string(nil), cfg.ActionTypes...)
@@ -447,20 +450,20 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 		}
 		issues := checkConfig(&cfg)
 		if len(issues) == 0 && cfg.TokenBudget != nil && *cfg.TokenBudget < c.Net() {
-			return Errorf(KindConflict, "BUDGET_BELOW_USED", "the budget cannot be below the %d tokens already distributed", c.Net())
+			return eventstore.Errorf(eventstore.KindConflict, "BUDGET_BELOW_USED", "the budget cannot be below the %d tokens already distributed", c.Net())
 		}
 		to := c.Status
 		if p.Status != nil && *p.Status != c.Status {
 			to = *p.Status
 			if !canMove(c.Status, to) {
-				return Errorf(KindConflict, "INVALID_STATUS_TRANSITION", "a %s campaign cannot become %s", c.Status, to)
+				return eventstore.Errorf(eventstore.KindConflict, "INVALID_STATUS_TRANSITION", "a %s campaign cannot become %s", c.Status, to)
 			}
 			if to == CampaignScheduled && cfg.StartsAt == nil {
-				issues = append(issues, FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
+				issues = append(issues, eventstore.FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
 			}
 		}
 		if len(issues) > 0 {
-			return Invalid("invalid campaign update", issues...)
+			return eventstore.Invalid("invalid campaign update", issues...)
 		}
 		if p.TokenPoolID != nil {
 			if err := checkCampaignPool(ss, sc, cfg.TokenPoolID); err != nil {
@@ -479,7 +482,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 			ss.Emit(st.ID, events.CampaignStatusChanged{CampaignID: id, From: c.Status, To: to, Reason: "updated by partner"})
 		}
 		if !changed && to == c.Status {
-			return Invalid("nothing to update", FieldIssue{Field: "body", Issue: "give at least one field to change"})
+			return eventstore.Invalid("nothing to update", eventstore.FieldIssue{Field: "body", Issue: "give at least one field to change"})
 		}
 		return nil
 	}})
@@ -495,9 +498,9 @@ func (s *Store) UpdateCampaign(ctx context.Context, sc Scope, meta events.Metada
 // an ACTIVE or PAUSED one whose end has passed. It re-checks everything
 // against current state, so several schedulers may race on it safely: the
 // loser changes nothing. It reports whether it changed the campaign.
-func (s *Store) AdvanceCampaign(ctx context.Context, sc Scope, id string) (bool, error) {
+func (s *Service) AdvanceCampaign(ctx context.Context, sc eventstore.Tenant, id string) (bool, error) {
 	changed := false
-	_, err := s.Execute(ctx, Command{Scope: sc, Metadata: events.Metadata{Actor: "system:campaign-scheduler"}, Decide: func(ss *Session) error {
+	_, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: events.Metadata{Actor: "system:campaign-scheduler"}, Decide: func(ss *eventstore.Session) error {
 		changed = false
 		st, err := ss.Load(CampaignsStream(sc))
 		if err != nil {

@@ -12,11 +12,12 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-func campaignState(t *testing.T, db *testenv.DB, sc ledger.Scope) *ledger.Campaigns {
+func campaignState(t *testing.T, db *testenv.DB, sc eventstore.Tenant) *ledger.Campaigns {
 	t.Helper()
-	evs, err := ledger.ReadStream(context.Background(), db.Pool, ledger.CampaignsStream(sc))
+	evs, err := eventstore.ReadStream(context.Background(), db.Pool, ledger.CampaignsStream(sc))
 	require.NoError(t, err)
 	cs := &ledger.Campaigns{}
 	for _, e := range evs {
@@ -29,7 +30,7 @@ func TestCampaignArithmeticTiersAndSplits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 100000)
 	budget := int64(100000)
 	c, err := s.CreateCampaign(ctx, sc, events.Metadata{}, ledger.CampaignInput{Name: "Double", Status: "ACTIVE", Multiplier: "2",
@@ -48,7 +49,7 @@ func TestCampaignArithmeticTiersAndSplits(t *testing.T) {
 	o, err = s.SubmitAction(ctx, sc, events.Metadata{}, in)
 	require.NoError(t, err)
 	require.Equal(t, int64(300), o.TokensDistributed) // tier: 100 × 3; CUSTOMER 105+105, MERCHANT 90
-	evs, err := ledger.ReadStream(ctx, db.Pool, ledger.ActionStream(o.ActionID))
+	evs, err := eventstore.ReadStream(ctx, db.Pool, ledger.ActionStream(o.ActionID))
 	require.NoError(t, err)
 	p, err := events.Decode(evs[0])
 	require.NoError(t, err)
@@ -73,7 +74,7 @@ func TestCampaignBudgetRaceNeverOverspends(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1_000_000)
 	budget := int64(7 * 20)
 	c, err := s.CreateCampaign(ctx, sc, events.Metadata{}, ledger.CampaignInput{Name: "Capped", Status: "ACTIVE", TokenBudget: &budget})
@@ -89,7 +90,7 @@ func TestCampaignBudgetRaceNeverOverspends(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				codes[ledger.AsError(err).Code]++
+				codes[eventstore.AsError(err).Code]++
 			} else {
 				codes["OK"]++
 			}
@@ -104,7 +105,7 @@ func TestOneActiveCampaignAndScheduler(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1000)
 
 	var mu sync.Mutex
@@ -118,7 +119,7 @@ func TestOneActiveCampaignAndScheduler(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				codes[ledger.AsError(err).Code]++
+				codes[eventstore.AsError(err).Code]++
 			} else {
 				codes["OK"]++
 			}
@@ -141,7 +142,7 @@ func TestOneActiveCampaignAndScheduler(t *testing.T) {
 	_, err = s.UpdateCampaign(ctx, sc, events.Metadata{}, active, ledger.CampaignPatch{Status: &ended})
 	require.NoError(t, err)
 	_, err = s.UpdateCampaign(ctx, sc, events.Metadata{}, active, ledger.CampaignPatch{Status: &ended})
-	require.Equal(t, "CAMPAIGN_ENDED", ledger.AsError(err).Code)
+	require.Equal(t, "CAMPAIGN_ENDED", eventstore.AsError(err).Code)
 
 	// Several schedulers race: exactly one transition happens.
 	var n int
@@ -165,5 +166,5 @@ func TestOneActiveCampaignAndScheduler(t *testing.T) {
 	// Validation: splits must add to 100.
 	_, err = s.CreateCampaign(ctx, sc, events.Metadata{}, ledger.CampaignInput{Name: "bad",
 		Splits: []ledger.SplitInput{{StakeholderTypeCode: "A", Percentage: "50"}, {StakeholderTypeCode: "B", Percentage: "40"}}})
-	require.Equal(t, "splits", ledger.AsError(err).Details[0].Field)
+	require.Equal(t, "splits", eventstore.AsError(err).Details[0].Field)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // EndUser is one of a partner's end users, keyed by the partner's external id.
@@ -19,7 +20,7 @@ type EndUser struct {
 	Env        string
 }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (u *EndUser) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -32,7 +33,7 @@ func (u *EndUser) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("enduser-", func() Aggregate { return &EndUser{} })
+	eventstore.RegisterAggregate("enduser-", func() eventstore.Aggregate { return &EndUser{} })
 }
 
 // MaxMetadataBytes bounds a metadata object (users and actions).
@@ -58,47 +59,47 @@ type UserPatch struct {
 	Metadata  json.RawMessage `json:"metadata"`
 }
 
-func checkMetadata(field string, m json.RawMessage) (json.RawMessage, *FieldIssue) {
+func checkMetadata(field string, m json.RawMessage) (json.RawMessage, *eventstore.FieldIssue) {
 	t := bytes.TrimSpace(m)
 	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
 		return nil, nil
 	}
 	if len(t) > MaxMetadataBytes {
-		return nil, &FieldIssue{Field: field, Issue: "must be at most 16 KiB of JSON"}
+		return nil, &eventstore.FieldIssue{Field: field, Issue: "must be at most 16 KiB of JSON"}
 	}
 	if t[0] != '{' {
-		return nil, &FieldIssue{Field: field, Issue: "must be a JSON object"}
+		return nil, &eventstore.FieldIssue{Field: field, Issue: "must be a JSON object"}
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, t); err != nil {
-		return nil, &FieldIssue{Field: field, Issue: "must be valid JSON"}
+		return nil, &eventstore.FieldIssue{Field: field, Issue: "must be valid JSON"}
 	}
 	return buf.Bytes(), nil
 }
 
-func checkExternalID(field, id string) *FieldIssue {
+func checkExternalID(field, id string) *eventstore.FieldIssue {
 	switch {
 	case strings.TrimSpace(id) == "":
-		return &FieldIssue{Field: field, Issue: "is required"}
+		return &eventstore.FieldIssue{Field: field, Issue: "is required"}
 	case len(id) > 255:
-		return &FieldIssue{Field: field, Issue: "must be at most 255 characters"}
+		return &eventstore.FieldIssue{Field: field, Issue: "must be at most 255 characters"}
 	}
 	return nil
 }
 
-func checkEmail(field, e string) *FieldIssue {
+func checkEmail(field, e string) *eventstore.FieldIssue {
 	if e == "" {
 		return nil
 	}
 	if a, err := mail.ParseAddress(e); err != nil || a.Address != e || len(e) > 254 {
-		return &FieldIssue{Field: field, Issue: "must be a valid email address"}
+		return &eventstore.FieldIssue{Field: field, Issue: "must be a valid email address"}
 	}
 	return nil
 }
 
-func checkName(field, n string) *FieldIssue {
+func checkName(field, n string) *eventstore.FieldIssue {
 	if len(n) > 200 {
-		return &FieldIssue{Field: field, Issue: "must be at most 200 characters"}
+		return &eventstore.FieldIssue{Field: field, Issue: "must be at most 200 characters"}
 	}
 	return nil
 }
@@ -111,12 +112,12 @@ type UserOutcome struct {
 }
 
 // CreateUser registers an end user; an existing external id is 409 USER_EXISTS.
-func (s *Store) CreateUser(ctx context.Context, sc Scope, meta events.Metadata, in UserInput) (UserOutcome, error) {
+func (s *Service) CreateUser(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in UserInput) (UserOutcome, error) {
 	if in.ExternalID == "" {
 		in.ExternalID = in.PartnerUserID
 	}
-	var issues []FieldIssue
-	for _, fi := range []*FieldIssue{checkExternalID("partnerUserId", in.ExternalID), checkEmail("email", in.Email),
+	var issues []eventstore.FieldIssue
+	for _, fi := range []*eventstore.FieldIssue{checkExternalID("partnerUserId", in.ExternalID), checkEmail("email", in.Email),
 		checkName("firstName", in.FirstName), checkName("lastName", in.LastName)} {
 		if fi != nil {
 			issues = append(issues, *fi)
@@ -127,16 +128,16 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, meta events.Metadata, 
 		issues = append(issues, *fi)
 	}
 	if len(issues) > 0 {
-		return UserOutcome{}, Invalid("invalid user", issues...)
+		return UserOutcome{}, eventstore.Invalid("invalid user", issues...)
 	}
 	out := UserOutcome{UserID: EndUserID(sc, in.ExternalID), ExternalID: in.ExternalID}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(EndUserStream(sc, in.ExternalID))
 		if err != nil {
 			return err
 		}
 		if st.State.(*EndUser).Exists {
-			return Errorf(KindConflict, "USER_EXISTS", "a user with partnerUserId %q already exists", in.ExternalID)
+			return eventstore.Errorf(eventstore.KindConflict, "USER_EXISTS", "a user with partnerUserId %q already exists", in.ExternalID)
 		}
 		ss.Emit(st.ID, events.EndUserCreated{UserID: out.UserID, ExternalID: in.ExternalID, Email: in.Email,
 			FirstName: in.FirstName, LastName: in.LastName, Metadata: md})
@@ -147,8 +148,8 @@ func (s *Store) CreateUser(ctx context.Context, sc Scope, meta events.Metadata, 
 }
 
 // UpdateUser changes an end user's profile or metadata.
-func (s *Store) UpdateUser(ctx context.Context, sc Scope, meta events.Metadata, externalID string, in UserPatch) (UserOutcome, error) {
-	var issues []FieldIssue
+func (s *Service) UpdateUser(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, externalID string, in UserPatch) (UserOutcome, error) {
+	var issues []eventstore.FieldIssue
 	if in.Email != nil {
 		if fi := checkEmail("email", *in.Email); fi != nil {
 			issues = append(issues, *fi)
@@ -166,19 +167,19 @@ func (s *Store) UpdateUser(ctx context.Context, sc Scope, meta events.Metadata, 
 		issues = append(issues, *fi)
 	}
 	if len(issues) > 0 {
-		return UserOutcome{}, Invalid("invalid user update", issues...)
+		return UserOutcome{}, eventstore.Invalid("invalid user update", issues...)
 	}
 	if in.Email == nil && in.FirstName == nil && in.LastName == nil && md == nil {
-		return UserOutcome{}, Invalid("nothing to update", FieldIssue{Field: "body", Issue: "give at least one of email, firstName, lastName, metadata"})
+		return UserOutcome{}, eventstore.Invalid("nothing to update", eventstore.FieldIssue{Field: "body", Issue: "give at least one of email, firstName, lastName, metadata"})
 	}
 	out := UserOutcome{UserID: EndUserID(sc, externalID), ExternalID: externalID}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(EndUserStream(sc, externalID))
 		if err != nil {
 			return err
 		}
 		if !st.State.(*EndUser).Exists {
-			return Errorf(KindNotFound, "USER_NOT_FOUND", "no user with externalId %q", externalID)
+			return eventstore.Errorf(eventstore.KindNotFound, "USER_NOT_FOUND", "no user with externalId %q", externalID)
 		}
 		ss.Emit(st.ID, events.EndUserUpdated{UserID: out.UserID, ExternalID: externalID, Email: in.Email,
 			FirstName: in.FirstName, LastName: in.LastName, Metadata: md})

@@ -6,25 +6,21 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // idNamespace seeds the name-based UUIDs of ids that must be derived from
 // partner input (so that a retry finds the same stream).
 var idNamespace = uuid.MustParse("5d1f6f0e-2b8a-4c51-9c1e-7a0c4b9e3f21")
 
-func hexUUID(u uuid.UUID) string { return strings.ReplaceAll(u.String(), "-", "") }
-
-// NewID returns a fresh `<prefix>_<32 hex>` id from a random UUID.
-func NewID(prefix string) string { return prefix + "_" + hexUUID(uuid.New()) }
-
 func derivedID(prefix string, parts ...string) string {
-	return prefix + "_" + hexUUID(uuid.NewSHA1(idNamespace, []byte(strings.Join(parts, "|"))))
+	return prefix + "_" + eventstore.HexUUID(uuid.NewSHA1(idNamespace, []byte(strings.Join(parts, "|"))))
 }
 
 // ActionID is the id of the action a partner submits with idempotencyKey in
 // one environment: the same key always names the same action stream, which
 // is what makes idempotency hold under any concurrency.
-func ActionID(s Scope, idempotencyKey string) string {
+func ActionID(s eventstore.Tenant, idempotencyKey string) string {
 	return derivedID("act", s.PartnerID, s.Environment, idempotencyKey)
 }
 
@@ -34,16 +30,18 @@ func ActionStream(actionID string) string { return "action-" + actionID }
 // DefaultPoolID is the pool an action draws from when it names none: one
 // per partner and environment. The sandbox one is provisioned with the
 // partner; the production one by the first approved allocation request.
-func DefaultPoolID(s Scope) string { return derivedID("pool", s.PartnerID, s.Environment, "default") }
+func DefaultPoolID(s eventstore.Tenant) string {
+	return derivedID("pool", s.PartnerID, s.Environment, "default")
+}
 
 // EndUserID is the id of the end user a partner knows as externalID.
-func EndUserID(s Scope, externalID string) string {
+func EndUserID(s eventstore.Tenant, externalID string) string {
 	return derivedID("pusr", s.PartnerID, s.Environment, externalID)
 }
 
 // EndUserStream is the stream of an end user, derived from the partner's
 // external id so commands find it without an index.
-func EndUserStream(s Scope, externalID string) string {
+func EndUserStream(s eventstore.Tenant, externalID string) string {
 	h := sha256.Sum256([]byte(externalID))
 	return "enduser-" + s.PartnerID + "-" + s.Environment + "-" + hex.EncodeToString(h[:])
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // Pool is a token pool's state. Its invariant, kept because every debit is
@@ -45,7 +46,7 @@ func (p *Pool) Available() int64 { return p.Allocated - p.Distributed + p.Return
 // Expired reports whether the pool's expiration has passed at now.
 func (p *Pool) Expired(now time.Time) bool { return p.ExpiresAt != nil && !now.Before(*p.ExpiresAt) }
 
-// Apply implements Aggregate.
+// Apply implements eventstore.Aggregate.
 func (p *Pool) Apply(e events.Event) error {
 	pl, err := events.Decode(e)
 	if err != nil {
@@ -98,10 +99,10 @@ func (p *Pool) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("pool-", func() Aggregate { return &Pool{} })
+	eventstore.RegisterAggregate("pool-", func() eventstore.Aggregate { return &Pool{} })
 }
 
-func loadPool(s *Session, poolID string) (*Pool, *Stream, error) {
+func loadPool(s *eventstore.Session, poolID string) (*Pool, *eventstore.Stream, error) {
 	st, err := s.Load(PoolStream(poolID))
 	if err != nil {
 		return nil, nil, err
@@ -111,23 +112,23 @@ func loadPool(s *Session, poolID string) (*Pool, *Stream, error) {
 }
 
 // ownedBy reports whether the pool exists in the stream and belongs to scope.
-func (p *Pool) ownedBy(sc Scope) bool {
+func (p *Pool) ownedBy(sc eventstore.Tenant) bool {
 	return p.PartnerID == sc.PartnerID && p.Environment == sc.Environment
 }
 
 // afterDebit emits, into the same command, what a debit of amount makes
 // due: the low-balance warning (once per crossing) and an auto-refill
 // request (once until it is decided; approved at once in sandbox).
-func (p *Pool) afterDebit(s *Session, sc Scope, amount int64) {
+func (p *Pool) afterDebit(s *eventstore.Session, sc eventstore.Tenant, amount int64) {
 	avail := p.Available() - amount
 	if p.Threshold > 0 && avail < p.Threshold && !p.LowNotified {
-		s.EmitScoped(PoolStream(p.ID), sc, events.PoolLowBalance{PoolID: p.ID, Available: avail, Threshold: p.Threshold})
+		s.EmitFor(PoolStream(p.ID), sc, events.PoolLowBalance{PoolID: p.ID, Available: avail, Threshold: p.Threshold})
 	}
 	if p.AutoRefill && p.RefillAmt > 0 && avail < p.RefillAt && !p.RefillOpen {
-		id := NewID("preq")
-		s.EmitScoped(PoolStream(p.ID), sc, events.PoolAllocationRequested{RequestID: id, PoolID: p.ID, Amount: p.RefillAmt, Reason: "auto-refill", Auto: true})
+		id := eventstore.NewID("preq")
+		s.EmitFor(PoolStream(p.ID), sc, events.PoolAllocationRequested{RequestID: id, PoolID: p.ID, Amount: p.RefillAmt, Reason: "auto-refill", Auto: true})
 		if sc.Environment == "sandbox" {
-			s.EmitScoped(PoolStream(p.ID), sc, events.PoolAllocationApproved{RequestID: id, PoolID: p.ID, Amount: p.RefillAmt, ApprovedBy: "sandbox-auto"})
+			s.EmitFor(PoolStream(p.ID), sc, events.PoolAllocationApproved{RequestID: id, PoolID: p.ID, Amount: p.RefillAmt, ApprovedBy: "sandbox-auto"})
 		}
 	}
 }
@@ -147,7 +148,7 @@ type PoolInput struct {
 
 // ProvisionPool creates a pool for sc. Provisioning an existing pool is a
 // 409 POOL_EXISTS. It returns the pool id.
-func (s *Store) ProvisionPool(ctx context.Context, sc Scope, meta events.Metadata, in PoolInput) (string, Result, error) {
+func (s *Service) ProvisionPool(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in PoolInput) (string, eventstore.Result, error) {
 	if in.PoolID == "" {
 		in.PoolID = DefaultPoolID(sc)
 	}
@@ -155,18 +156,18 @@ func (s *Store) ProvisionPool(ctx context.Context, sc Scope, meta events.Metadat
 		in.Name = strings.ToUpper(sc.Environment[:1]) + sc.Environment[1:] + " pool"
 	}
 	if in.Allocated < 0 || in.LowBalanceThreshold < 0 || in.AutoRefillAmount < 0 || in.AutoRefillThreshold < 0 {
-		return "", Result{}, Invalid("token amounts must not be negative")
+		return "", eventstore.Result{}, eventstore.Invalid("token amounts must not be negative")
 	}
 	if sc.Environment != "sandbox" && sc.Environment != "production" {
-		return "", Result{}, Invalid("unknown environment", FieldIssue{Field: "environment", Issue: "must be sandbox or production"})
+		return "", eventstore.Result{}, eventstore.Invalid("unknown environment", eventstore.FieldIssue{Field: "environment", Issue: "must be sandbox or production"})
 	}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		p, _, err := loadPool(ss, in.PoolID)
 		if err != nil {
 			return err
 		}
 		if p.Provisioned {
-			return Errorf(KindConflict, "POOL_EXISTS", "pool %s is already provisioned", in.PoolID)
+			return eventstore.Errorf(eventstore.KindConflict, "POOL_EXISTS", "pool %s is already provisioned", in.PoolID)
 		}
 		ss.Emit(PoolStream(in.PoolID), events.PoolProvisioned{PoolID: in.PoolID, Name: in.Name, Environment: sc.Environment,
 			Allocated: in.Allocated, LowBalanceThreshold: in.LowBalanceThreshold, ExpiresAt: in.ExpiresAt, VestingDays: in.VestingDays,
@@ -196,18 +197,18 @@ type AllocationOutcome struct {
 // RequestAllocation files a request for more tokens in a pool (the
 // default pool when none is named). Sandbox requests are approved in the
 // same command; production ones wait for an operator.
-func (s *Store) RequestAllocation(ctx context.Context, sc Scope, meta events.Metadata, in AllocationInput) (AllocationOutcome, error) {
-	var issues []FieldIssue
+func (s *Service) RequestAllocation(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in AllocationInput) (AllocationOutcome, error) {
+	var issues []eventstore.FieldIssue
 	if in.Amount <= 0 {
-		issues = append(issues, FieldIssue{Field: "amount", Issue: "must be a positive whole number of tokens"})
+		issues = append(issues, eventstore.FieldIssue{Field: "amount", Issue: "must be a positive whole number of tokens"})
 	} else if in.Amount > 1_000_000_000_000 {
-		issues = append(issues, FieldIssue{Field: "amount", Issue: "must be at most 1000000000000"})
+		issues = append(issues, eventstore.FieldIssue{Field: "amount", Issue: "must be at most 1000000000000"})
 	}
 	if len(in.Reason) > 1000 {
-		issues = append(issues, FieldIssue{Field: "reason", Issue: "must be at most 1000 characters"})
+		issues = append(issues, eventstore.FieldIssue{Field: "reason", Issue: "must be at most 1000 characters"})
 	}
 	if len(issues) > 0 {
-		return AllocationOutcome{}, Invalid("invalid allocation request", issues...)
+		return AllocationOutcome{}, eventstore.Invalid("invalid allocation request", issues...)
 	}
 	if in.TokenPoolID == "" {
 		in.TokenPoolID = in.PoolID
@@ -216,14 +217,14 @@ func (s *Store) RequestAllocation(ctx context.Context, sc Scope, meta events.Met
 	if poolID == "" {
 		poolID = DefaultPoolID(sc)
 	}
-	out := AllocationOutcome{RequestID: NewID("preq"), PoolID: poolID, Amount: in.Amount, Status: "PENDING"}
-	res, err := s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+	out := AllocationOutcome{RequestID: eventstore.NewID("preq"), PoolID: poolID, Amount: in.Amount, Status: "PENDING"}
+	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		p, st, err := loadPool(ss, poolID)
 		if err != nil {
 			return err
 		}
 		if st.Version > 0 && !p.ownedBy(sc) || in.TokenPoolID != "" && !p.Provisioned {
-			return Errorf(KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", poolID)
+			return eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", poolID)
 		}
 		ss.Emit(PoolStream(poolID), events.PoolAllocationRequested{RequestID: out.RequestID, PoolID: poolID, Amount: in.Amount, Reason: in.Reason})
 		if sc.Environment == "sandbox" {
@@ -242,18 +243,18 @@ func (s *Store) RequestAllocation(ctx context.Context, sc Scope, meta events.Met
 // DecideAllocation approves or rejects a pending request (operator
 // command). Approving a request on a production pool that was never
 // provisioned provisions it.
-func (s *Store) DecideAllocation(ctx context.Context, sc Scope, meta events.Metadata, poolID, requestID string, approve bool, by, reason string) (Result, error) {
-	return s.Execute(ctx, Command{Scope: sc, Metadata: meta, Decide: func(ss *Session) error {
+func (s *Service) DecideAllocation(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, poolID, requestID string, approve bool, by, reason string) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
 		p, _, err := loadPool(ss, poolID)
 		if err != nil {
 			return err
 		}
 		r := p.Requests[requestID]
 		if r == nil || !p.ownedBy(sc) {
-			return Errorf(KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", requestID)
+			return eventstore.Errorf(eventstore.KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", requestID)
 		}
 		if r.Status != "PENDING" {
-			return Errorf(KindConflict, "REQUEST_ALREADY_DECIDED", "request %s is already %s", requestID, r.Status)
+			return eventstore.Errorf(eventstore.KindConflict, "REQUEST_ALREADY_DECIDED", "request %s is already %s", requestID, r.Status)
 		}
 		if !approve {
 			ss.Emit(PoolStream(poolID), events.PoolAllocationRejected{RequestID: requestID, PoolID: poolID, Reason: reason, RejectedBy: by})

@@ -14,11 +14,12 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-func newTenant(t *testing.T, s *ledger.Store, env string, tokens int64) ledger.Scope {
+func newTenant(t *testing.T, s *ledger.Service, env string, tokens int64) eventstore.Tenant {
 	t.Helper()
-	sc := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: env}
+	sc := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: env}
 	_, _, err := s.ProvisionPool(context.Background(), sc, events.Metadata{}, ledger.PoolInput{Allocated: tokens})
 	require.NoError(t, err)
 	return sc
@@ -32,9 +33,9 @@ func action(key string, amount string, users ...string) ledger.ActionInput {
 	return in
 }
 
-func poolState(t *testing.T, db *testenv.DB, sc ledger.Scope) (allocated, distributed, returned int64) {
+func poolState(t *testing.T, db *testenv.DB, sc eventstore.Tenant) (allocated, distributed, returned int64) {
 	t.Helper()
-	evs, err := ledger.ReadStream(context.Background(), db.Pool, ledger.PoolStream(ledger.DefaultPoolID(sc)))
+	evs, err := eventstore.ReadStream(context.Background(), db.Pool, ledger.PoolStream(ledger.DefaultPoolID(sc)))
 	require.NoError(t, err)
 	p := &ledger.Pool{}
 	for _, e := range evs {
@@ -73,7 +74,7 @@ func TestPoolRaceNeverOverspends(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	const n = 10 // rewards of 50 tokens the pool can pay
 	sc := newTenant(t, s, "sandbox", 50*n)
 
@@ -88,7 +89,7 @@ func TestPoolRaceNeverOverspends(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				codes[ledger.AsError(err).Code]++
+				codes[eventstore.AsError(err).Code]++
 			} else {
 				codes["OK"]++
 			}
@@ -109,7 +110,7 @@ func TestIdempotentSubmitUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1000)
 
 	bodies := make([][]byte, 20)
@@ -142,18 +143,18 @@ func TestIdempotentSubmitUnderConcurrency(t *testing.T) {
 	require.Len(t, resp.TransactionIDs, 2)
 
 	_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("same", "11", "alice", "bob"))
-	require.Equal(t, "IDEMPOTENCY_KEY_REUSED", ledger.AsError(err).Code)
+	require.Equal(t, "IDEMPOTENCY_KEY_REUSED", eventstore.AsError(err).Code)
 }
 
 func TestFailedActionCanBeRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 5)
 
 	o, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("k", "10", "alice"))
-	require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
+	require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
 	require.Equal(t, ledger.StatusFailed, o.Status)
 	_, err = s.RequestAllocation(ctx, sc, events.Metadata{}, ledger.AllocationInput{Amount: 100})
 	require.NoError(t, err)
@@ -172,7 +173,7 @@ func TestConcurrentReverseReversesOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1000)
 	o, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("k", "30", "a", "b", "c", "d"))
 	require.NoError(t, err)
@@ -188,7 +189,7 @@ func TestConcurrentReverseReversesOnce(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				codes[ledger.AsError(err).Code]++
+				codes[eventstore.AsError(err).Code]++
 			} else {
 				codes["OK"]++
 			}
@@ -203,18 +204,18 @@ func TestConcurrentReverseReversesOnce(t *testing.T) {
 	// Another tenant cannot see or reverse it; a failed action is not reversible.
 	other := newTenant(t, s, "sandbox", 0)
 	_, err = s.ReverseAction(ctx, other, events.Metadata{}, o.ActionID, "")
-	require.Equal(t, "ACTION_NOT_FOUND", ledger.AsError(err).Code)
+	require.Equal(t, "ACTION_NOT_FOUND", eventstore.AsError(err).Code)
 	f, err := s.SubmitAction(ctx, other, events.Metadata{}, action("k", "30", "a"))
-	require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
+	require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
 	_, err = s.ReverseAction(ctx, other, events.Metadata{}, f.ActionID, "")
-	require.Equal(t, "NOT_REVERSIBLE", ledger.AsError(err).Code)
+	require.Equal(t, "NOT_REVERSIBLE", eventstore.AsError(err).Code)
 }
 
 func TestInvalidActionsWriteNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
+	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1000)
 	before := countEvents(t, db)
 
@@ -239,18 +240,18 @@ func TestInvalidActionsWriteNothing(t *testing.T) {
 		in := action("k-"+field, "10", "alice")
 		mut(&in)
 		_, err := s.SubmitAction(ctx, sc, events.Metadata{}, in)
-		e := ledger.AsError(err)
-		require.Equal(t, ledger.KindInvalid, e.Kind, field)
+		e := eventstore.AsError(err)
+		require.Equal(t, eventstore.KindInvalid, e.Kind, field)
 		require.Equal(t, field, e.Details[0].Field)
 	}
 	for _, amt := range []string{"0", "-5", "abc"} {
 		_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("k", amt, "alice"))
-		require.Equal(t, "amount", ledger.AsError(err).Details[0].Field, amt)
+		require.Equal(t, "amount", eventstore.AsError(err).Details[0].Field, amt)
 	}
 	jpy := action("k", "10.5", "alice")
 	jpy.Currency = "JPY"
 	_, err := s.SubmitAction(ctx, sc, events.Metadata{}, jpy)
-	require.Equal(t, "amount", ledger.AsError(err).Details[0].Field)
+	require.Equal(t, "amount", eventstore.AsError(err).Details[0].Field)
 	kwd := action("kwd", "10.125", "alice")
 	kwd.Currency = "KWD"
 	_, err = s.SubmitAction(ctx, sc, events.Metadata{}, kwd)
@@ -261,12 +262,12 @@ func TestInvalidActionsWriteNothing(t *testing.T) {
 	unknown := action("u", "10", "nobody")
 	unknown.AutoCreateUsers = false
 	_, err = s.SubmitAction(ctx, sc, events.Metadata{}, unknown)
-	require.Equal(t, "USER_NOT_FOUND", ledger.AsError(err).Code)
+	require.Equal(t, "USER_NOT_FOUND", eventstore.AsError(err).Code)
 	require.Equal(t, before, countEvents(t, db))
 
 	many := make([]ledger.ActionInput, 101)
 	_, err = s.SubmitBulk(ctx, sc, events.Metadata{}, many)
-	require.Equal(t, "TOO_MANY_ACTIONS", ledger.AsError(err).Code)
+	require.Equal(t, "TOO_MANY_ACTIONS", eventstore.AsError(err).Code)
 	require.Equal(t, before, countEvents(t, db))
 }
 
@@ -274,8 +275,8 @@ func TestLowBalanceOncePerCrossingAndAutoRefill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
-	sc := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "sandbox"}
+	s := openLedger(t, db)
+	sc := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: "sandbox"}
 	_, _, err := s.ProvisionPool(ctx, sc, events.Metadata{}, ledger.PoolInput{Allocated: 100, LowBalanceThreshold: 50})
 	require.NoError(t, err)
 	for i := 0; i < 4; i++ { // 100 → 80 → 60 → 40 (cross) → 20
@@ -295,7 +296,7 @@ func TestLowBalanceOncePerCrossingAndAutoRefill(t *testing.T) {
 	require.Equal(t, 2, count("pool.low_balance"))
 
 	// Auto-refill: production waits for an operator, and files once until decided.
-	prod := ledger.Scope{PartnerID: sc.PartnerID, Environment: "production"}
+	prod := eventstore.Tenant{PartnerID: sc.PartnerID, Environment: "production"}
 	_, _, err = s.ProvisionPool(ctx, prod, events.Metadata{}, ledger.PoolInput{Allocated: 100, AutoRefill: true, AutoRefillThreshold: 70, AutoRefillAmount: 500})
 	require.NoError(t, err)
 	for i := 0; i < 3; i++ {
@@ -308,7 +309,7 @@ func TestLowBalanceOncePerCrossingAndAutoRefill(t *testing.T) {
 	_, err = s.DecideAllocation(ctx, prod, events.Metadata{}, ledger.DefaultPoolID(prod), reqID, true, "op", "")
 	require.NoError(t, err)
 	_, err = s.DecideAllocation(ctx, prod, events.Metadata{}, ledger.DefaultPoolID(prod), reqID, true, "op", "")
-	require.Equal(t, "REQUEST_ALREADY_DECIDED", ledger.AsError(err).Code)
+	require.Equal(t, "REQUEST_ALREADY_DECIDED", eventstore.AsError(err).Code)
 	alloc, dist, ret := poolState(t, db, prod)
 	require.Equal(t, int64(540), alloc-dist+ret)
 }
@@ -317,19 +318,19 @@ func TestExpiredPoolRefusesAndRecords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := openStore(t, db)
-	sc := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "sandbox"}
+	s := openLedger(t, db)
+	sc := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: "sandbox"}
 	past := time.Now().Add(-time.Hour).UTC()
 	_, _, err := s.ProvisionPool(ctx, sc, events.Metadata{}, ledger.PoolInput{Allocated: 100, ExpiresAt: &past})
 	require.NoError(t, err)
 	o, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("k", "20", "a"))
-	require.Equal(t, "POOL_EXPIRED", ledger.AsError(err).Code)
+	require.Equal(t, "POOL_EXPIRED", eventstore.AsError(err).Code)
 	require.Equal(t, ledger.StatusFailed, o.Status)
 
 	// Production without an approved pool: recorded as FAILED, 402.
-	prod := ledger.Scope{PartnerID: sc.PartnerID, Environment: "production"}
+	prod := eventstore.Tenant{PartnerID: sc.PartnerID, Environment: "production"}
 	_, err = s.SubmitAction(ctx, prod, events.Metadata{}, action("k", "20", "a"))
-	require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
+	require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
 }
 
 // Two processes (two stores on one database) race for one pool and for
@@ -339,9 +340,8 @@ func TestTwoProcessesRaceForPoolAndSchedule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s1 := openStore(t, db)
-	s2 := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
-	t.Cleanup(s2.Close)
+	s1 := openLedger(t, db)
+	s2 := openLedgerOn(t, db.NewPool(t))
 	const n = 7
 	sc := newTenant(t, s1, "sandbox", 10*n)
 	start := time.Now().Add(-time.Second)
@@ -367,7 +367,7 @@ func TestTwoProcessesRaceForPoolAndSchedule(t *testing.T) {
 			if err == nil {
 				ok++
 			} else {
-				require.Equal(t, "INSUFFICIENT_POOL", ledger.AsError(err).Code)
+				require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
 			}
 			if ch {
 				started++

@@ -12,8 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/internal/secretbox"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // WebhookTypes are the webhook event types a subscription may ask for
@@ -29,7 +29,7 @@ func WebhookStreamID(webhookID string) string { return "webhook-" + webhookID }
 // webhookState is the aggregate of a webhook-wh_… stream.
 type webhookState struct {
 	Exists   bool
-	Scope    Scope
+	Scope    eventstore.Tenant
 	Deleted  bool
 	Disabled bool
 }
@@ -38,7 +38,7 @@ func (w *webhookState) Apply(e events.Event) error {
 	switch e.Type {
 	case "webhook.registered":
 		w.Exists = true
-		w.Scope = Scope{PartnerID: e.PartnerID, Environment: e.Environment}
+		w.Scope = eventstore.Tenant{PartnerID: e.PartnerID, Environment: e.Environment}
 	case "webhook.deleted":
 		w.Deleted = true
 	case "webhook.disabled":
@@ -48,29 +48,7 @@ func (w *webhookState) Apply(e events.Event) error {
 }
 
 func init() {
-	RegisterAggregate("webhook-", func() Aggregate { return &webhookState{} })
-}
-
-// WebhooksOptions configures the webhook commands.
-type WebhooksOptions struct {
-	// MasterKey (32 bytes) encrypts signing secrets at rest.
-	MasterKey []byte
-	// RequireHTTPS refuses http:// URLs for every environment (production
-	// deployments). Partners' production environment always requires https.
-	RequireHTTPS bool
-	// Addresses decides which hosts registration accepts.
-	Addresses netguard.Policy
-}
-
-// Webhooks holds the webhook subscription commands.
-type Webhooks struct {
-	store *Store
-	opts  WebhooksOptions
-}
-
-// NewWebhooks returns the webhook commands writing through store.
-func NewWebhooks(store *Store, opts WebhooksOptions) *Webhooks {
-	return &Webhooks{store: store, opts: opts}
+	eventstore.RegisterAggregate("webhook-", func() eventstore.Aggregate { return &webhookState{} })
 }
 
 // RegisterWebhook is a registration request.
@@ -92,12 +70,12 @@ type RegisteredWebhook struct {
 }
 
 // ErrWebhookNotFound is returned for unknown, deleted or other tenants' webhooks.
-var ErrWebhookNotFound = Errorf(KindNotFound, "WEBHOOK_NOT_FOUND", "no such webhook")
+var ErrWebhookNotFound = eventstore.Errorf(eventstore.KindNotFound, "WEBHOOK_NOT_FOUND", "no such webhook")
 
 // Register validates req, checks that its host is allowed, and records a
 // new subscription with a fresh whsec_ secret.
-func (w *Webhooks) Register(ctx context.Context, scope Scope, meta events.Metadata, req RegisterWebhook) (RegisteredWebhook, error) {
-	if err := w.validate(ctx, scope, &req); err != nil {
+func (s *Service) RegisterWebhook(ctx context.Context, scope eventstore.Tenant, meta events.Metadata, req RegisterWebhook) (RegisteredWebhook, error) {
+	if err := s.validateWebhook(ctx, scope, &req); err != nil {
 		return RegisteredWebhook{}, err
 	}
 	id := "wh_" + strings.ReplaceAll(uuid.NewString(), "-", "")
@@ -106,7 +84,7 @@ func (w *Webhooks) Register(ctx context.Context, scope Scope, meta events.Metada
 		return RegisteredWebhook{}, err
 	}
 	secret := "whsec_" + hex.EncodeToString(raw)
-	sealed, err := secretbox.Seal(w.opts.MasterKey, id, []byte(secret))
+	sealed, err := secretbox.Seal(s.opts.MasterKey, id, []byte(secret))
 	if err != nil {
 		return RegisteredWebhook{}, err
 	}
@@ -114,34 +92,34 @@ func (w *Webhooks) Register(ctx context.Context, scope Scope, meta events.Metada
 		WebhookID: id, URL: req.URL, Description: req.Description,
 		EventTypes: req.EventTypes, ReceiveAllEvents: req.ReceiveAllEvents, SecretSealed: sealed,
 	}
-	res, err := w.store.Append(ctx, scope, meta, WebhookStreamID(id), 0, ev)
+	res, err := s.appendNew(ctx, scope, meta, WebhookStreamID(id), ev)
 	if err != nil {
 		return RegisteredWebhook{}, err
 	}
 	return RegisteredWebhook{Event: ev, Secret: secret, Position: res.Position, RecordedAt: res.Events[0].RecordedAt}, nil
 }
 
-func (w *Webhooks) validate(ctx context.Context, scope Scope, req *RegisterWebhook) error {
-	var issues []FieldIssue
+func (s *Service) validateWebhook(ctx context.Context, scope eventstore.Tenant, req *RegisterWebhook) error {
+	var issues []eventstore.FieldIssue
 	u, err := url.Parse(req.URL)
 	switch {
 	case req.URL == "":
-		issues = append(issues, FieldIssue{Field: "url", Issue: "is required"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "is required"})
 	case len(req.URL) > 2048:
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must be at most 2048 characters"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must be at most 2048 characters"})
 	case err != nil || u.Host == "" || u.Hostname() == "":
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must be an absolute URL"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must be an absolute URL"})
 	case u.Scheme != "https" && u.Scheme != "http":
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must use https"})
-	case u.Scheme == "http" && (w.opts.RequireHTTPS || scope.Environment == "production"):
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must use https"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must use https"})
+	case u.Scheme == "http" && (s.opts.WebhookRequireHTTPS || scope.Environment == "production"):
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must use https"})
 	case u.User != nil:
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must not contain credentials"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must not contain credentials"})
 	case u.Fragment != "":
-		issues = append(issues, FieldIssue{Field: "url", Issue: "must not contain a fragment"})
+		issues = append(issues, eventstore.FieldIssue{Field: "url", Issue: "must not contain a fragment"})
 	}
 	if len(req.Description) > 500 {
-		issues = append(issues, FieldIssue{Field: "description", Issue: "must be at most 500 characters"})
+		issues = append(issues, eventstore.FieldIssue{Field: "description", Issue: "must be at most 500 characters"})
 	}
 	known := map[string]bool{}
 	for _, t := range WebhookTypes {
@@ -151,7 +129,7 @@ func (w *Webhooks) validate(ctx context.Context, scope Scope, req *RegisterWebho
 	types := make([]string, 0, len(req.EventTypes))
 	for _, t := range req.EventTypes {
 		if !known[t] {
-			issues = append(issues, FieldIssue{Field: "eventTypes", Issue: "unknown event type " + t + "; known: " + strings.Join(WebhookTypes, ", ")})
+			issues = append(issues, eventstore.FieldIssue{Field: "eventTypes", Issue: "unknown event type " + t + "; known: " + strings.Join(WebhookTypes, ", ")})
 			continue
 		}
 		if !seen[t] {
@@ -161,23 +139,27 @@ func (w *Webhooks) validate(ctx context.Context, scope Scope, req *RegisterWebho
 	}
 	req.EventTypes = types
 	if !req.ReceiveAllEvents && len(req.EventTypes) == 0 && len(issues) == 0 {
-		issues = append(issues, FieldIssue{Field: "eventTypes", Issue: "name at least one event type, or set receiveAllEvents"})
+		issues = append(issues, eventstore.FieldIssue{Field: "eventTypes", Issue: "name at least one event type, or set receiveAllEvents"})
 	}
 	if len(issues) > 0 {
-		return Invalid("the webhook registration is invalid", issues...)
+		return eventstore.Invalid("the webhook registration is invalid", issues...)
 	}
-	if err := w.opts.Addresses.CheckHost(ctx, u.Hostname()); err != nil {
-		if errors.Is(err, netguard.ErrBlocked) {
-			return Invalid("the webhook URL is not allowed", FieldIssue{Field: "url", Issue: "must resolve to a public internet address: " + err.Error()})
-		}
+	if s.opts.WebhookHosts == nil {
+		return nil
+	}
+	refusal, err := s.opts.WebhookHosts.RefuseHost(ctx, u.Hostname())
+	if err != nil {
 		return err
+	}
+	if refusal != "" {
+		return eventstore.Invalid("the webhook URL is not allowed", eventstore.FieldIssue{Field: "url", Issue: "must resolve to a public internet address: " + refusal})
 	}
 	return nil
 }
 
 // loadOwned loads a webhook stream and refuses it unless scope owns it and
 // it is not deleted.
-func loadOwned(s *Session, scope Scope, id string) (*webhookState, error) {
+func loadOwned(s *eventstore.Session, scope eventstore.Tenant, id string) (*webhookState, error) {
 	st, err := s.Load(WebhookStreamID(id))
 	if err != nil {
 		return nil, err
@@ -190,37 +172,37 @@ func loadOwned(s *Session, scope Scope, id string) (*webhookState, error) {
 }
 
 // Delete records that scope's webhook id is deleted.
-func (w *Webhooks) Delete(ctx context.Context, scope Scope, meta events.Metadata, id string) (Result, error) {
-	return w.store.Execute(ctx, Command{Scope: scope, Metadata: meta, Decide: func(s *Session) error {
-		if _, err := loadOwned(s, scope, id); err != nil {
+func (s *Service) DeleteWebhook(ctx context.Context, scope eventstore.Tenant, meta events.Metadata, id string) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: scope, Metadata: meta, Decide: func(ss *eventstore.Session) error {
+		if _, err := loadOwned(ss, scope, id); err != nil {
 			return err
 		}
-		s.Emit(WebhookStreamID(id), events.WebhookDeleted{WebhookID: id})
+		ss.Emit(WebhookStreamID(id), events.WebhookDeleted{WebhookID: id})
 		return nil
 	}})
 }
 
 // RequestTest records a request for one webhook.test delivery to scope's
 // webhook id. The returned event's id determines the delivery's id.
-func (w *Webhooks) RequestTest(ctx context.Context, scope Scope, meta events.Metadata, id string) (Result, error) {
-	return w.store.Execute(ctx, Command{Scope: scope, Metadata: meta, Decide: func(s *Session) error {
-		ws, err := loadOwned(s, scope, id)
+func (s *Service) RequestWebhookTest(ctx context.Context, scope eventstore.Tenant, meta events.Metadata, id string) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: scope, Metadata: meta, Decide: func(ss *eventstore.Session) error {
+		ws, err := loadOwned(ss, scope, id)
 		if err != nil {
 			return err
 		}
 		if ws.Disabled {
-			return Errorf(KindConflict, "WEBHOOK_DISABLED", "this webhook was disabled after failing repeatedly; register it again")
+			return eventstore.Errorf(eventstore.KindConflict, "WEBHOOK_DISABLED", "this webhook was disabled after failing repeatedly; register it again")
 		}
-		s.Emit(WebhookStreamID(id), events.WebhookTestRequested{WebhookID: id})
+		ss.Emit(WebhookStreamID(id), events.WebhookTestRequested{WebhookID: id})
 		return nil
 	}})
 }
 
 // Disable records that the dispatcher disabled scope's webhook id. It is
 // a no-op for a webhook already disabled or deleted.
-func (w *Webhooks) Disable(ctx context.Context, scope Scope, id string, d events.WebhookDisabled) (Result, error) {
-	return w.store.Execute(ctx, Command{Scope: scope, Metadata: events.Metadata{Actor: "system:webhook-dispatcher"}, Decide: func(s *Session) error {
-		ws, err := loadOwned(s, scope, id)
+func (s *Service) DisableWebhook(ctx context.Context, scope eventstore.Tenant, id string, d events.WebhookDisabled) (eventstore.Result, error) {
+	return s.store.Execute(ctx, eventstore.Command{Tenant: scope, Metadata: events.Metadata{Actor: "system:webhook-dispatcher"}, Decide: func(ss *eventstore.Session) error {
+		ws, err := loadOwned(ss, scope, id)
 		if err != nil {
 			if errors.Is(err, ErrWebhookNotFound) {
 				return nil
@@ -231,7 +213,7 @@ func (w *Webhooks) Disable(ctx context.Context, scope Scope, id string, d events
 			return nil
 		}
 		d.WebhookID = id
-		s.Emit(WebhookStreamID(id), d)
+		ss.Emit(WebhookStreamID(id), d)
 		return nil
 	}})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // AccountsName is the name of the accounts read model: portal users,
@@ -143,12 +144,12 @@ func scanAuthKey(row pgx.Row) (*AuthKey, error) {
 }
 
 // KeyByPublic finds a key by its publishable key; nil when unknown.
-func KeyByPublic(ctx context.Context, q ledger.Querier, pk string) (*AuthKey, error) {
+func KeyByPublic(ctx context.Context, q eventstore.Querier, pk string) (*AuthKey, error) {
 	return scanAuthKey(q.QueryRow(ctx, selectAuthKey+`WHERE k.public_key = $1`, pk))
 }
 
 // KeyBySecretHash finds a key by the SHA-256 hex of its secret key; nil when unknown.
-func KeyBySecretHash(ctx context.Context, q ledger.Querier, hash string) (*AuthKey, error) {
+func KeyBySecretHash(ctx context.Context, q eventstore.Querier, hash string) (*AuthKey, error) {
 	return scanAuthKey(q.QueryRow(ctx, selectAuthKey+`WHERE k.secret_hash = $1`, hash))
 }
 
@@ -176,12 +177,12 @@ func scanUser(row pgx.Row) (*PortalUser, error) {
 }
 
 // UserByEmail finds a portal user by (normalized) email; nil when unknown.
-func UserByEmail(ctx context.Context, q ledger.Querier, email string) (*PortalUser, error) {
+func UserByEmail(ctx context.Context, q eventstore.Querier, email string) (*PortalUser, error) {
 	return scanUser(q.QueryRow(ctx, selectUser+`WHERE email = $1`, ledger.NormalizeEmail(email)))
 }
 
 // UserByID finds a portal user; nil when unknown.
-func UserByID(ctx context.Context, q ledger.Querier, userID string) (*PortalUser, error) {
+func UserByID(ctx context.Context, q eventstore.Querier, userID string) (*PortalUser, error) {
 	return scanUser(q.QueryRow(ctx, selectUser+`WHERE user_id = $1`, userID))
 }
 
@@ -197,7 +198,7 @@ type PartnerRecord struct {
 }
 
 // PartnerByID returns a partner; nil when unknown.
-func PartnerByID(ctx context.Context, q ledger.Querier, partnerID string) (*PartnerRecord, error) {
+func PartnerByID(ctx context.Context, q eventstore.Querier, partnerID string) (*PartnerRecord, error) {
 	var p PartnerRecord
 	err := q.QueryRow(ctx, `SELECT partner_id, name, status, tier, owner_user_id, created_at, updated_at
 		FROM proj_accounts.partners WHERE partner_id = $1`, partnerID).
@@ -247,7 +248,7 @@ func scanKeyRecord(row pgx.CollectableRow) (KeyRecord, error) {
 
 // ListKeys returns a page of the partner's keys (revoked keys excluded),
 // newest first, and the total count.
-func ListKeys(ctx context.Context, q ledger.Querier, partnerID string, offset, limit int) ([]KeyRecord, int64, error) {
+func ListKeys(ctx context.Context, q eventstore.Querier, partnerID string, offset, limit int) ([]KeyRecord, int64, error) {
 	var total int64
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM proj_accounts.api_keys WHERE partner_id = $1 AND revoked_at IS NULL`, partnerID).Scan(&total); err != nil {
 		return nil, 0, err
@@ -263,7 +264,7 @@ func ListKeys(ctx context.Context, q ledger.Querier, partnerID string, offset, l
 
 // KeyRecordByID returns one of the partner's keys; nil when unknown,
 // revoked, or another partner's.
-func KeyRecordByID(ctx context.Context, q ledger.Querier, partnerID, keyID string) (*KeyRecord, error) {
+func KeyRecordByID(ctx context.Context, q eventstore.Querier, partnerID, keyID string) (*KeyRecord, error) {
 	rows, err := q.Query(ctx, selectKeyRecord+`WHERE k.key_id = $1 AND k.partner_id = $2 AND k.revoked_at IS NULL`, keyID, partnerID)
 	if err != nil {
 		return nil, err
@@ -277,7 +278,7 @@ func KeyRecordByID(ctx context.Context, q ledger.Querier, partnerID, keyID strin
 
 // ActivePublishableKey returns the newest usable publishable key of the
 // partner and its environment, preferring production; empty when none.
-func ActivePublishableKey(ctx context.Context, q ledger.Querier, partnerID string, now time.Time) (string, string, error) {
+func ActivePublishableKey(ctx context.Context, q eventstore.Querier, partnerID string, now time.Time) (string, string, error) {
 	var pk, env string
 	err := q.QueryRow(ctx, `SELECT public_key, environment FROM proj_accounts.api_keys
 		WHERE partner_id = $1 AND revoked_at IS NULL AND is_active AND (expires_at IS NULL OR expires_at > $2)

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func applyLockKey(name string) int64 {
@@ -84,7 +84,7 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 				continue
 			}
 			if gap := e.Position - cp - 1; gap > 0 {
-				missing, err := ledger.ReadFrom(ctx, tx, cp, int(min(gap, maxGap)))
+				missing, err := eventstore.ReadFrom(ctx, tx, cp, int(min(gap, maxGap)))
 				if err != nil {
 					return err
 				}

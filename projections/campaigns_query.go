@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // CampaignSplitView gives a stakeholder role its percentage.
@@ -114,7 +115,7 @@ func CampaignViewOf(c ledger.CampaignState) CampaignView {
 }
 
 // ListCampaigns lists a tenant's campaigns, newest first.
-func ListCampaigns(ctx context.Context, q ledger.Querier, t Tenant, status string, win Window) ([]CampaignView, int64, error) {
+func ListCampaigns(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, status string, win Window) ([]CampaignView, int64, error) {
 	w := newWhere(t)
 	if status != "" {
 		w.add("status = ?", status)
@@ -133,7 +134,7 @@ func ListCampaigns(ctx context.Context, q ledger.Querier, t Tenant, status strin
 }
 
 // GetCampaign returns one campaign of the tenant.
-func GetCampaign(ctx context.Context, q ledger.Querier, t Tenant, id string) (CampaignView, error) {
+func GetCampaign(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, id string) (CampaignView, error) {
 	rows, err := q.Query(ctx, `SELECT `+campaignCols+` FROM `+Table(RewardsName, "campaigns")+` WHERE partner_id = $1 AND environment = $2 AND campaign_id = $3`,
 		t.PartnerID, t.Environment, id)
 	if err != nil {
@@ -141,13 +142,13 @@ func GetCampaign(ctx context.Context, q ledger.Querier, t Tenant, id string) (Ca
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanCampaign)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
+		return v, eventstore.Errorf(eventstore.KindNotFound, "CAMPAIGN_NOT_FOUND", "no campaign %s", id)
 	}
 	return v, err
 }
 
 // ActiveCampaign returns the tenant's ACTIVE campaign.
-func ActiveCampaign(ctx context.Context, q ledger.Querier, t Tenant) (CampaignView, error) {
+func ActiveCampaign(ctx context.Context, q eventstore.Querier, t eventstore.Tenant) (CampaignView, error) {
 	rows, err := q.Query(ctx, `SELECT `+campaignCols+` FROM `+Table(RewardsName, "campaigns")+` WHERE partner_id = $1 AND environment = $2 AND status = 'ACTIVE'`,
 		t.PartnerID, t.Environment)
 	if err != nil {
@@ -155,7 +156,7 @@ func ActiveCampaign(ctx context.Context, q ledger.Querier, t Tenant) (CampaignVi
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanCampaign)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "NO_ACTIVE_CAMPAIGN", "no campaign is active in this environment")
+		return v, eventstore.Errorf(eventstore.KindNotFound, "NO_ACTIVE_CAMPAIGN", "no campaign is active in this environment")
 	}
 	return v, err
 }
@@ -202,7 +203,7 @@ type DailyPoint struct {
 // model: over its whole life, or over the actions recorded in [from, to)
 // when either bound is given (reversals count with the action they undo).
 // The budget is always the campaign's current one.
-func GetCampaignAnalytics(ctx context.Context, q ledger.Querier, t Tenant, id string, from, to *time.Time) (CampaignAnalytics, error) {
+func GetCampaignAnalytics(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, id string, from, to *time.Time) (CampaignAnalytics, error) {
 	c, err := GetCampaign(ctx, q, t, id)
 	if err != nil {
 		return CampaignAnalytics{}, err
@@ -248,7 +249,7 @@ func GetCampaignAnalytics(ctx context.Context, q ledger.Querier, t Tenant, id st
 
 // DueCampaign is a campaign whose schedule says its status should change.
 type DueCampaign struct {
-	Scope      ledger.Scope
+	Tenant     eventstore.Tenant
 	CampaignID string
 }
 
@@ -259,7 +260,7 @@ type DueCampaign struct {
 // ACTIVE one is left out (until its end passes): advancing it changes
 // nothing, so it would stay at the head of the list, and a hundred of them
 // (one partner can make them) would starve every other tenant's schedule.
-func DueCampaigns(ctx context.Context, q ledger.Querier, now time.Time, limit int) ([]DueCampaign, error) {
+func DueCampaigns(ctx context.Context, q eventstore.Querier, now time.Time, limit int) ([]DueCampaign, error) {
 	table := Table(RewardsName, "campaigns")
 	rows, err := q.Query(ctx, `SELECT c.partner_id, c.environment, c.campaign_id FROM `+table+` c
 		WHERE (c.status IN ('SCHEDULED','ACTIVE','PAUSED') AND c.ends_at <= $1)
@@ -271,7 +272,7 @@ func DueCampaigns(ctx context.Context, q ledger.Querier, now time.Time, limit in
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (DueCampaign, error) {
 		var d DueCampaign
-		err := row.Scan(&d.Scope.PartnerID, &d.Scope.Environment, &d.CampaignID)
+		err := row.Scan(&d.Tenant.PartnerID, &d.Tenant.Environment, &d.CampaignID)
 		return d, err
 	})
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sirgiving/ledger/internal/bus"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // The relay and projector use only JetStream features an older server
@@ -37,9 +37,9 @@ func TestRelayAndProjectorOnTheConfiguredNATSServer(t *testing.T) {
 	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), cfg.Stream) })
 
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
-	relay, err := ledger.NewRelay(db.Pool, nc, ledger.RelayOptions{Bus: cfg, Poll: 20 * time.Millisecond})
+	relay, err := eventstore.NewRelay(db.Pool, nc, eventstore.RelayOptions{Bus: cfg, Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

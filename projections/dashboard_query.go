@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // DashboardSummary is the tenant's pools, activity and users at a glance.
@@ -47,7 +46,7 @@ type CampaignSummary struct {
 }
 
 // Summary computes the dashboard summary as of now.
-func Summary(ctx context.Context, q ledger.Querier, t Tenant, now time.Time) (DashboardSummary, error) {
+func Summary(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, now time.Time) (DashboardSummary, error) {
 	var s DashboardSummary
 	s.Environment, s.GeneratedAt = t.Environment, now.UTC()
 	args := []any{t.PartnerID, t.Environment}
@@ -74,7 +73,7 @@ func Summary(ctx context.Context, q ledger.Querier, t Tenant, now time.Time) (Da
 	c, err := ActiveCampaign(ctx, q, t)
 	if err == nil {
 		s.ActiveCampaign = &CampaignSummary{ID: c.ID, Name: c.Name, Multiplier: c.Multiplier, EndsAt: c.EndsAt}
-	} else if le := (*ledger.Error)(nil); !errors.As(err, &le) || le.Code != "NO_ACTIVE_CAMPAIGN" {
+	} else if le := (*eventstore.Error)(nil); !errors.As(err, &le) || le.Code != "NO_ACTIVE_CAMPAIGN" {
 		return s, err
 	}
 	return s, nil
@@ -100,7 +99,7 @@ type Trends struct {
 }
 
 // DailyTrends computes one point per day, zeros included.
-func DailyTrends(ctx context.Context, q ledger.Querier, t Tenant, days int, now time.Time) (Trends, error) {
+func DailyTrends(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, days int, now time.Time) (Trends, error) {
 	to := now.UTC().Truncate(24 * time.Hour)
 	from := to.AddDate(0, 0, -(days - 1))
 	tr := Trends{From: from.Format("2006-01-02"), To: to.Format("2006-01-02")}
@@ -136,7 +135,7 @@ type TopEarner struct {
 
 // TopEarners ranks users by tokens earned net of reversals, in the last
 // days UTC days (all time when days is 0).
-func TopEarners(ctx context.Context, q ledger.Querier, t Tenant, limit, days int, now time.Time) ([]TopEarner, error) {
+func TopEarners(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, limit, days int, now time.Time) ([]TopEarner, error) {
 	var since *time.Time
 	if days > 0 {
 		s := now.UTC().Truncate(24*time.Hour).AddDate(0, 0, -(days - 1))

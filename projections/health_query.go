@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // KeyNotice is a key of the tenant that needs its owner's attention.
@@ -32,7 +31,7 @@ type KeysHealth struct {
 // horizon or were never used. lastUsedAt is written every few seconds, so
 // a key first used moments ago can still show as never used; keys in
 // usedNow (the caller's own) count as used.
-func TenantKeysHealth(ctx context.Context, q ledger.Querier, t Tenant, now, horizon time.Time, usedNow ...string) (KeysHealth, error) {
+func TenantKeysHealth(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, now, horizon time.Time, usedNow ...string) (KeysHealth, error) {
 	h := KeysHealth{ExpiringSoon: []KeyNotice{}, NeverUsed: []KeyNotice{}}
 	used := map[string]bool{}
 	for _, k := range usedNow {
@@ -98,7 +97,7 @@ type PoolsHealth struct {
 
 // TenantPoolsHealth reports the tenant's pools that are low, depleted,
 // expired or expire before horizon.
-func TenantPoolsHealth(ctx context.Context, q ledger.Querier, t Tenant, now, horizon time.Time) (PoolsHealth, error) {
+func TenantPoolsHealth(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, now, horizon time.Time) (PoolsHealth, error) {
 	h := PoolsHealth{Attention: []PoolNotice{}}
 	rows, err := q.Query(ctx, `SELECT pool_id, name, allocated - distributed + returned, low_balance_threshold, expires_at
 		FROM `+Table(RewardsName, "pools")+` WHERE partner_id = $1 AND environment = $2 AND provisioned

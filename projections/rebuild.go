@@ -7,8 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // RebuildProgress is reported while a rebuild replays the event store.
@@ -81,7 +80,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 			return 0, err
 		}
 		if progress != nil {
-			head, _ := ledger.ReadHead(ctx, pool)
+			head, _ := eventstore.ReadHead(ctx, pool)
 			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
 		}
 		if n < rebuildPage {
@@ -136,7 +135,7 @@ const rebuildPage = 5000
 // replayPage applies up to one page of events after pos and returns the
 // new position and how many events it applied.
 func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64, int, error) {
-	evs, err := ledger.ReadFrom(ctx, tx, pos, rebuildPage)
+	evs, err := eventstore.ReadFrom(ctx, tx, pos, rebuildPage)
 	if err != nil {
 		return pos, 0, err
 	}
@@ -163,8 +162,8 @@ type Status struct {
 }
 
 // Statuses reports every projection that has a checkpoint.
-func Statuses(ctx context.Context, q ledger.Querier) ([]Status, error) {
-	head, err := ledger.ReadHead(ctx, q)
+func Statuses(ctx context.Context, q eventstore.Querier) ([]Status, error) {
+	head, err := eventstore.ReadHead(ctx, q)
 	if err != nil {
 		return nil, err
 	}

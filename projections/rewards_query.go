@@ -12,19 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
-
-// Tenant is the partner and environment every query is sealed to.
-type Tenant struct {
-	PartnerID   string
-	Environment string
-}
 
 // WaitTenant is read-your-writes for one tenant: it waits, at most wait,
 // until the rewards read model has applied the tenant's last committed
 // event. Every read endpoint calls it before querying.
-func WaitTenant(ctx context.Context, q ledger.Querier, t Tenant, wait time.Duration, names ...string) error {
+func WaitTenant(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, wait time.Duration, names ...string) error {
 	var pos int64
 	if err := q.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE partner_id = $1 AND environment = $2`,
 		t.PartnerID, t.Environment).Scan(&pos); err != nil {
@@ -40,7 +34,7 @@ func WaitTenant(ctx context.Context, q ledger.Querier, t Tenant, wait time.Durat
 
 // WaitPosition waits, at most wait, until the named read models (rewards
 // by default) have applied position.
-func WaitPosition(ctx context.Context, q ledger.Querier, pos int64, wait time.Duration, names ...string) error {
+func WaitPosition(ctx context.Context, q eventstore.Querier, pos int64, wait time.Duration, names ...string) error {
 	if len(names) == 0 {
 		names = []string{RewardsName}
 	}
@@ -61,7 +55,7 @@ type where struct {
 	args  []any
 }
 
-func newWhere(t Tenant) *where {
+func newWhere(t eventstore.Tenant) *where {
 	return &where{conds: []string{"partner_id = $1", "environment = $2"}, args: []any{t.PartnerID, t.Environment}}
 }
 
@@ -77,7 +71,7 @@ func (w *where) page(win Window) string {
 	return fmt.Sprintf(" LIMIT $%d OFFSET $%d", len(w.args)-1, len(w.args))
 }
 
-func count(ctx context.Context, q ledger.Querier, table string, w *where) (int64, error) {
+func count(ctx context.Context, q eventstore.Querier, table string, w *where) (int64, error) {
 	var n int64
 	err := q.QueryRow(ctx, `SELECT count(*) FROM `+table+w.sql(), w.args...).Scan(&n)
 	return n, err
@@ -119,7 +113,7 @@ func usersFrom() string {
 
 // ListUsers lists a tenant's end users, newest first; search matches the
 // email or external id (case-insensitive substring).
-func ListUsers(ctx context.Context, q ledger.Querier, t Tenant, search string, win Window) ([]UserView, int64, error) {
+func ListUsers(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, search string, win Window) ([]UserView, int64, error) {
 	w := &where{conds: []string{"u.partner_id = $1", "u.environment = $2"}, args: []any{t.PartnerID, t.Environment}}
 	if search != "" {
 		w.add(`(u.email ILIKE ? OR u.external_id ILIKE `+fmt.Sprintf("$%d", len(w.args)+1)+`)`, "%"+likeEscape(search)+"%")
@@ -141,11 +135,11 @@ func likeEscape(s string) string {
 }
 
 var errUserNotFound = func(id string) error {
-	return ledger.Errorf(ledger.KindNotFound, "USER_NOT_FOUND", "no user with externalId %q", id)
+	return eventstore.Errorf(eventstore.KindNotFound, "USER_NOT_FOUND", "no user with externalId %q", id)
 }
 
 // GetUser returns one end user by the partner's external id.
-func GetUser(ctx context.Context, q ledger.Querier, t Tenant, externalID string) (UserView, error) {
+func GetUser(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, externalID string) (UserView, error) {
 	rows, err := q.Query(ctx, `SELECT `+userCols+` FROM `+usersFrom()+` WHERE u.partner_id = $1 AND u.environment = $2 AND u.external_id = $3`,
 		t.PartnerID, t.Environment, externalID)
 	if err != nil {
@@ -168,7 +162,7 @@ type BalanceView struct {
 }
 
 // GetBalance returns a user's balance.
-func GetBalance(ctx context.Context, q ledger.Querier, t Tenant, externalID string) (BalanceView, error) {
+func GetBalance(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, externalID string) (BalanceView, error) {
 	var v BalanceView
 	err := q.QueryRow(ctx, `SELECT external_id, balance, total_earned, total_reversed, updated_at FROM `+Table(RewardsName, "balances")+`
 		WHERE partner_id = $1 AND environment = $2 AND external_id = $3`, t.PartnerID, t.Environment, externalID).
@@ -269,7 +263,7 @@ type ActionFilter struct {
 }
 
 // ListActions lists a tenant's actions, newest first.
-func ListActions(ctx context.Context, q ledger.Querier, t Tenant, f ActionFilter, win Window) ([]ActionView, int64, error) {
+func ListActions(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, f ActionFilter, win Window) ([]ActionView, int64, error) {
 	w := newWhere(t)
 	if f.Status != "" {
 		w.add("status = ?", f.Status)
@@ -304,7 +298,7 @@ func ListActions(ctx context.Context, q ledger.Querier, t Tenant, f ActionFilter
 }
 
 // GetAction returns one action of the tenant.
-func GetAction(ctx context.Context, q ledger.Querier, t Tenant, actionID string) (ActionView, error) {
+func GetAction(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, actionID string) (ActionView, error) {
 	rows, err := q.Query(ctx, `SELECT `+actionCols+` FROM `+Table(RewardsName, "actions")+` WHERE partner_id = $1 AND environment = $2 AND action_id = $3`,
 		t.PartnerID, t.Environment, actionID)
 	if err != nil {
@@ -312,7 +306,7 @@ func GetAction(ctx context.Context, q ledger.Querier, t Tenant, actionID string)
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanAction)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
+		return v, eventstore.Errorf(eventstore.KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
 	}
 	return v, err
 }
@@ -352,7 +346,7 @@ type TransactionFilter struct {
 }
 
 // ListTransactions lists a tenant's transactions, newest first.
-func ListTransactions(ctx context.Context, q ledger.Querier, t Tenant, f TransactionFilter, win Window) ([]TransactionView, int64, error) {
+func ListTransactions(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, f TransactionFilter, win Window) ([]TransactionView, int64, error) {
 	w := newWhere(t)
 	if f.Type != "" {
 		w.add("type = ?", f.Type)
@@ -386,7 +380,7 @@ func ListTransactions(ctx context.Context, q ledger.Querier, t Tenant, f Transac
 }
 
 // GetTransaction returns one transaction of the tenant.
-func GetTransaction(ctx context.Context, q ledger.Querier, t Tenant, id string) (TransactionView, error) {
+func GetTransaction(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, id string) (TransactionView, error) {
 	rows, err := q.Query(ctx, `SELECT `+txnCols+` FROM `+Table(RewardsName, "transactions")+` WHERE partner_id = $1 AND environment = $2 AND transaction_id = $3`,
 		t.PartnerID, t.Environment, id)
 	if err != nil {
@@ -394,7 +388,7 @@ func GetTransaction(ctx context.Context, q ledger.Querier, t Tenant, id string) 
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanTxn)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "TRANSACTION_NOT_FOUND", "no transaction %s", id)
+		return v, eventstore.Errorf(eventstore.KindNotFound, "TRANSACTION_NOT_FOUND", "no transaction %s", id)
 	}
 	return v, err
 }
@@ -462,7 +456,7 @@ func scanPool(row pgx.CollectableRow) (PoolView, error) {
 }
 
 // ListPools lists a tenant's provisioned token pools, oldest first.
-func ListPools(ctx context.Context, q ledger.Querier, t Tenant, win Window) ([]PoolView, int64, error) {
+func ListPools(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, win Window) ([]PoolView, int64, error) {
 	w := newWhere(t)
 	w.conds = append(w.conds, "provisioned")
 	table := Table(RewardsName, "pools")
@@ -479,7 +473,7 @@ func ListPools(ctx context.Context, q ledger.Querier, t Tenant, win Window) ([]P
 }
 
 // GetPool returns one pool of the tenant.
-func GetPool(ctx context.Context, q ledger.Querier, t Tenant, poolID string) (PoolView, error) {
+func GetPool(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, poolID string) (PoolView, error) {
 	rows, err := q.Query(ctx, `SELECT `+poolCols+` FROM `+Table(RewardsName, "pools")+` WHERE partner_id = $1 AND environment = $2 AND pool_id = $3 AND provisioned`,
 		t.PartnerID, t.Environment, poolID)
 	if err != nil {
@@ -487,7 +481,7 @@ func GetPool(ctx context.Context, q ledger.Querier, t Tenant, poolID string) (Po
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanPool)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "POOL_NOT_FOUND", "no token pool %s", poolID)
+		return v, eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s", poolID)
 	}
 	return v, err
 }
@@ -506,7 +500,7 @@ type AllocationRequestView struct {
 }
 
 // ListAllocationRequests lists a tenant's allocation requests, newest first.
-func ListAllocationRequests(ctx context.Context, q ledger.Querier, t Tenant, status string, win Window) ([]AllocationRequestView, int64, error) {
+func ListAllocationRequests(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, status string, win Window) ([]AllocationRequestView, int64, error) {
 	w := newWhere(t)
 	if status != "" {
 		w.add("status = ?", status)
@@ -534,7 +528,7 @@ func scanRequest(row pgx.CollectableRow) (AllocationRequestView, error) {
 }
 
 // GetAllocationRequest returns one allocation request of the tenant.
-func GetAllocationRequest(ctx context.Context, q ledger.Querier, t Tenant, id string) (AllocationRequestView, error) {
+func GetAllocationRequest(ctx context.Context, q eventstore.Querier, t eventstore.Tenant, id string) (AllocationRequestView, error) {
 	rows, err := q.Query(ctx, `SELECT `+requestCols+` FROM `+Table(RewardsName, "allocation_requests")+
 		` WHERE partner_id = $1 AND environment = $2 AND request_id = $3`, t.PartnerID, t.Environment, id)
 	if err != nil {
@@ -542,7 +536,7 @@ func GetAllocationRequest(ctx context.Context, q ledger.Querier, t Tenant, id st
 	}
 	v, err := pgx.CollectExactlyOneRow(rows, scanRequest)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return v, ledger.Errorf(ledger.KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", id)
+		return v, eventstore.Errorf(eventstore.KindNotFound, "REQUEST_NOT_FOUND", "no allocation request %s", id)
 	}
 	return v, err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func rewardAction(key, amount string, users ...string) ledger.ActionInput {
@@ -40,21 +41,22 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
-	t.Cleanup(s.Close)
+	store := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(store.Close)
+	s := ledger.NewService(store, ledger.Options{})
 	r, err := NewRunner(db.Pool, nil, RunnerOptions{Idle: 20 * time.Millisecond}, Rewards{})
 	require.NoError(t, err)
 	runRunner(t, r)
 
-	a := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "sandbox"}
-	aProd := ledger.Scope{PartnerID: a.PartnerID, Environment: "production"}
-	b := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "sandbox"}
-	for _, sc := range []ledger.Scope{a, b} {
+	a := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: "sandbox"}
+	aProd := eventstore.Tenant{PartnerID: a.PartnerID, Environment: "production"}
+	b := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: "sandbox"}
+	for _, sc := range []eventstore.Tenant{a, b} {
 		_, _, err := s.ProvisionPool(ctx, sc, events.Metadata{}, ledger.PoolInput{Allocated: 1000, LowBalanceThreshold: 900})
 		require.NoError(t, err)
 	}
-	ta, tb := Tenant{a.PartnerID, a.Environment}, Tenant{b.PartnerID, b.Environment}
-	wait := func(tn Tenant) { require.NoError(t, WaitTenant(ctx, db.Pool, tn, 30*time.Second)) }
+	ta, tb := a, b
+	wait := func(tn eventstore.Tenant) { require.NoError(t, WaitTenant(ctx, db.Pool, tn, 30*time.Second)) }
 
 	// Read-your-writes: right after each command the read reflects it.
 	o1, err := s.SubmitAction(ctx, a, events.Metadata{}, rewardAction("k1", "49.99", "alice", "bob", "carol"))
@@ -94,7 +96,7 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	require.NoError(t, err)
 	wait(ta)
 	wait(tb)
-	require.NoError(t, WaitTenant(ctx, db.Pool, Tenant{aProd.PartnerID, aProd.Environment}, 30*time.Second))
+	require.NoError(t, WaitTenant(ctx, db.Pool, aProd, 30*time.Second))
 
 	u, err := GetUser(ctx, db.Pool, ta, "alice")
 	require.NoError(t, err)
@@ -112,7 +114,7 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(35), bBal.Balance)
 	_, err = GetAction(ctx, db.Pool, tb, o1.ActionID)
-	require.Equal(t, "ACTION_NOT_FOUND", ledger.AsError(err).Code)
+	require.Equal(t, "ACTION_NOT_FOUND", eventstore.AsError(err).Code)
 	acts, total, err := ListActions(ctx, db.Pool, tb, ActionFilter{}, Window{Limit: 100})
 	require.NoError(t, err)
 	require.Equal(t, int64(5), total)
@@ -121,11 +123,11 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	require.NoError(t, err)
 	for _, tx := range txns {
 		_, err := GetTransaction(ctx, db.Pool, ta, tx.ID)
-		require.Equal(t, "TRANSACTION_NOT_FOUND", ledger.AsError(err).Code)
+		require.Equal(t, "TRANSACTION_NOT_FOUND", eventstore.AsError(err).Code)
 	}
-	prodT := Tenant{aProd.PartnerID, aProd.Environment}
+	prodT := aProd
 	_, err = GetUser(ctx, db.Pool, prodT, "dave")
-	require.Equal(t, "USER_NOT_FOUND", ledger.AsError(err).Code)
+	require.Equal(t, "USER_NOT_FOUND", eventstore.AsError(err).Code)
 	prodActs, _, err := ListActions(ctx, db.Pool, prodT, ActionFilter{Status: "FAILED"}, Window{Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, prodActs, 1)
@@ -174,13 +176,13 @@ func TestRewardsReadModelTenancyReadYourWritesAndRebuild(t *testing.T) {
 	require.Equal(t, cmp.CampaignID, cv.ID)
 	require.Equal(t, int64(30), cv.TokensDistributed)
 	_, err = ActiveCampaign(ctx, db.Pool, tb)
-	require.Equal(t, "NO_ACTIVE_CAMPAIGN", ledger.AsError(err).Code)
+	require.Equal(t, "NO_ACTIVE_CAMPAIGN", eventstore.AsError(err).Code)
 
 	// Rebuild from the event store reproduces every table exactly.
 	before := dumpRewards(t, db)
 	pos, err := Rebuild(ctx, db.Pool, Rewards{}, nil)
 	require.NoError(t, err)
-	head, err := ledger.ReadHead(ctx, db.Pool)
+	head, err := eventstore.ReadHead(ctx, db.Pool)
 	require.NoError(t, err)
 	require.Equal(t, head, pos)
 	require.Equal(t, before, dumpRewards(t, db))

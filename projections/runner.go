@@ -18,7 +18,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/bus"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // RunnerOptions configures a Runner.
@@ -292,7 +292,7 @@ func (r *Runner) catchUp(ctx context.Context, p Projection) (int, error) {
 	if err := r.pool.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, p.Name()).Scan(&cp); err != nil {
 		return 0, err
 	}
-	evs, err := ledger.ReadFrom(ctx, r.pool, cp, r.opts.FetchBatch)
+	evs, err := eventstore.ReadFrom(ctx, r.pool, cp, r.opts.FetchBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -315,7 +315,7 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 	}
 	r.applied.WithLabelValues(p.Name()).Add(float64(len(evs)))
 	r.positionGauge.WithLabelValues(p.Name()).Set(float64(cp))
-	if head, err := ledger.ReadHead(ctx, r.pool); err == nil {
+	if head, err := eventstore.ReadHead(ctx, r.pool); err == nil {
 		r.lagGauge.WithLabelValues(p.Name()).Set(float64(head - cp))
 	}
 	return nil
@@ -328,7 +328,7 @@ var ErrNotCaughtUp = errors.New("projections: read model is still catching up")
 // WaitFor blocks until every named projection has applied position, or
 // ctx ends (ErrNotCaughtUp). It reads checkpoints from PostgreSQL, so it
 // works whichever process runs the projector.
-func WaitFor(ctx context.Context, q ledger.Querier, position int64, names ...string) error {
+func WaitFor(ctx context.Context, q eventstore.Querier, position int64, names ...string) error {
 	delay := 500 * time.Microsecond
 	for {
 		var low int64

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 type tally struct {
@@ -61,7 +61,7 @@ type tallyRow struct {
 	LastPosition int64
 }
 
-func readTallies(t *testing.T, q ledger.Querier) []tallyRow {
+func readTallies(t *testing.T, q eventstore.Querier) []tallyRow {
 	t.Helper()
 	rows, err := q.Query(context.Background(), `SELECT stream_id, events, sum, last_position FROM `+Table("tally", "tallies")+` ORDER BY stream_id`)
 	require.NoError(t, err)
@@ -70,11 +70,11 @@ func readTallies(t *testing.T, q ledger.Querier) []tallyRow {
 	return out
 }
 
-var scope = ledger.Scope{PartnerID: "p1", Environment: "sandbox"}
+var scope = eventstore.Tenant{PartnerID: "p1", Environment: "sandbox"}
 
 // appendTallies appends n events over four streams, several per command
 // and several commands at once, so large logs build quickly.
-func appendTallies(t *testing.T, s *ledger.Store, from, n int) {
+func appendTallies(t *testing.T, s *eventstore.Store, from, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -86,7 +86,7 @@ func appendTallies(t *testing.T, s *ledger.Store, from, n int) {
 				if len(chunk) == 0 {
 					return
 				}
-				_, err := s.Append(context.Background(), scope, events.Metadata{}, fmt.Sprintf("tally-%d", w), ledger.ExpectAny, chunk...)
+				_, err := s.Append(context.Background(), scope, events.Metadata{}, fmt.Sprintf("tally-%d", w), eventstore.ExpectAny, chunk...)
 				require.NoError(t, err)
 				chunk = nil
 			}
@@ -106,10 +106,10 @@ func appendTallies(t *testing.T, s *ledger.Store, from, n int) {
 }
 
 // expected computes the tallies straight from the event store.
-func expected(t *testing.T, q ledger.Querier) []tallyRow {
+func expected(t *testing.T, q eventstore.Querier) []tallyRow {
 	t.Helper()
 	m := map[string]*tallyRow{}
-	_, err := ledger.Export(context.Background(), q, ledger.Filter{}, func(e events.Event) error {
+	_, err := eventstore.Export(context.Background(), q, eventstore.Filter{}, func(e events.Event) error {
 		pl, err := events.Decode(e)
 		if err != nil {
 			return err
@@ -147,7 +147,7 @@ func runRunner(t *testing.T, r *Runner) (stop func()) {
 
 func waitHead(t *testing.T, db *testenv.DB, names ...string) {
 	t.Helper()
-	head, err := ledger.ReadHead(context.Background(), db.Pool)
+	head, err := eventstore.ReadHead(context.Background(), db.Pool)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -156,7 +156,7 @@ func waitHead(t *testing.T, db *testenv.DB, names ...string) {
 
 func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
 	t.Helper()
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 20 * time.Millisecond})
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Poll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -168,7 +168,7 @@ func TestProjectorAppliesEachEventOnceThroughJetStream(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	startRelay(t, db, n)
 	p := &tallyProjection{}
@@ -189,12 +189,12 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	p := &tallyProjection{}
 	require.NoError(t, ensureSchema(ctx, db.Pool, p))
 	appendTallies(t, s, 0, 30)
-	all, err := ledger.ReadFrom(ctx, db.Pool, 0, 100)
+	all, err := eventstore.ReadFrom(ctx, db.Pool, 0, 100)
 	require.NoError(t, err)
 
 	_, err = applyBatch(ctx, db.Pool, p, all[:10])
@@ -220,7 +220,7 @@ func TestProjectorKilledAndRestartedResumesExactly(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	startRelay(t, db, n)
 
@@ -251,7 +251,7 @@ func TestRebuildEqualsLiveAndRepeatsNoSideEffects(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	startRelay(t, db, n)
 	p := &tallyProjection{}
@@ -294,14 +294,14 @@ func TestHugeHoleIsFilledInBoundedSteps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	p := &tallyProjection{}
 	require.NoError(t, ensureSchema(ctx, db.Pool, p))
 	appendTallies(t, s, 0, 2*maxGap+100)
-	head, err := ledger.ReadHead(ctx, db.Pool)
+	head, err := eventstore.ReadHead(ctx, db.Pool)
 	require.NoError(t, err)
-	last, err := ledger.ReadFrom(ctx, db.Pool, head-1, 1)
+	last, err := eventstore.ReadFrom(ctx, db.Pool, head-1, 1)
 	require.NoError(t, err)
 
 	var steps []int64
@@ -338,12 +338,12 @@ func TestStalledProjectionShowsItsCauseUntilItRecovers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	p := &poisonProjection{}
 	p.broken.Store(true)
 	for i := 0; i < 10; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, "tally-0", ledger.ExpectAny, tally{N: i})
+		_, err := s.Append(ctx, scope, events.Metadata{}, "tally-0", eventstore.ExpectAny, tally{N: i})
 		require.NoError(t, err)
 	}
 	n := testenv.NewNATS(t)

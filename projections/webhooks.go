@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // WebhooksName is the name of the webhook fan-out projection.
@@ -277,7 +278,7 @@ func hasAny(obj map[string]json.RawMessage, keys []string) bool {
 // every event still fans out to exactly the subscriptions active at its
 // position.
 type fanOut struct {
-	subs map[ledger.Scope][]fanOutSub
+	subs map[eventstore.Tenant][]fanOutSub
 	live *int64 // the live checkpoint, read once per transaction while replaying
 
 	ids, subIDs, partners, envs, evtIDs, types []string
@@ -292,7 +293,7 @@ type fanOutSub struct {
 	all   bool
 }
 
-func newFanOut() *fanOut { return &fanOut{subs: map[ledger.Scope][]fanOutSub{}} }
+func newFanOut() *fanOut { return &fanOut{subs: map[eventstore.Tenant][]fanOutSub{}} }
 
 // forget drops cached subscriptions after one changed.
 func (f *fanOut) forget() { clear(f.subs) }
@@ -308,7 +309,7 @@ func (f *fanOut) livePosition(ctx context.Context, tx pgx.Tx, name string) (int6
 	return *f.live, nil
 }
 
-func (f *fanOut) subscriptions(ctx context.Context, tx pgx.Tx, scope ledger.Scope) ([]fanOutSub, error) {
+func (f *fanOut) subscriptions(ctx context.Context, tx pgx.Tx, scope eventstore.Tenant) ([]fanOutSub, error) {
 	if subs, ok := f.subs[scope]; ok {
 		return subs, nil
 	}
@@ -342,7 +343,7 @@ func (f *fanOut) subscriptions(ctx context.Context, tx pgx.Tx, scope ledger.Scop
 // add records one delivery per message and matching active subscription
 // of the event's tenant, to be inserted by flush.
 func (f *fanOut) add(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessage) error {
-	subs, err := f.subscriptions(ctx, tx, ledger.Scope{PartnerID: e.PartnerID, Environment: e.Environment})
+	subs, err := f.subscriptions(ctx, tx, eventstore.Tenant{PartnerID: e.PartnerID, Environment: e.Environment})
 	if err != nil {
 		return err
 	}
@@ -423,7 +424,7 @@ func scanWebhook(row pgx.CollectableRow) (Webhook, error) {
 }
 
 // ListWebhooks returns scope's undeleted webhooks, oldest first, and their total.
-func ListWebhooks(ctx context.Context, q ledger.Querier, scope ledger.Scope, offset, limit int) ([]Webhook, int64, error) {
+func ListWebhooks(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, offset, limit int) ([]Webhook, int64, error) {
 	t := Table(WebhooksName, "subscriptions")
 	var total int64
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM `+t+` WHERE partner_id = $1 AND environment = $2 AND deleted_at IS NULL`,
@@ -454,7 +455,7 @@ func WebhookFromRegistration(ev events.WebhookRegistered, at time.Time) Webhook 
 }
 
 // GetWebhook returns scope's undeleted webhook id, or ledger.ErrWebhookNotFound.
-func GetWebhook(ctx context.Context, q ledger.Querier, scope ledger.Scope, id string) (Webhook, error) {
+func GetWebhook(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, id string) (Webhook, error) {
 	rows, err := q.Query(ctx, `SELECT `+webhookColumns+` FROM `+Table(WebhooksName, "subscriptions")+`
 		WHERE id = $1 AND partner_id = $2 AND environment = $3 AND deleted_at IS NULL`, id, scope.PartnerID, scope.Environment)
 	if err != nil {
@@ -468,7 +469,7 @@ func GetWebhook(ctx context.Context, q ledger.Querier, scope ledger.Scope, id st
 }
 
 // DisabledWebhooks returns scope's disabled (and undeleted) webhooks.
-func DisabledWebhooks(ctx context.Context, q ledger.Querier, scope ledger.Scope) ([]Webhook, error) {
+func DisabledWebhooks(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant) ([]Webhook, error) {
 	rows, err := q.Query(ctx, `SELECT `+webhookColumns+` FROM `+Table(WebhooksName, "subscriptions")+`
 		WHERE partner_id = $1 AND environment = $2 AND deleted_at IS NULL AND disabled_at IS NOT NULL ORDER BY disabled_at`, scope.PartnerID, scope.Environment)
 	if err != nil {

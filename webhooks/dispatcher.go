@@ -25,7 +25,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/internal/secretbox"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -100,11 +100,17 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Disabler records that the dispatcher gave up on a subscription. The
+// domain's *ledger.Service is one; the dispatcher needs nothing else of it.
+type Disabler interface {
+	DisableWebhook(ctx context.Context, tenant eventstore.Tenant, webhookID string, d events.WebhookDisabled) (eventstore.Result, error)
+}
+
 // Dispatcher sends due deliveries. Any number may run against one
 // database; each delivery is attempted by one of them at a time.
 type Dispatcher struct {
 	pool   *pgxpool.Pool
-	hooks  *ledger.Webhooks
+	hooks  Disabler
 	key    []byte
 	opts   Options
 	log    *slog.Logger
@@ -142,7 +148,7 @@ const subscriptionTTL = time.Second
 
 // New returns a dispatcher reading deliveries from pool, decrypting
 // secrets with masterKey, and recording disabled endpoints through hooks.
-func New(pool *pgxpool.Pool, hooks *ledger.Webhooks, masterKey []byte, opts Options) *Dispatcher {
+func New(pool *pgxpool.Pool, hooks Disabler, masterKey []byte, opts Options) *Dispatcher {
 	opts = opts.withDefaults()
 	return &Dispatcher{
 		pool: pool, hooks: hooks, key: masterKey, opts: opts,
@@ -749,9 +755,9 @@ const quietSpell = 24 * time.Hour
 type claimKey struct{ id, token string }
 
 func (d *Dispatcher) disable(ctx context.Context, c claim, since time.Time) {
-	scope := ledger.Scope{PartnerID: c.partnerID, Environment: c.environment}
+	scope := eventstore.Tenant{PartnerID: c.partnerID, Environment: c.environment}
 	reason := fmt.Sprintf("no successful delivery since %s", since.UTC().Format(time.RFC3339))
-	if _, err := d.hooks.Disable(ctx, scope, c.subID, events.WebhookDisabled{Reason: reason, FailingSince: since.UTC()}); err != nil {
+	if _, err := d.hooks.DisableWebhook(ctx, scope, c.subID, events.WebhookDisabled{Reason: reason, FailingSince: since.UTC()}); err != nil {
 		d.log.Warn("disabling failing webhook failed", "webhook", c.subID, "err", err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
@@ -110,7 +111,7 @@ func TestFanOutMapsTypesAndScopes(t *testing.T) {
 	h.emit(tenant, "pool-pool_1", poolLowBalance{PoolID: "pool_1", Available: 3, Threshold: 10})
 	h.emit(tenant, "campaign-cmp_1", campaignStatusChanged{CampaignID: "cmp_1", From: "draft", To: "active"})
 	h.emit(tenant, "whtest-1", unrelated{N: 1})
-	res, err := h.hooks.RequestTest(h.ctx, tenant, events.Metadata{}, regSome.Event.WebhookID)
+	res, err := h.hooks.RequestWebhookTest(h.ctx, tenant, events.Metadata{}, regSome.Event.WebhookID)
 	require.NoError(t, err)
 
 	eventually(t, func() bool { return all.count() == 6 && some.count() == 4 }, "all deliveries")
@@ -244,28 +245,28 @@ func TestRebuildSendsNothing(t *testing.T) {
 func TestRegistrationRefusesInternalAddresses(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	strict := ledger.NewWebhooks(h.store, ledger.WebhooksOptions{MasterKey: h.key})
+	strict := ledger.NewService(h.store, ledger.Options{MasterKey: h.key, WebhookHosts: netguard.Policy{}})
 	for _, u := range []string{
 		"https://127.0.0.1/hook", "https://localhost/hook", "https://[::1]/hook", "https://10.1.2.3/x",
 		"https://172.16.0.1/", "https://192.168.1.1/", "https://169.254.169.254/latest/meta-data/",
 		"https://[fd00:ec2::254]/", "https://100.100.100.200/", "https://0.0.0.0/", "https://[::ffff:127.0.0.1]/",
 		"https://[fe80::1]/", "ftp://93.184.216.34/", "https://user:pw@93.184.216.34/", "not a url",
 	} {
-		_, err := strict.Register(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: u, ReceiveAllEvents: true})
+		_, err := strict.RegisterWebhook(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: u, ReceiveAllEvents: true})
 		require.Error(t, err, u)
-		require.Equal(t, ledger.KindInvalid, ledger.AsError(err).Kind, u)
+		require.Equal(t, eventstore.KindInvalid, eventstore.AsError(err).Kind, u)
 	}
 	// Production environments need https.
-	_, err := strict.Register(h.ctx, ledger.Scope{PartnerID: tenant.PartnerID, Environment: "production"}, events.Metadata{},
+	_, err := strict.RegisterWebhook(h.ctx, eventstore.Tenant{PartnerID: tenant.PartnerID, Environment: "production"}, events.Metadata{},
 		ledger.RegisterWebhook{URL: "http://93.184.216.34/hook", ReceiveAllEvents: true})
-	require.Equal(t, ledger.KindInvalid, ledger.AsError(err).Kind)
+	require.Equal(t, eventstore.KindInvalid, eventstore.AsError(err).Kind)
 	// Unknown event types and empty subscriptions are refused.
-	_, err = strict.Register(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/", EventTypes: []string{"nope"}})
-	require.Equal(t, ledger.KindInvalid, ledger.AsError(err).Kind)
-	_, err = strict.Register(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/"})
-	require.Equal(t, ledger.KindInvalid, ledger.AsError(err).Kind)
+	_, err = strict.RegisterWebhook(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/", EventTypes: []string{"nope"}})
+	require.Equal(t, eventstore.KindInvalid, eventstore.AsError(err).Kind)
+	_, err = strict.RegisterWebhook(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/"})
+	require.Equal(t, eventstore.KindInvalid, eventstore.AsError(err).Kind)
 	// A public address is fine.
-	_, err = strict.Register(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/hook", ReceiveAllEvents: true})
+	_, err = strict.RegisterWebhook(h.ctx, tenant, events.Metadata{}, ledger.RegisterWebhook{URL: "https://93.184.216.34/hook", ReceiveAllEvents: true})
 	require.NoError(t, err)
 }
 
@@ -352,7 +353,7 @@ func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
 		w, err := projections.GetWebhook(h.ctx, h.db.Pool, tenant, reg.Event.WebhookID)
 		return err == nil && !w.IsActive
 	}, "webhook disabled")
-	evs, err := ledger.ReadStream(h.ctx, h.db.Pool, ledger.WebhookStreamID(reg.Event.WebhookID))
+	evs, err := eventstore.ReadStream(h.ctx, h.db.Pool, ledger.WebhookStreamID(reg.Event.WebhookID))
 	require.NoError(t, err)
 	require.Equal(t, "webhook.disabled", evs[len(evs)-1].Type)
 
@@ -367,8 +368,8 @@ func TestEndpointFailingTooLongIsDisabled(t *testing.T) {
 
 	// Its pending delivery ends without further attempts; a test is refused.
 	eventually(t, func() bool { return h.deliveries(tenant, reg.Event.WebhookID)[0].Status == "FAILED" }, "delivery ended")
-	_, err = h.hooks.RequestTest(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
-	require.Equal(t, "WEBHOOK_DISABLED", ledger.AsError(err).Code)
+	_, err = h.hooks.RequestWebhookTest(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
+	require.Equal(t, "WEBHOOK_DISABLED", eventstore.AsError(err).Code)
 }
 
 func TestManualRetryAndDelete(t *testing.T) {
@@ -415,16 +416,16 @@ func TestManualRetryAndDelete(t *testing.T) {
 	require.NotNil(t, health.LatencyMs.P99)
 
 	// Deleted: nothing more is delivered, and it is gone for its owner.
-	res, err := h.hooks.Delete(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
+	res, err := h.hooks.DeleteWebhook(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
 	require.NoError(t, err)
-	_, err = h.hooks.Delete(h.ctx, other, events.Metadata{}, reg.Event.WebhookID)
+	_, err = h.hooks.DeleteWebhook(h.ctx, other, events.Metadata{}, reg.Event.WebhookID)
 	require.ErrorIs(t, err, ledger.ErrWebhookNotFound)
 	h.waitProjection(res.Position)
 	list, total, err := projections.ListWebhooks(h.ctx, h.db.Pool, tenant, 0, 20)
 	require.NoError(t, err)
 	require.Zero(t, total)
 	require.Empty(t, list)
-	_, err = h.hooks.Delete(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
+	_, err = h.hooks.DeleteWebhook(h.ctx, tenant, events.Metadata{}, reg.Event.WebhookID)
 	require.ErrorIs(t, err, ledger.ErrWebhookNotFound)
 }
 

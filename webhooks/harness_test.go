@@ -26,6 +26,7 @@ import (
 	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/internal/testenv"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
@@ -90,8 +91,8 @@ func init() {
 }
 
 var (
-	tenant = ledger.Scope{PartnerID: "ptr_00000000000000000000000000000001", Environment: "sandbox"}
-	other  = ledger.Scope{PartnerID: "ptr_00000000000000000000000000000002", Environment: "sandbox"}
+	tenant = eventstore.Tenant{PartnerID: "ptr_00000000000000000000000000000001", Environment: "sandbox"}
+	other  = eventstore.Tenant{PartnerID: "ptr_00000000000000000000000000000002", Environment: "sandbox"}
 )
 
 // harness is the write side, the relay and the fan-out projection running
@@ -99,8 +100,8 @@ var (
 type harness struct {
 	t     testing.TB
 	db    *testenv.DB
-	store *ledger.Store
-	hooks *ledger.Webhooks
+	store *eventstore.Store
+	hooks *ledger.Service
 	key   []byte
 	ctx   context.Context
 }
@@ -112,10 +113,10 @@ func newHarness(t testing.TB) *harness {
 	nc := nt.Connect(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	store := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	store := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(store.Close)
 	ctx, cancel := context.WithCancel(context.Background())
-	relay, err := ledger.NewRelay(db.Pool, nc, ledger.RelayOptions{Logger: slog.New(slog.DiscardHandler)})
+	relay, err := eventstore.NewRelay(db.Pool, nc, eventstore.RelayOptions{Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	runner, err := projections.NewRunner(db.Pool, nc, projections.RunnerOptions{Idle: 20 * time.Millisecond}, projections.NewWebhooks())
 	require.NoError(t, err)
@@ -132,7 +133,7 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return &harness{
 		t: t, db: db, store: store, key: key, ctx: context.Background(),
-		hooks: ledger.NewWebhooks(store, ledger.WebhooksOptions{MasterKey: key, Addresses: netguard.Policy{AllowLoopback: true}}),
+		hooks: ledger.NewService(store, ledger.Options{MasterKey: key, WebhookHosts: netguard.Policy{AllowLoopback: true}}),
 	}
 }
 
@@ -169,17 +170,17 @@ func (h *harness) dispatchWith(pool *pgxpool.Pool, opts webhooks.Options, setup 
 	return stop
 }
 
-func (h *harness) register(scope ledger.Scope, url string, all bool, types ...string) ledger.RegisteredWebhook {
+func (h *harness) register(scope eventstore.Tenant, url string, all bool, types ...string) ledger.RegisteredWebhook {
 	h.t.Helper()
-	r, err := h.hooks.Register(h.ctx, scope, events.Metadata{}, ledger.RegisterWebhook{URL: url, EventTypes: types, ReceiveAllEvents: all})
+	r, err := h.hooks.RegisterWebhook(h.ctx, scope, events.Metadata{}, ledger.RegisterWebhook{URL: url, EventTypes: types, ReceiveAllEvents: all})
 	require.NoError(h.t, err)
 	h.waitProjection(r.Position)
 	return r
 }
 
-func (h *harness) emit(scope ledger.Scope, stream string, p events.Payload) events.Event {
+func (h *harness) emit(scope eventstore.Tenant, stream string, p events.Payload) events.Event {
 	h.t.Helper()
-	res, err := h.store.Append(h.ctx, scope, events.Metadata{}, stream, ledger.ExpectAny, p)
+	res, err := h.store.Append(h.ctx, scope, events.Metadata{}, stream, eventstore.ExpectAny, p)
 	require.NoError(h.t, err)
 	return res.Events[0]
 }
@@ -258,7 +259,7 @@ func (rc *receiver) requests() []received {
 
 func (rc *receiver) count() int { return len(rc.requests()) }
 
-func (h *harness) deliveries(scope ledger.Scope, webhookID string) []webhooks.Delivery {
+func (h *harness) deliveries(scope eventstore.Tenant, webhookID string) []webhooks.Delivery {
 	h.t.Helper()
 	ds, _, err := webhooks.ListDeliveries(h.ctx, h.db.Pool, scope, webhookID, 0, 100)
 	require.NoError(h.t, err)

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -42,7 +42,7 @@ type Delivery struct {
 }
 
 // ErrDeliveryNotFound is returned for a delivery that is not the webhook's.
-var ErrDeliveryNotFound = ledger.Errorf(ledger.KindNotFound, "DELIVERY_NOT_FOUND", "no such delivery for this webhook")
+var ErrDeliveryNotFound = eventstore.Errorf(eventstore.KindNotFound, "DELIVERY_NOT_FOUND", "no such delivery for this webhook")
 
 const deliveryColumns = `id, subscription_id, event_id, event_type, status, attempts, created_at,
 	CASE WHEN status = 'PENDING' THEN greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)) END,
@@ -68,7 +68,7 @@ func scanDelivery(row pgx.CollectableRow) (Delivery, error) {
 
 // ListDeliveries returns scope's webhook's deliveries, newest first, each
 // with its attempts, and their total.
-func ListDeliveries(ctx context.Context, q ledger.Querier, scope ledger.Scope, webhookID string, offset, limit int) ([]Delivery, int64, error) {
+func ListDeliveries(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, webhookID string, offset, limit int) ([]Delivery, int64, error) {
 	if _, err := projections.GetWebhook(ctx, q, scope, webhookID); err != nil {
 		return nil, 0, err
 	}
@@ -93,7 +93,7 @@ func ListDeliveries(ctx context.Context, q ledger.Querier, scope ledger.Scope, w
 	return out, total, nil
 }
 
-func attachAttempts(ctx context.Context, q ledger.Querier, ds []Delivery) error {
+func attachAttempts(ctx context.Context, q eventstore.Querier, ds []Delivery) error {
 	ids := make([]string, len(ds))
 	at := map[string]int{}
 	for i, d := range ds {
@@ -119,7 +119,7 @@ func attachAttempts(ctx context.Context, q ledger.Querier, ds []Delivery) error 
 }
 
 // GetDelivery returns one of scope's webhook's deliveries with its attempts.
-func GetDelivery(ctx context.Context, q ledger.Querier, scope ledger.Scope, webhookID, deliveryID string) (Delivery, error) {
+func GetDelivery(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, webhookID, deliveryID string) (Delivery, error) {
 	rows, err := q.Query(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
 		WHERE id = $1 AND subscription_id = $2 AND partner_id = $3 AND environment = $4`, deliveryID, webhookID, scope.PartnerID, scope.Environment)
 	if err != nil {
@@ -140,13 +140,13 @@ func GetDelivery(ctx context.Context, q ledger.Querier, scope ledger.Scope, webh
 // Retry schedules one of scope's webhook's deliveries for an attempt now,
 // whatever its state (a FAILED delivery gets one more attempt). A
 // delivery being attempted right now is left to that attempt.
-func Retry(ctx context.Context, pool *pgxpool.Pool, scope ledger.Scope, webhookID, deliveryID string) (Delivery, error) {
+func Retry(ctx context.Context, pool *pgxpool.Pool, scope eventstore.Tenant, webhookID, deliveryID string) (Delivery, error) {
 	w, err := projections.GetWebhook(ctx, pool, scope, webhookID)
 	if err != nil {
 		return Delivery{}, err
 	}
 	if !w.IsActive {
-		return Delivery{}, ledger.Errorf(ledger.KindConflict, "WEBHOOK_DISABLED", "this webhook was disabled after failing repeatedly; register it again")
+		return Delivery{}, eventstore.Errorf(eventstore.KindConflict, "WEBHOOK_DISABLED", "this webhook was disabled after failing repeatedly; register it again")
 	}
 	// The database's clock, as for leases (see Dispatcher.claim).
 	tag, err := pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = statement_timestamp(), completed_at = NULL
@@ -196,7 +196,7 @@ type Health struct {
 const HealthWindow = 24 * time.Hour
 
 // GetHealth reports scope's webhook health over the last HealthWindow.
-func GetHealth(ctx context.Context, q ledger.Querier, scope ledger.Scope, now time.Time) (Health, error) {
+func GetHealth(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, now time.Time) (Health, error) {
 	since := now.Add(-HealthWindow).UTC()
 	h := Health{Window: "24h", Since: since, FailuresByReason: map[string]int64{}, DisabledEndpoints: []DisabledEndpoint{}}
 	err := q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE success),

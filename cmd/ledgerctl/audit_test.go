@@ -12,6 +12,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -36,11 +37,11 @@ func TestAuditBalancesAsOfAndReconcile(t *testing.T) {
 		return out.ActionID
 	}
 	first := submit("a1", "10.00", "alice")
-	before, err := ledger.ReadHead(ctx, srv.Pool)
+	before, err := eventstore.ReadHead(ctx, srv.Pool)
 	require.NoError(t, err)
 	submit("a2", "7.00", "alice", "bob")
 	require.Equal(t, http.StatusOK, p.JSON(t, http.MethodPost, "/v1/partner/actions/"+first+"/reverse", map[string]any{"reason": "refund"}, nil))
-	head, err := ledger.ReadHead(ctx, srv.Pool)
+	head, err := eventstore.ReadHead(ctx, srv.Pool)
 	require.NoError(t, err)
 	require.NoError(t, projections.WaitFor(ctx, srv.Pool, head, projections.RewardsName))
 
@@ -70,13 +71,13 @@ func TestAuditFindsInconsistentArithmetic(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := apptest.Start(t)
-	sc := ledger.Scope{PartnerID: "ptr_x", Environment: "sandbox"}
+	sc := eventstore.Tenant{PartnerID: "ptr_x", Environment: "sandbox"}
 	_, err := srv.Store.Append(ctx, sc, events.Metadata{}, "action-act_bad", 0, events.ActionCompleted{
 		ActionID: "act_bad", PoolID: "pool_nowhere", TokensDistributed: 5, Status: "COMPLETED",
 		Stakeholders: []events.ActionReward{{UserID: "pusr_1", PartnerUserID: "u1", Tokens: 4}},
 	})
 	require.NoError(t, err)
-	rep, err := ledger.AuditBalances(ctx, srv.Pool, ledger.Filter{}, 0)
+	rep, err := ledger.AuditBalances(ctx, srv.Pool, eventstore.Filter{}, 0)
 	require.NoError(t, err)
 	joined := strings.Join(rep.Problems, "\n")
 	require.Contains(t, joined, "do not add up to 5")

@@ -15,6 +15,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/migrations"
 	"github.com/sirgiving/ledger/projections"
 )
@@ -156,9 +157,9 @@ const auditHelp = `usage: ledgerctl audit <verify|balances|reconcile> [flags]
               position, pools' payouts equal their actions', users' balances add up to the
               pools' net payouts; then compare with the rewards read model`
 
-func auditFlags(name string) (*flag.FlagSet, *string, *ledger.Filter, *int64) {
+func auditFlags(name string) (*flag.FlagSet, *string, *eventstore.Filter, *int64) {
 	fs, dbURL := newFlags("audit "+name, "audit "+name+" [--at N] [--partner ID] [--environment ENV]")
-	f := &ledger.Filter{}
+	f := &eventstore.Filter{}
 	fs.StringVar(&f.PartnerID, "partner", "", "only this partner")
 	fs.StringVar(&f.Environment, "environment", "", "only this environment (sandbox or production)")
 	at := fs.Int64("at", 0, "fold events up to this position (0 = the head)")
@@ -259,7 +260,7 @@ func auditVerify(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer pool.Close()
 	start := time.Now()
-	rep, err := ledger.Verify(ctx, pool, func(n int64) {
+	rep, err := eventstore.Verify(ctx, pool, func(n int64) {
 		if !*quiet {
 			fmt.Fprintf(out, "verified %d events\n", n)
 		}
@@ -282,7 +283,7 @@ func runEvents(ctx context.Context, args []string, out io.Writer) error {
 
 func eventsExport(ctx context.Context, args []string, out io.Writer) error {
 	fs, dbURL := newFlags("events export", "events export [--partner ID] [--environment ENV] [--stream ID] [--from N] [--to N] [--output FILE]")
-	var f ledger.Filter
+	var f eventstore.Filter
 	fs.StringVar(&f.PartnerID, "partner", "", "only this partner's events")
 	fs.StringVar(&f.Environment, "environment", "", "only this environment (sandbox or production)")
 	fs.StringVar(&f.StreamID, "stream", "", "only this stream")
@@ -308,7 +309,7 @@ func eventsExport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	n, err := ledger.Export(ctx, pool, f, func(e events.Event) error { return enc.Encode(e) })
+	n, err := eventstore.Export(ctx, pool, f, func(e events.Event) error { return enc.Encode(e) })
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 type ctlNote struct {
@@ -34,14 +34,14 @@ func TestAuditVerifyAndExport(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	for i := 0; i < 12; i++ {
 		partner := "p1"
 		if i%3 == 0 {
 			partner = "p2"
 		}
-		_, err := s.Append(ctx, ledger.Scope{PartnerID: partner, Environment: "sandbox"}, events.Metadata{}, fmt.Sprintf("note-%d", i%2), ledger.ExpectAny, ctlNote{N: i})
+		_, err := s.Append(ctx, eventstore.Tenant{PartnerID: partner, Environment: "sandbox"}, events.Metadata{}, fmt.Sprintf("note-%d", i%2), eventstore.ExpectAny, ctlNote{N: i})
 		require.NoError(t, err)
 	}
 

@@ -48,8 +48,8 @@ func partnersApprove(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
-		if _, err := ledger.ApprovePartner(ctx, s, events.Metadata{Actor: "ledgerctl"}, id); err != nil {
+	return withLedger(ctx, *dbURL, ledger.Options{}, func(s *ledger.Service) error {
+		if _, err := s.ApprovePartner(ctx, events.Metadata{Actor: "ledgerctl"}, id); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "partner %s is ACTIVE\n", id)
@@ -64,8 +64,8 @@ func partnersSuspend(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
-		if _, err := ledger.SuspendPartner(ctx, s, events.Metadata{Actor: "ledgerctl"}, id, *reason); err != nil {
+	return withLedger(ctx, *dbURL, ledger.Options{}, func(s *ledger.Service) error {
+		if _, err := s.SuspendPartner(ctx, events.Metadata{Actor: "ledgerctl"}, id, *reason); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "partner %s is SUSPENDED\n", id)
@@ -80,8 +80,8 @@ func partnersSetTier(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	tier := strings.ToUpper(rest[0])
-	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
-		if _, err := ledger.SetPartnerTier(ctx, s, events.Metadata{Actor: "ledgerctl"}, id, tier); err != nil {
+	return withLedger(ctx, *dbURL, ledger.Options{}, func(s *ledger.Service) error {
+		if _, err := s.SetPartnerTier(ctx, events.Metadata{Actor: "ledgerctl"}, id, tier); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "partner %s tier is %s\n", id, tier)

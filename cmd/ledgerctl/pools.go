@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func init() {
@@ -107,9 +108,9 @@ func poolsDecide(ctx context.Context, args []string, out io.Writer, approve bool
 	if err != nil {
 		return err
 	}
-	store := ledger.OpenStore(pool, ledger.StoreOptions{})
+	store := eventstore.OpenStore(pool, eventstore.StoreOptions{})
 	defer store.Close()
-	res, err := store.DecideAllocation(ctx, ledger.Scope{PartnerID: partner, Environment: env}, events.Metadata{Actor: "ledgerctl:" + *by},
+	res, err := ledger.NewService(store, ledger.Options{}).DecideAllocation(ctx, eventstore.Tenant{PartnerID: partner, Environment: env}, events.Metadata{Actor: "ledgerctl:" + *by},
 		poolID, reqID, approve, *by, *reason)
 	if err != nil {
 		return err

@@ -9,21 +9,23 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func TestPoolsApproveReject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := testenv.NewDB(t)
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
-	t.Cleanup(s.Close)
-	sc := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: "production"}
+	store := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(store.Close)
+	s := ledger.NewService(store, ledger.Options{})
+	sc := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: "production"}
 	a, err := s.RequestAllocation(ctx, sc, events.Metadata{}, ledger.AllocationInput{Amount: 500})
 	require.NoError(t, err)
 	require.Equal(t, "PENDING", a.Status)
 	b, err := s.RequestAllocation(ctx, sc, events.Metadata{}, ledger.AllocationInput{Amount: 700})
 	require.NoError(t, err)
-	s.Close()
+	store.Close()
 
 	code, out, errOut := ctl(t, "pools", "pending", "--database-url", db.URL)
 	require.Equal(t, 0, code, errOut)
@@ -41,8 +43,9 @@ func TestPoolsApproveReject(t *testing.T) {
 	require.Contains(t, out, "0 pending")
 
 	// The production pool now exists with the approved allocation.
-	s2 := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
-	t.Cleanup(s2.Close)
+	store2 := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(store2.Close)
+	s2 := ledger.NewService(store2, ledger.Options{})
 	o, err := s2.SubmitAction(ctx, sc, events.Metadata{}, ledger.ActionInput{IdempotencyKey: "k", ActionType: "PURCHASE", Amount: "499.5",
 		Currency: "USD", AutoCreateUsers: true, Stakeholders: []ledger.StakeholderInput{{StakeholderTypeCode: "CUSTOMER", PartnerUserID: "u"}}})
 	require.NoError(t, err)

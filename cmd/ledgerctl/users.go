@@ -12,6 +12,7 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func init() {
@@ -51,8 +52,8 @@ func usersCreate(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("master key: %w", err)
 	}
-	return withStore(ctx, *dbURL, func(s *ledger.Store) error {
-		id, _, err := ledger.CreatePortalUser(ctx, s, masterKey, events.Metadata{Actor: "ledgerctl"}, *email, password)
+	return withLedger(ctx, *dbURL, ledger.Options{MasterKey: masterKey}, func(s *ledger.Service) error {
+		id, _, err := s.CreatePortalUser(ctx, events.Metadata{Actor: "ledgerctl"}, *email, password)
 		if err != nil {
 			return err
 		}
@@ -61,14 +62,15 @@ func usersCreate(ctx context.Context, args []string, out io.Writer) error {
 	})
 }
 
-// withStore opens the event store on the database for one command.
-func withStore(ctx context.Context, url string, fn func(*ledger.Store) error) error {
+// withLedger opens the event store on the database and runs one domain
+// command through it.
+func withLedger(ctx context.Context, url string, opts ledger.Options, fn func(*ledger.Service) error) error {
 	pool, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	s := ledger.OpenStore(pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(pool, eventstore.StoreOptions{})
 	defer s.Close()
-	return fn(s)
+	return fn(ledger.NewService(s, opts))
 }

@@ -28,8 +28,10 @@ import (
 	"github.com/sirgiving/ledger/internal/natsembed"
 	"github.com/sirgiving/ledger/internal/netguard"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/migrations"
 	"github.com/sirgiving/ledger/projections"
+	"github.com/sirgiving/ledger/scheduler"
 	"github.com/sirgiving/ledger/webhooks"
 )
 
@@ -41,17 +43,20 @@ type App struct {
 	// Bookkeeping is a small pool with asynchronous commit for writes that
 	// are not facts of the ledger (replay guard, key usage times).
 	Bookkeeping *pgxpool.Pool
-	Store       *ledger.Store
+	Store       *eventstore.Store
 	NC          *nats.Conn
 	Embedded    *natsembed.Server
-	Relay       *ledger.Relay
+	Relay       *eventstore.Relay
 	Runner      *projections.Runner
-	// Webhooks are the subscription commands; Dispatcher sends deliveries.
-	Webhooks   *ledger.Webhooks
+	// Ledger is every command of the reward domain, executed through Store.
+	Ledger *ledger.Service
+	// Dispatcher sends webhook deliveries.
 	Dispatcher *webhooks.Dispatcher
-	Registry   *prometheus.Registry
-	Handler    http.Handler
-	Bus        bus.Config
+	// Campaigns starts and ends scheduled campaigns.
+	Campaigns *scheduler.Campaigns
+	Registry  *prometheus.Registry
+	Handler   http.Handler
+	Bus       bus.Config
 	// Auth authenticates partner requests (keys, HMAC, portal tokens).
 	Auth *httpapi.KeyAuth
 	// Usage counts requests per tenant for the API-usage dashboards; its
@@ -128,9 +133,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	}
 	a.Bus = bus.Config{Replicas: cfg.NATSReplicas}.WithDefaults()
 
-	a.Store = ledger.OpenStore(a.Pool, ledger.StoreOptions{Registerer: a.Registry, Logger: log})
+	a.Store = eventstore.OpenStore(a.Pool, eventstore.StoreOptions{Registerer: a.Registry, Logger: log})
 	a.closers = append(a.closers, a.Store.Close)
-	if a.Relay, err = ledger.NewRelay(a.Pool, a.NC, ledger.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}); err != nil {
+	guard := netguard.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks && !cfg.Production()}
+	a.Ledger = ledger.NewService(a.Store, ledger.Options{
+		MasterKey: a.MasterKey, WebhookRequireHTTPS: cfg.Production(), WebhookHosts: guard,
+	})
+	a.Campaigns = &scheduler.Campaigns{Ledger: a.Ledger, DB: a.Pool, Log: log}
+	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}); err != nil {
 		return nil, err
 	}
 	if a.Runner, err = projections.NewRunner(a.Pool, a.NC, projections.RunnerOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}, Projections()...); err != nil {
@@ -145,19 +155,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	})
 	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
 	for k, h := range httpapi.AccountHandlers(httpapi.AccountsDeps{
-		Store: a.Store, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait,
+		Ledger: a.Ledger, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait,
 	}) {
 		handlers[k] = h
 	}
-	guard := netguard.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks && !cfg.Production()}
-	a.Webhooks = ledger.NewWebhooks(a.Store, ledger.WebhooksOptions{MasterKey: a.MasterKey, RequireHTTPS: cfg.Production(), Addresses: guard})
 	wopts := cfg.Webhooks
 	wopts.Addresses, wopts.Registerer, wopts.Logger = guard, a.Registry, log
-	a.Dispatcher = webhooks.New(a.Pool, a.Webhooks, a.MasterKey, wopts)
-	for k, h := range httpapi.WebhookHandlers(httpapi.WebhooksDeps{Commands: a.Webhooks, DB: a.Pool, ReadWait: cfg.ReadWait}) {
+	a.Dispatcher = webhooks.New(a.Pool, a.Ledger, a.MasterKey, wopts)
+	for k, h := range httpapi.WebhookHandlers(httpapi.WebhooksDeps{Ledger: a.Ledger, DB: a.Pool, ReadWait: cfg.ReadWait}) {
 		handlers[k] = h
 	}
-	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Store: a.Store, DB: a.Pool, ReadWait: cfg.ReadWait}) {
+	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Ledger: a.Ledger, DB: a.Pool, ReadWait: cfg.ReadWait}) {
 		handlers[k] = h
 	}
 	a.Usage = apiusage.NewRecorder(a.Bookkeeping, apiusage.Options{Now: cfg.Now, Logger: log})
@@ -208,9 +216,9 @@ const (
 // ensureDemoUser creates the development demo portal user if absent and
 // prints its credentials.
 func (a *App) ensureDemoUser(ctx context.Context) error {
-	_, _, err := ledger.CreatePortalUser(ctx, a.Store, a.MasterKey, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
+	_, _, err := a.Ledger.CreatePortalUser(ctx, events.Metadata{Actor: "system:dev-demo"}, DemoEmail, DemoPassword)
 	if err != nil {
-		if le := ledger.AsError(err); le.Code != "EMAIL_TAKEN" {
+		if le := eventstore.AsError(err); le.Code != "EMAIL_TAKEN" {
 			return fmt.Errorf("creating the demo portal user: %w", err)
 		}
 	}
@@ -312,7 +320,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	if !a.Config.DisableBackground {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.runCampaignScheduler(bg) }()
+		go func() { defer wg.Done(); a.Campaigns.Run(bg) }()
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 2)

@@ -18,7 +18,7 @@ import (
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func TestHealthReadyAndMetrics(t *testing.T) {
@@ -76,7 +76,7 @@ func TestShutdownFlushesTheRelay(t *testing.T) {
 	go func() { done <- a.Run(ctx, ln) }()
 
 	for i := 0; i < 40; i++ {
-		_, err := a.Store.Append(ctx, ledger.Scope{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-1", ledger.ExpectAny, shutdownNote{N: i})
+		_, err := a.Store.Append(ctx, eventstore.Tenant{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-1", eventstore.ExpectAny, shutdownNote{N: i})
 		require.NoError(t, err)
 	}
 	cancel()
@@ -135,16 +135,16 @@ func TestTwoReplicasShareOneLedger(t *testing.T) {
 		if i%2 == 1 {
 			srv = b
 		}
-		_, err := srv.Store.Append(ctx, ledger.Scope{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-r", ledger.ExpectAny, shutdownNote{N: i})
+		_, err := srv.Store.Append(ctx, eventstore.Tenant{PartnerID: "p", Environment: "sandbox"}, events.Metadata{}, "note-r", eventstore.ExpectAny, shutdownNote{N: i})
 		require.NoError(t, err)
 	}
-	evs, err := ledger.ReadStream(ctx, b.Pool, "note-r")
+	evs, err := eventstore.ReadStream(ctx, b.Pool, "note-r")
 	require.NoError(t, err)
 	require.Len(t, evs, 10)
 	for i, e := range evs {
 		require.Equal(t, int64(i+1), e.StreamVersion)
 	}
-	rep, err := ledger.Verify(ctx, a.Pool, nil)
+	rep, err := eventstore.Verify(ctx, a.Pool, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.Reason)
 	for _, srv := range []*apptest.Server{a, b} {

@@ -45,7 +45,7 @@ func (s *Server) CreatePortalUser(t testing.TB) (userID, email, password string)
 	t.Helper()
 	email = "user-" + ledger.NewAccountID("t")[2:14] + "@example.com"
 	password = "pw-" + ledger.NewAccountID("p")
-	userID, res, err := ledger.CreatePortalUser(context.Background(), s.Store, s.MasterKey, events.Metadata{Actor: "test"}, email, password)
+	userID, res, err := s.Ledger.CreatePortalUser(context.Background(), events.Metadata{Actor: "test"}, email, password)
 	require.NoError(t, err)
 	s.WaitAccounts(t, res.Position)
 	return userID, email, password
@@ -114,7 +114,7 @@ func (p *Partner) keyFor(t testing.TB) {
 	t.Helper()
 	p.CreateKey(t, "test "+p.Env)
 	if p.Env == ledger.EnvProduction {
-		res, err := ledger.ApprovePartner(context.Background(), p.Srv.Store, events.Metadata{Actor: "test"}, p.PartnerID)
+		res, err := p.Srv.Ledger.ApprovePartner(context.Background(), events.Metadata{Actor: "test"}, p.PartnerID)
 		require.NoError(t, err)
 		p.Srv.WaitAccounts(t, res.Position)
 	}

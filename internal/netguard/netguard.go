@@ -118,6 +118,16 @@ func (p Policy) Dialer(timeout time.Duration) *net.Dialer {
 	return &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second, Control: p.Control}
 }
 
+// RefuseHost is CheckHost as a verdict: why host is refused ("" when every
+// address it resolves to is allowed), or an error when resolution failed.
+func (p Policy) RefuseHost(ctx context.Context, host string) (string, error) {
+	err := p.CheckHost(ctx, host)
+	if errors.Is(err, ErrBlocked) {
+		return err.Error(), nil
+	}
+	return "", err
+}
+
 // CheckHost resolves host (an IP literal or a DNS name) and refuses it if
 // it does not resolve or any address it resolves to is blocked.
 func (p Policy) CheckHost(ctx context.Context, host string) error {

@@ -1,4 +1,4 @@
-package app_test
+package scheduler_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/sirgiving/ledger/internal/app"
 	"github.com/sirgiving/ledger/internal/apptest"
 	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -24,14 +25,14 @@ func TestBlockedScheduledCampaignsDoNotStarveOtherTenants(t *testing.T) {
 	srv := apptest.Start(t, func(c *app.Config) { c.DisableBackground = true })
 	ctx := context.Background()
 	meta := events.Metadata{Actor: "test"}
-	create := func(sc ledger.Scope, status string, startsAt *time.Time, name string) string {
+	create := func(sc eventstore.Tenant, status string, startsAt *time.Time, name string) string {
 		t.Helper()
-		out, err := srv.Store.CreateCampaign(ctx, sc, meta, ledger.CampaignInput{Name: name, Status: status, StartsAt: startsAt})
+		out, err := srv.Ledger.CreateCampaign(ctx, sc, meta, ledger.CampaignInput{Name: name, Status: status, StartsAt: startsAt})
 		require.NoError(t, err)
 		return out.CampaignID
 	}
 
-	noisy := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: ledger.EnvSandbox}
+	noisy := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: ledger.EnvSandbox}
 	active := create(noisy, ledger.CampaignActive, nil, "running")
 	longAgo := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 	var blocked []string
@@ -40,9 +41,9 @@ func TestBlockedScheduledCampaignsDoNotStarveOtherTenants(t *testing.T) {
 	}
 	// A blocked campaign whose end has passed is still due: it ends.
 	ended := longAgo.Add(time.Hour)
-	expired, err := srv.Store.CreateCampaign(ctx, noisy, meta, ledger.CampaignInput{Name: "expired", Status: ledger.CampaignScheduled, StartsAt: &longAgo, EndsAt: &ended})
+	expired, err := srv.Ledger.CreateCampaign(ctx, noisy, meta, ledger.CampaignInput{Name: "expired", Status: ledger.CampaignScheduled, StartsAt: &longAgo, EndsAt: &ended})
 	require.NoError(t, err)
-	quiet := ledger.Scope{PartnerID: ledger.NewID("ptr"), Environment: ledger.EnvSandbox}
+	quiet := eventstore.Tenant{PartnerID: eventstore.NewID("ptr"), Environment: ledger.EnvSandbox}
 	recently := time.Now().Add(-time.Minute)
 	due := create(quiet, ledger.CampaignScheduled, &recently, "due")
 
@@ -51,14 +52,14 @@ func TestBlockedScheduledCampaignsDoNotStarveOtherTenants(t *testing.T) {
 		_, err := projections.Rebuild(ctx, srv.Pool, projections.Rewards{}, nil)
 		require.NoError(t, err)
 	}
-	status := func(sc ledger.Scope, id string) string {
+	status := func(sc eventstore.Tenant, id string) string {
 		t.Helper()
-		c, err := projections.GetCampaign(ctx, srv.Pool, projections.Tenant{PartnerID: sc.PartnerID, Environment: sc.Environment}, id)
+		c, err := projections.GetCampaign(ctx, srv.Pool, sc, id)
 		require.NoError(t, err)
 		return c.Status
 	}
 	rebuild()
-	require.NoError(t, srv.AdvanceDueCampaigns(ctx))
+	require.NoError(t, srv.Campaigns.AdvanceDue(ctx))
 	rebuild()
 	require.Equal(t, ledger.CampaignActive, status(quiet, due))
 	require.Equal(t, ledger.CampaignActive, status(noisy, active))

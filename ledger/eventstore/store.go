@@ -1,8 +1,11 @@
-// Package ledger is the write side of the service: the PostgreSQL event
-// store with its group committer, the aggregates rebuilt from it, and the
-// commands that decide, against current state, which events to append.
-// It knows nothing of HTTP; transports map its *Error kinds to their own codes.
-package ledger
+// Package eventstore is the engine under the reward domain: the PostgreSQL
+// event store with its group committer and optimistic concurrency, reads,
+// the hash chain's verification, the relay to JetStream, and their
+// metrics. It also holds the vocabulary every layer shares: the Tenant,
+// the error kinds (*Error), and the Querier. It imports events and the
+// broker configuration, nothing of the domain: aggregates register
+// themselves by stream prefix, and commands arrive as Decide functions.
+package eventstore
 
 import (
 	"context"
@@ -23,9 +26,10 @@ import (
 	"github.com/sirgiving/ledger/events"
 )
 
-// Scope is the tenant an event belongs to. Operator-level facts use an
-// empty Environment; system facts an empty PartnerID too.
-type Scope struct {
+// Tenant is the partner and environment an event, a command or a query
+// belongs to: the one tenant type of every layer. Operator-level facts use
+// an empty Environment; system facts an empty PartnerID too.
+type Tenant struct {
 	PartnerID   string
 	Environment string
 }
@@ -54,7 +58,7 @@ type Stream struct {
 // appended first, the batch is re-decided on fresh state), so results it
 // passes out through captured variables must be assigned, not accumulated.
 type Command struct {
-	Scope    Scope
+	Tenant   Tenant
 	Metadata events.Metadata
 	Decide   func(s *Session) error
 	// Prefetch names streams Decide will load. The committer loads every
@@ -228,8 +232,8 @@ func (s *Store) Execute(ctx context.Context, cmd Command) (Result, error) {
 // Append appends payloads to one stream if it is at expectedVersion
 // (ExpectAny skips the check). A mismatch fails with ErrConcurrency and
 // appends nothing; other commands in the same group commit are unaffected.
-func (s *Store) Append(ctx context.Context, scope Scope, meta events.Metadata, streamID string, expectedVersion int64, payloads ...events.Payload) (Result, error) {
-	return s.Execute(ctx, Command{Scope: scope, Metadata: meta, Decide: func(ss *Session) error {
+func (s *Store) Append(ctx context.Context, scope Tenant, meta events.Metadata, streamID string, expectedVersion int64, payloads ...events.Payload) (Result, error) {
+	return s.Execute(ctx, Command{Tenant: scope, Metadata: meta, Decide: func(ss *Session) error {
 		st, err := ss.Load(streamID)
 		if err != nil {
 			return err
@@ -278,19 +282,19 @@ func (s *Store) run() {
 // Session is a command's view of the store inside one group commit.
 type Session struct {
 	b      *batchState
-	scope  Scope
+	scope  Tenant
 	drafts []draft
 	loaded map[string]*Stream
 }
 
 type draft struct {
 	streamID string
-	scope    Scope
+	scope    Tenant
 	payload  events.Payload
 }
 
-// Scope is the tenant of the command being decided.
-func (s *Session) Scope() Scope { return s.scope }
+// Tenant is the tenant of the command being decided.
+func (s *Session) Tenant() Tenant { return s.scope }
 
 // Now is the time the batch is recorded at.
 func (s *Session) Now() time.Time { return s.b.now }
@@ -315,9 +319,9 @@ func (s *Session) Emit(streamID string, p events.Payload) {
 	s.drafts = append(s.drafts, draft{streamID: streamID, scope: s.scope, payload: p})
 }
 
-// EmitScoped is Emit with an explicit tenant, for operator commands that
+// EmitFor is Emit with an explicit tenant, for operator commands that
 // act on a partner's streams.
-func (s *Session) EmitScoped(streamID string, scope Scope, p events.Payload) {
+func (s *Session) EmitFor(streamID string, scope Tenant, p events.Payload) {
 	s.drafts = append(s.drafts, draft{streamID: streamID, scope: scope, payload: p})
 }
 
@@ -632,7 +636,7 @@ func isInfra(err error) bool {
 // decide runs one command and, if it succeeds, assigns positions, versions
 // and hashes to its events and applies them to the cached stream states.
 func (s *Store) decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (evs []events.Event, err error) {
-	sess := &Session{b: b, scope: cmd.Scope, loaded: map[string]*Stream{}}
+	sess := &Session{b: b, scope: cmd.Tenant, loaded: map[string]*Stream{}}
 	defer func() {
 		if p := recover(); p != nil {
 			err = infraError{fmt.Errorf("ledger: command panicked: %v", p)}

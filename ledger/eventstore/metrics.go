@@ -1,4 +1,4 @@
-package ledger
+package eventstore
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package ledger_test
+package eventstore_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // testNote is a payload used only by these tests.
@@ -61,14 +61,14 @@ func init() {
 	events.Register[testNote](1)
 	events.Register[testSpent](1)
 	events.Register[testFunded](1)
-	ledger.RegisterAggregate("testcounter-", func() ledger.Aggregate { return &counter{} })
+	eventstore.RegisterAggregate("testcounter-", func() eventstore.Aggregate { return &counter{} })
 }
 
-var scope = ledger.Scope{PartnerID: "p1", Environment: "sandbox"}
+var scope = eventstore.Tenant{PartnerID: "p1", Environment: "sandbox"}
 
-func openStore(t *testing.T, db *testenv.DB) *ledger.Store {
+func openStore(t *testing.T, db *testenv.DB) *eventstore.Store {
 	t.Helper()
-	s := ledger.OpenStore(db.Pool, ledger.StoreOptions{})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
 	t.Cleanup(s.Close)
 	return s
 }
@@ -89,7 +89,7 @@ func TestAppendAssignsGapFreePositionsAndVersions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.Position)
 
-	got, err := ledger.ReadStream(ctx, db.Pool, "note-a")
+	got, err := eventstore.ReadStream(ctx, db.Pool, "note-a")
 	require.NoError(t, err)
 	require.Len(t, got, 2)
 	require.Equal(t, "p1", got[0].PartnerID)
@@ -98,7 +98,7 @@ func TestAppendAssignsGapFreePositionsAndVersions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, testNote{N: 2}, p)
 
-	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	rep, err := eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.Reason)
 	require.Equal(t, int64(3), rep.Checked)
@@ -113,8 +113,8 @@ func TestAppendExpectedVersionConflictIsTypedAndIsolated(t *testing.T) {
 	_, err := s.Append(ctx, scope, events.Metadata{}, "note-x", 0, testNote{N: 1})
 	require.NoError(t, err)
 	_, err = s.Append(ctx, scope, events.Metadata{}, "note-x", 0, testNote{N: 2})
-	require.ErrorIs(t, err, ledger.ErrConcurrency)
-	require.Equal(t, ledger.KindConflict, ledger.AsError(err).Kind)
+	require.ErrorIs(t, err, eventstore.ErrConcurrency)
+	require.Equal(t, eventstore.KindConflict, eventstore.AsError(err).Kind)
 
 	// Many callers race with the same expected version: exactly one wins,
 	// the others fail alone while unrelated appends in the same group
@@ -129,7 +129,7 @@ func TestAppendExpectedVersionConflictIsTypedAndIsolated(t *testing.T) {
 			if err == nil {
 				wins.Add(1)
 			} else {
-				require.ErrorIs(t, err, ledger.ErrConcurrency)
+				require.ErrorIs(t, err, eventstore.ErrConcurrency)
 				conflicts.Add(1)
 			}
 		}(i)
@@ -164,7 +164,7 @@ func TestDatabaseRefusesToChangeEvents(t *testing.T) {
 		require.Error(t, err, stmt)
 		require.Contains(t, err.Error(), "events are immutable", stmt)
 	}
-	got, err := ledger.ReadStream(ctx, db.Pool, "note-a")
+	got, err := eventstore.ReadStream(ctx, db.Pool, "note-a")
 	require.NoError(t, err)
 	require.JSONEq(t, `{"n":1}`, string(got[0].Payload))
 }
@@ -221,10 +221,10 @@ func TestVerifyNamesTheFirstTamperedEvent(t *testing.T) {
 	db := testenv.NewDB(t)
 	s := openStore(t, db)
 	for i := 0; i < 10; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-%d", i%3), ledger.ExpectAny, testNote{N: i})
+		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-%d", i%3), eventstore.ExpectAny, testNote{N: i})
 		require.NoError(t, err)
 	}
-	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	rep, err := eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK())
 
@@ -238,17 +238,17 @@ func TestVerifyNamesTheFirstTamperedEvent(t *testing.T) {
 		require.NoError(t, err)
 	}
 	tamper(`UPDATE events SET payload = '{"n":1000}' WHERE position = 7`)
-	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	rep, err = eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(7), rep.FirstBad, rep.Reason)
 
 	tamper(`UPDATE events SET payload = '{"n":6}' WHERE position = 7`)
-	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	rep, err = eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), "restored content verifies again: %s", rep.Reason)
 
 	tamper(`DELETE FROM events WHERE position = 4`)
-	rep, err = ledger.Verify(ctx, db.Pool, nil)
+	rep, err = eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.Equal(t, int64(4), rep.FirstBad, rep.Reason)
 }
@@ -261,16 +261,16 @@ func TestHotStreamInvariantHoldsAcrossProcesses(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewDB(t)
 	s1 := openStore(t, db)
-	s2 := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
+	s2 := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{})
 	t.Cleanup(s2.Close)
 
 	const stream = "testcounter-pool"
 	_, err := s1.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 100})
 	require.NoError(t, err)
 
-	errEmpty := ledger.Errorf(ledger.KindInsufficient, "EMPTY", "not enough")
-	spend := func(s *ledger.Store) error {
-		_, err := s.Execute(ctx, ledger.Command{Scope: scope, Decide: func(ss *ledger.Session) error {
+	errEmpty := eventstore.Errorf(eventstore.KindInsufficient, "EMPTY", "not enough")
+	spend := func(s *eventstore.Store) error {
+		_, err := s.Execute(ctx, eventstore.Command{Tenant: scope, Decide: func(ss *eventstore.Session) error {
 			st, err := ss.Load(stream)
 			if err != nil {
 				return err
@@ -305,7 +305,7 @@ func TestHotStreamInvariantHoldsAcrossProcesses(t *testing.T) {
 	require.Equal(t, int64(33), ok.Load()) // 33*3 = 99 <= 100
 	require.Equal(t, int64(31), refused.Load())
 
-	evs, err := ledger.ReadStream(ctx, db.Pool, stream)
+	evs, err := eventstore.ReadStream(ctx, db.Pool, stream)
 	require.NoError(t, err)
 	c := &counter{}
 	for i, e := range evs {
@@ -314,7 +314,7 @@ func TestHotStreamInvariantHoldsAcrossProcesses(t *testing.T) {
 		require.GreaterOrEqual(t, c.balance, int64(0))
 	}
 	require.Equal(t, int64(1), c.balance)
-	rep, err := ledger.Verify(ctx, db.Pool, nil)
+	rep, err := eventstore.Verify(ctx, db.Pool, nil)
 	require.NoError(t, err)
 	require.True(t, rep.OK(), rep.Reason)
 }
@@ -327,7 +327,7 @@ func TestMetadataIsStoredExactly(t *testing.T) {
 	meta := events.Metadata{CorrelationID: "c", CausationID: "d", Actor: "key_1", RequestID: "req_9"}
 	res, err := s.Append(ctx, scope, meta, "note-m", 0, testNote{Text: "héllo ✓"})
 	require.NoError(t, err)
-	got, err := ledger.ReadStream(ctx, db.Pool, "note-m")
+	got, err := eventstore.ReadStream(ctx, db.Pool, "note-m")
 	require.NoError(t, err)
 	require.Equal(t, res.Events[0].Hash, got[0].Hash)
 	require.Equal(t, res.Events[0].Payload, got[0].Payload)
@@ -344,12 +344,12 @@ func TestRefusalIsNotDecidedOnStaleStateFromAnotherProcess(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.NewDB(t)
 	a := openStore(t, db)
-	b := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{})
+	b := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{})
 	t.Cleanup(b.Close)
 
 	const stream = "testcounter-replicated"
-	errEmpty := ledger.Errorf(ledger.KindInsufficient, "EMPTY", "nothing funded")
-	requireFunded := ledger.Command{Scope: scope, Decide: func(ss *ledger.Session) error {
+	errEmpty := eventstore.Errorf(eventstore.KindInsufficient, "EMPTY", "nothing funded")
+	requireFunded := eventstore.Command{Tenant: scope, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(stream)
 		if err != nil {
 			return err

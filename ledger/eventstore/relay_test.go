@@ -1,4 +1,4 @@
-package ledger_test
+package eventstore_test
 
 import (
 	"context"
@@ -17,12 +17,12 @@ import (
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/bus"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
 	t.Helper()
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 50 * time.Millisecond})
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Poll: 50 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -68,10 +68,10 @@ func readStream(t *testing.T, n *testenv.NATS, want int) []events.Event {
 
 // appendNotes appends testNote{N: from}..testNote{N: to-1} to stream, one
 // command each.
-func appendNotes(t *testing.T, s *ledger.Store, stream string, from, to int) {
+func appendNotes(t *testing.T, s *eventstore.Store, stream string, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, ledger.ExpectAny, testNote{N: i})
+		_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, eventstore.ExpectAny, testNote{N: i})
 		require.NoError(t, err)
 	}
 }
@@ -97,9 +97,9 @@ func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T)
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
 	startRelay(t, db, n)
-	stores := []*ledger.Store{openStore(t, db)}
+	stores := []*eventstore.Store{openStore(t, db)}
 	for i := 0; i < 2; i++ {
-		s := ledger.OpenStore(db.NewPool(t), ledger.StoreOptions{MaxBatch: 8})
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{MaxBatch: 8})
 		t.Cleanup(s.Close)
 		stores = append(stores, s)
 	}
@@ -113,7 +113,7 @@ func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T)
 			s := stores[w%len(stores)]
 			for i := 0; i < perWriter; i++ {
 				stream := fmt.Sprintf("note-%d", (w*perWriter+i)%7)
-				_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, ledger.ExpectAny, testNote{N: w*1000 + i})
+				_, err := s.Append(context.Background(), scope, events.Metadata{}, stream, eventstore.ExpectAny, testNote{N: w*1000 + i})
 				require.NoError(t, err)
 			}
 		}(w)
@@ -137,7 +137,7 @@ func TestRelayCatchesUpAfterNATSOutage(t *testing.T) {
 
 	n.Stop()
 	for i := 0; i < 100; i++ {
-		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-during-%d", i%5), ledger.ExpectAny, testNote{N: i})
+		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-during-%d", i%5), eventstore.ExpectAny, testNote{N: i})
 		require.NoError(t, err, "commands must succeed with the broker down")
 	}
 	var relayed int64
@@ -166,7 +166,7 @@ func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	require.NoError(t, err)
 	_, err = bus.EnsureStream(ctx, js, bus.Config{})
 	require.NoError(t, err)
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{})
 	require.NoError(t, err)
 	published, err := r.Flush(ctx)
 	require.NoError(t, err)
@@ -175,7 +175,7 @@ func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0, stream_seq = 0`)
 	require.NoError(t, err)
 	appendNotes(t, s, "note-a", 20, 25)
-	r2, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{})
+	r2, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{})
 	require.NoError(t, err)
 	published, err = r2.Flush(ctx)
 	require.NoError(t, err)
@@ -184,7 +184,7 @@ func TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles(t *testing.T) {
 	checkExactlyOnceInOrder(t, got, 25)
 
 	// The event id is the message id: a second copy is dropped.
-	msg, err := ledger.Message(bus.Config{}, got[3])
+	msg, err := eventstore.Message(bus.Config{}, got[3])
 	require.NoError(t, err)
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(got[3].ID.String()))
 	require.NoError(t, err)
@@ -208,12 +208,12 @@ func TestRelayKeepsOrderWhenTheStreamAppearsMidBatch(t *testing.T) {
 		for j := range batch {
 			batch[j] = testNote{N: i + j}
 		}
-		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", ledger.ExpectAny, batch...)
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-a", eventstore.ExpectAny, batch...)
 		require.NoError(t, err)
 	}
 	js, err := jetstream.New(n.Connect(t))
 	require.NoError(t, err)
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{BatchSize: total})
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{BatchSize: total})
 	require.NoError(t, err)
 	_, err = db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
 	require.NoError(t, err)
@@ -228,7 +228,7 @@ func TestRelayKeepsOrderWhenTheStreamAppearsMidBatch(t *testing.T) {
 	require.NoError(t, js.DeleteStream(ctx, name))
 	_, err = db.Pool.Exec(ctx, `UPDATE relay_checkpoints SET position = 0, stream_seq = 0`)
 	require.NoError(t, err)
-	r2, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{BatchSize: total})
+	r2, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{BatchSize: total})
 	require.NoError(t, err)
 	// A plain subscriber sees the relay's messages even with no stream:
 	// the stream is created once the relay is well into its batch.
@@ -284,7 +284,7 @@ func TestRelayRefillsAWipedStream(t *testing.T) {
 	s := openStore(t, db)
 	appendNotes(t, s, "note-a", 0, 30)
 	relayCtx, stopRelay := context.WithCancel(context.Background())
-	r, err := ledger.NewRelay(db.Pool, n.Connect(t), ledger.RelayOptions{Poll: 50 * time.Millisecond})
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Poll: 50 * time.Millisecond})
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(relayCtx) }()

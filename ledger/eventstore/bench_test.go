@@ -1,4 +1,4 @@
-package ledger_test
+package eventstore_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testenv"
-	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // latencies collects per-call durations from parallel goroutines.
@@ -43,9 +43,9 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration, perCall int) {
 // benchHotStream runs b.N commands from 64 concurrent callers, each
 // deciding against one hot stream (a balance that must not go negative)
 // and appending perCmd events to it.
-func benchHotStream(b *testing.B, opts ledger.StoreOptions, perCmd int) {
+func benchHotStream(b *testing.B, opts eventstore.StoreOptions, perCmd int) {
 	db := testenv.NewDB(b)
-	s := ledger.OpenStore(db.Pool, opts)
+	s := eventstore.OpenStore(db.Pool, opts)
 	b.Cleanup(s.Close)
 	ctx := context.Background()
 	const stream = "testcounter-hot"
@@ -55,13 +55,13 @@ func benchHotStream(b *testing.B, opts ledger.StoreOptions, perCmd int) {
 	for i := range spent {
 		spent[i] = testSpent{Amount: 1}
 	}
-	cmd := ledger.Command{Scope: scope, Metadata: events.Metadata{RequestID: "req_bench"}, Decide: func(ss *ledger.Session) error {
+	cmd := eventstore.Command{Tenant: scope, Metadata: events.Metadata{RequestID: "req_bench"}, Decide: func(ss *eventstore.Session) error {
 		st, err := ss.Load(stream)
 		if err != nil {
 			return err
 		}
 		if st.State.(*counter).balance < int64(perCmd) {
-			return ledger.Errorf(ledger.KindInsufficient, "EMPTY", "empty")
+			return eventstore.Errorf(eventstore.KindInsufficient, "EMPTY", "empty")
 		}
 		for _, p := range spent {
 			ss.Emit(stream, p)
@@ -90,16 +90,16 @@ func benchHotStream(b *testing.B, opts ledger.StoreOptions, perCmd int) {
 // BenchmarkAppendHotStreamGroupCommit: single-event commands on one hot
 // stream, grouped into shared transactions.
 func BenchmarkAppendHotStreamGroupCommit(b *testing.B) {
-	benchHotStream(b, ledger.StoreOptions{}, 1)
+	benchHotStream(b, eventstore.StoreOptions{}, 1)
 }
 
 // BenchmarkAppendHotStreamOneTxPerCommand is the baseline: the same
 // commands, one transaction (and one fsync) each.
 func BenchmarkAppendHotStreamOneTxPerCommand(b *testing.B) {
-	benchHotStream(b, ledger.StoreOptions{MaxBatch: 1}, 1)
+	benchHotStream(b, eventstore.StoreOptions{MaxBatch: 1}, 1)
 }
 
 // BenchmarkAppendBatch100 appends commands of 100 events each.
 func BenchmarkAppendBatch100(b *testing.B) {
-	benchHotStream(b, ledger.StoreOptions{}, 100)
+	benchHotStream(b, eventstore.StoreOptions{}, 100)
 }
