@@ -24,6 +24,20 @@ type PortalUserCreated struct {
 	PasswordSealed string `json:"passwordSealed,omitempty"`
 }
 
+// SealedPasswordPrefix marks a stored password hash that is sealed under
+// the master key (version 2) rather than a plain bcrypt hash (version 1).
+const SealedPasswordPrefix = "sealed:"
+
+// StoredPassword is what a read model keeps for the portal user e created:
+// the sealed hash (marked with SealedPasswordPrefix) or, for a version-1
+// event, the plain bcrypt hash.
+func (e PortalUserCreated) StoredPassword() string {
+	if e.PasswordSealed != "" {
+		return SealedPasswordPrefix + e.PasswordSealed
+	}
+	return e.PasswordHash
+}
+
 // EventType implements Payload.
 func (PortalUserCreated) EventType() string { return "portaluser.created" }
 

@@ -85,6 +85,9 @@ func Decode(e Event) (Payload, error) {
 		return nil, fmt.Errorf("events: type %q is not registered", e.Type)
 	}
 	raw := e.Payload
+	if e.SchemaVersion < 1 {
+		return nil, fmt.Errorf("events: %s has no schema version", e.Type)
+	}
 	if e.SchemaVersion > d.current {
 		return nil, fmt.Errorf("events: %s version %d is newer than this binary understands (%d)", e.Type, e.SchemaVersion, d.current)
 	}

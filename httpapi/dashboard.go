@@ -1,37 +1,17 @@
+// Dashboards: summary, trends, top earners, recent activity, API usage and
+// integration health (/v1/partner/dashboard…).
+
 package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
-	"github.com/sirgiving/ledger/ledger/eventstore"
+	"github.com/sirgiving/ledger/apiusage"
 	"github.com/sirgiving/ledger/projections"
 )
 
-func (a *rewardsAPI) dashboardHandlers() map[RouteKey]http.HandlerFunc {
-	return map[RouteKey]http.HandlerFunc{
-		{http.MethodGet, "/v1/partner/dashboard/summary"}:         a.dashboardSummary,
-		{http.MethodGet, "/v1/partner/dashboard/trends"}:          a.dashboardTrends,
-		{http.MethodGet, "/v1/partner/dashboard/top-earners"}:     a.topEarners,
-		{http.MethodGet, "/v1/partner/dashboard/recent-activity"}: a.recentActivity,
-	}
-}
-
-// intParam reads an optional integer query parameter within [min, max].
-func intParam(r *http.Request, name string, min, max, def int) (int, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < min || n > max {
-		return 0, eventstore.Invalid("bad "+name, eventstore.FieldIssue{Field: name, Issue: "must be an integer from " + strconv.Itoa(min) + " to " + strconv.Itoa(max)})
-	}
-	return n, nil
-}
-
-func (a *rewardsAPI) dashboardSummary(w http.ResponseWriter, r *http.Request) {
+func (a *api) dashboardSummary(w http.ResponseWriter, r *http.Request) {
 	t, err := a.readTenant(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -45,7 +25,7 @@ func (a *rewardsAPI) dashboardSummary(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s)
 }
 
-func (a *rewardsAPI) dashboardTrends(w http.ResponseWriter, r *http.Request) {
+func (a *api) dashboardTrends(w http.ResponseWriter, r *http.Request) {
 	days, err := intParam(r, "days", 1, 365, 30)
 	if err != nil {
 		writeError(w, r, err)
@@ -64,7 +44,7 @@ func (a *rewardsAPI) dashboardTrends(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tr)
 }
 
-func (a *rewardsAPI) topEarners(w http.ResponseWriter, r *http.Request) {
+func (a *api) topEarners(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(r, "limit", 1, 100, 10)
 	if err != nil {
 		writeError(w, r, err)
@@ -90,7 +70,7 @@ func (a *rewardsAPI) topEarners(w http.ResponseWriter, r *http.Request) {
 	}{top})
 }
 
-func (a *rewardsAPI) recentActivity(w http.ResponseWriter, r *http.Request) {
+func (a *api) recentActivity(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(r, "limit", 1, 100, 20)
 	if err != nil {
 		writeError(w, r, err)
@@ -112,4 +92,46 @@ func (a *rewardsAPI) recentActivity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Data []projections.ActionView `json:"data"`
 	}{acts})
+}
+
+func (a *api) apiUsage(w http.ResponseWriter, r *http.Request) {
+	days, err := intParam(r, "days", 1, 90, 7)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sc, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rep, err := apiusage.Usage(r.Context(), a.DB, sc, days, a.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (a *api) integrationHealth(w http.ResponseWriter, r *http.Request) {
+	sc, err := tenantOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	t := sc
+	if err := projections.WaitTenant(r.Context(), a.DB, t, a.ReadWait, projections.RewardsName, projections.WebhooksName); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var keyID string
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		keyID = p.KeyID
+	}
+	ih, err := apiusage.CheckIntegration(r.Context(), a.DB, sc, keyID, a.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ih)
 }

@@ -1,3 +1,5 @@
+// Webhook subscriptions, their deliveries and health (/v1/partner/webhooks…).
+
 package httpapi
 
 import (
@@ -5,52 +7,10 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/sirgiving/ledger/ledger"
-	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 	"github.com/sirgiving/ledger/webhooks"
 )
-
-// WebhooksDeps are what the webhook endpoints call.
-type WebhooksDeps struct {
-	Ledger *ledger.Service
-	DB     *pgxpool.Pool
-	// ReadWait bounds waiting for the webhook read model after a write.
-	ReadWait time.Duration
-}
-
-// WebhookHandlers implements the webhook endpoints (CONTRACT §6) and the
-// webhook health dashboard, all scoped to the principal's partner and
-// environment.
-func WebhookHandlers(d WebhooksDeps) map[RouteKey]http.HandlerFunc {
-	if d.ReadWait <= 0 {
-		d.ReadWait = 2 * time.Second
-	}
-	h := &webhookHandlers{d: d}
-	return map[RouteKey]http.HandlerFunc{
-		{http.MethodPost, "/v1/partner/webhooks"}:                                  h.register,
-		{http.MethodGet, "/v1/partner/webhooks"}:                                   h.list,
-		{http.MethodDelete, "/v1/partner/webhooks/:id"}:                            h.delete,
-		{http.MethodGet, "/v1/partner/webhooks/:id/deliveries"}:                    h.deliveries,
-		{http.MethodPost, "/v1/partner/webhooks/:id/deliveries/:deliveryId/retry"}: h.retry,
-		{http.MethodPost, "/v1/partner/webhooks/:id/test"}:                         h.test,
-		{http.MethodGet, "/v1/partner/dashboard/webhooks/health"}:                  h.health,
-	}
-}
-
-type webhookHandlers struct{ d WebhooksDeps }
-
-var errNoTenant = eventstore.Errorf(eventstore.KindUnauthorized, "UNAUTHORIZED", "this endpoint needs an API key")
-
-func tenantOf(r *http.Request) (eventstore.Tenant, error) {
-	p, ok := PrincipalFrom(r.Context())
-	if !ok || p.PartnerID == "" || p.Environment == "" {
-		return eventstore.Tenant{}, errNoTenant
-	}
-	return eventstore.Tenant{PartnerID: p.PartnerID, Environment: p.Environment}, nil
-}
 
 type registerWebhookBody struct {
 	URL              string   `json:"url"`
@@ -65,7 +25,7 @@ type registeredWebhookBody struct {
 	Secret string `json:"secret"`
 }
 
-func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
+func (a *api) registerWebhook(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -76,7 +36,7 @@ func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	reg, err := h.d.Ledger.RegisterWebhook(r.Context(), scope, accountsMeta(r), ledger.RegisterWebhook{
+	reg, err := a.Ledger.RegisterWebhook(r.Context(), scope, accountsMeta(r), ledger.RegisterWebhook{
 		URL: in.URL, Description: in.Description, EventTypes: in.EventTypes, ReceiveAllEvents: in.ReceiveAllEvents,
 	})
 	if err != nil {
@@ -86,13 +46,13 @@ func (h *webhookHandlers) register(w http.ResponseWriter, r *http.Request) {
 	// The webhook exists now and its secret is shown only in this answer, so
 	// answer 201 from the registration even if the read model lags: a 503
 	// would lose the secret and make the client register a second webhook.
-	if err := projections.WaitPosition(r.Context(), h.d.DB, reg.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
+	if err := projections.WaitPosition(r.Context(), a.DB, reg.Position, a.ReadWait, projections.WebhooksName); err != nil {
 		loggerFrom(r.Context()).Warn("webhooks read model lagging after registration", "err", err)
 	}
 	writeJSON(w, http.StatusCreated, registeredWebhookBody{Webhook: projections.WebhookFromRegistration(reg.Event, reg.RecordedAt), Secret: reg.Secret})
 }
 
-func (h *webhookHandlers) list(w http.ResponseWriter, r *http.Request) {
+func (a *api) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -103,7 +63,7 @@ func (h *webhookHandlers) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	list, total, err := projections.ListWebhooks(r.Context(), h.d.DB, scope, p.Offset(), p.Limit)
+	list, total, err := projections.ListWebhooks(r.Context(), a.DB, scope, p.Offset(), p.Limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -111,26 +71,26 @@ func (h *webhookHandlers) list(w http.ResponseWriter, r *http.Request) {
 	writeList(w, p, total, list)
 }
 
-func (h *webhookHandlers) delete(w http.ResponseWriter, r *http.Request) {
+func (a *api) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	id := mux.Vars(r)["id"]
-	res, err := h.d.Ledger.DeleteWebhook(r.Context(), scope, accountsMeta(r), id)
+	res, err := a.Ledger.DeleteWebhook(r.Context(), scope, accountsMeta(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
+	if err := projections.WaitPosition(r.Context(), a.DB, res.Position, a.ReadWait, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
 }
 
-func (h *webhookHandlers) deliveries(w http.ResponseWriter, r *http.Request) {
+func (a *api) webhookDeliveries(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -141,7 +101,7 @@ func (h *webhookHandlers) deliveries(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	list, total, err := webhooks.ListDeliveries(r.Context(), h.d.DB, scope, mux.Vars(r)["id"], p.Offset(), p.Limit)
+	list, total, err := webhooks.ListDeliveries(r.Context(), a.DB, scope, mux.Vars(r)["id"], p.Offset(), p.Limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -149,14 +109,14 @@ func (h *webhookHandlers) deliveries(w http.ResponseWriter, r *http.Request) {
 	writeList(w, p, total, list)
 }
 
-func (h *webhookHandlers) retry(w http.ResponseWriter, r *http.Request) {
+func (a *api) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	v := mux.Vars(r)
-	d, err := webhooks.Retry(r.Context(), h.d.DB, scope, v["id"], v["deliveryId"])
+	d, err := webhooks.Retry(r.Context(), a.DB, scope, v["id"], v["deliveryId"])
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -172,19 +132,19 @@ type testWebhookBody struct {
 	Status     string `json:"status"`
 }
 
-func (h *webhookHandlers) test(w http.ResponseWriter, r *http.Request) {
+func (a *api) testWebhook(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	id := mux.Vars(r)["id"]
-	res, err := h.d.Ledger.RequestWebhookTest(r.Context(), scope, accountsMeta(r), id)
+	res, err := a.Ledger.RequestWebhookTest(r.Context(), scope, accountsMeta(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if err := projections.WaitPosition(r.Context(), h.d.DB, res.Position, h.d.ReadWait, projections.WebhooksName); err != nil {
+	if err := projections.WaitPosition(r.Context(), a.DB, res.Position, a.ReadWait, projections.WebhooksName); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -194,13 +154,13 @@ func (h *webhookHandlers) test(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (h *webhookHandlers) health(w http.ResponseWriter, r *http.Request) {
+func (a *api) webhookHealth(w http.ResponseWriter, r *http.Request) {
 	scope, err := tenantOf(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	hl, err := webhooks.GetHealth(r.Context(), h.d.DB, scope, time.Now())
+	hl, err := webhooks.GetHealth(r.Context(), a.DB, scope, time.Now())
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -151,23 +151,10 @@ func CheckPassword(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
 
-// sealedPrefix marks a stored password hash that is sealed under the
-// master key (PortalUserCreated v2) rather than a plain bcrypt hash (v1).
-const sealedPrefix = "sealed:"
-
-// StoredPassword is what the read model keeps for a portal user created by
-// e: the sealed hash (marked) or, for a version-1 event, the plain one.
-func StoredPassword(e events.PortalUserCreated) string {
-	if e.PasswordSealed != "" {
-		return sealedPrefix + e.PasswordSealed
-	}
-	return e.PasswordHash
-}
-
 // CheckStoredPassword reports whether password matches userID's stored
-// hash as returned by StoredPassword, opening it with masterKey if sealed.
+// hash as events.PortalUserCreated.StoredPassword gives it, opening it with masterKey if sealed.
 func CheckStoredPassword(masterKey []byte, userID, stored, password string) bool {
-	if sealed, ok := strings.CutPrefix(stored, sealedPrefix); ok {
+	if sealed, ok := strings.CutPrefix(stored, events.SealedPasswordPrefix); ok {
 		hash, err := OpenSecret(masterKey, passwordContext(userID), sealed)
 		if err != nil {
 			return false

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -61,60 +60,38 @@ func init() {
 
 // StakeholderInput is one person an action rewards.
 type StakeholderInput struct {
-	StakeholderTypeCode string `json:"stakeholderTypeCode"`
-	PartnerUserID       string `json:"partnerUserId"`
-	UserEmail           string `json:"userEmail"`
-	UserFirstName       string `json:"userFirstName"`
-	UserLastName        string `json:"userLastName"`
+	StakeholderTypeCode string
+	PartnerUserID       string
+	UserEmail           string
+	UserFirstName       string
+	UserLastName        string
 }
 
 // ActionInput is the submit body of CONTRACT §4.
 type ActionInput struct {
-	IdempotencyKey  string             `json:"idempotencyKey"`
-	ActionType      string             `json:"actionType"`
-	Amount          DecimalText        `json:"amount"`
-	Currency        string             `json:"currency"`
-	Stakeholders    []StakeholderInput `json:"stakeholders"`
-	AutoCreateUsers bool               `json:"autoCreateUsers"`
-	Metadata        json.RawMessage    `json:"metadata"`
-	CampaignID      string             `json:"campaignId"`
-	TokenPoolID     string             `json:"tokenPoolId"`
-}
-
-// ActionResponse is the 200 body of a submit (CONTRACT §4). Encoded by
-// ResponseBody, deterministically, so an idempotent replay is the same bytes.
-type ActionResponse struct {
-	ActionID          string   `json:"actionId"`
-	IdempotencyKey    string   `json:"idempotencyKey"`
-	Status            string   `json:"status"`
-	TokensDistributed int64    `json:"tokensDistributed"`
-	TransactionIDs    []string `json:"transactionIds"`
-}
-
-// ResponseBody is the exact 200 body for a completed action, derived only
-// from the stored event so every replay yields the same bytes.
-func ResponseBody(c *events.ActionCompleted) []byte {
-	ids := c.TransactionIDs
-	if ids == nil {
-		ids = []string{}
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(ActionResponse{ActionID: c.ActionID, IdempotencyKey: c.IdempotencyKey, Status: StatusCompleted,
-		TokensDistributed: c.TokensDistributed, TransactionIDs: ids})
-	return buf.Bytes()
+	IdempotencyKey  string
+	ActionType      string
+	Amount          string
+	Currency        string
+	Stakeholders    []StakeholderInput
+	AutoCreateUsers bool
+	Metadata        json.RawMessage
+	CampaignID      string
+	TokenPoolID     string
 }
 
 // ActionOutcome is what SubmitAction decided. On a recorded failure the
 // error is returned too, and ActionID/Status say what was recorded.
 type ActionOutcome struct {
-	ActionID          string
-	IdempotencyKey    string
-	TransactionIDs    []string
-	Status            string
-	Replayed          bool
-	Body              []byte
+	ActionID       string
+	IdempotencyKey string
+	TransactionIDs []string
+	Status         string
+	Replayed       bool
+	// Completed is the recorded completion (nil unless Status is
+	// COMPLETED): a replay carries the original one, so the transport can
+	// answer it with the same bytes as the first time.
+	Completed         *events.ActionCompleted
 	TokensDistributed int64
 	Position          int64
 }
@@ -200,19 +177,41 @@ func validateAction(in ActionInput, prefix string) (normalizedAction, *eventstor
 	if len(issues) > 0 {
 		return n, eventstore.Invalid("invalid action", issues...)
 	}
-	fp, _ := json.Marshal(struct {
-		ActionType   string             `json:"a"`
-		Amount       string             `json:"m"`
-		Currency     string             `json:"c"`
-		Stakeholders []StakeholderInput `json:"s"`
-		AutoCreate   bool               `json:"u"`
-		Metadata     json.RawMessage    `json:"d"`
-		CampaignID   string             `json:"k"`
-		PoolID       string             `json:"p"`
-	}{in.ActionType, n.amount.String(), in.Currency, in.Stakeholders, in.AutoCreateUsers, md, in.CampaignID, in.TokenPoolID})
-	h := sha256.Sum256(fp)
-	n.hash = hex.EncodeToString(h[:])
+	n.hash = fingerprint(in, n.amount, md)
 	return n, nil
+}
+
+// fingerprint is the idempotency fingerprint of an action: what must match
+// for a repeated idempotency key to be a replay. Its encoding is frozen —
+// stored actions carry it — so it has its own field names, independent of
+// any wire format.
+func fingerprint(in ActionInput, amount decimal.Decimal, metadata json.RawMessage) string {
+	type stakeholder struct {
+		StakeholderTypeCode string `json:"stakeholderTypeCode"`
+		PartnerUserID       string `json:"partnerUserId"`
+		UserEmail           string `json:"userEmail"`
+		UserFirstName       string `json:"userFirstName"`
+		UserLastName        string `json:"userLastName"`
+	}
+	var shs []stakeholder
+	if in.Stakeholders != nil {
+		shs = make([]stakeholder, len(in.Stakeholders))
+		for i, sh := range in.Stakeholders {
+			shs[i] = stakeholder(sh)
+		}
+	}
+	fp, _ := json.Marshal(struct {
+		ActionType   string          `json:"a"`
+		Amount       string          `json:"m"`
+		Currency     string          `json:"c"`
+		Stakeholders []stakeholder   `json:"s"`
+		AutoCreate   bool            `json:"u"`
+		Metadata     json.RawMessage `json:"d"`
+		CampaignID   string          `json:"k"`
+		PoolID       string          `json:"p"`
+	}{in.ActionType, amount.String(), in.Currency, shs, in.AutoCreateUsers, metadata, in.CampaignID, in.TokenPoolID})
+	h := sha256.Sum256(fp)
+	return hex.EncodeToString(h[:])
 }
 
 // SubmitAction rewards one action. Everything is decided in one command:
@@ -241,7 +240,7 @@ func (s *Service) submitNormalized(ctx context.Context, sc eventstore.Tenant, me
 	}
 	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Decide: func(ss *eventstore.Session) error {
 		refusal = nil
-		out.Replayed, out.Body = false, nil
+		out.Replayed, out.Completed = false, nil
 		stream := ActionStream(out.ActionID)
 		ast, err := ss.Load(stream)
 		if err != nil {
@@ -253,7 +252,7 @@ func (s *Service) submitNormalized(ctx context.Context, sc eventstore.Tenant, me
 				return eventstore.Errorf(eventstore.KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
 			}
 			if act.Completed != nil {
-				out.Replayed, out.Status, out.Body = true, act.Status, ResponseBody(act.Completed)
+				out.Replayed, out.Status, out.Completed = true, act.Status, act.Completed
 				out.TokensDistributed, out.TransactionIDs = act.Completed.TokensDistributed, act.Completed.TransactionIDs
 				return nil
 			}
@@ -338,7 +337,7 @@ func (s *Service) submitNormalized(ctx context.Context, sc eventstore.Tenant, me
 			pool.afterDebit(ss, sc, plan.total)
 			plan.emitBudget(ss, out.ActionID)
 		}
-		out.Status, out.Body, out.TokensDistributed, out.TransactionIDs = StatusCompleted, ResponseBody(&done), plan.total, txids
+		out.Status, out.Completed, out.TokensDistributed, out.TransactionIDs = StatusCompleted, &done, plan.total, txids
 		return nil
 	}})
 	out.Position = res.Position

@@ -97,54 +97,55 @@ func init() {
 	eventstore.RegisterAggregate("campaigns-", func() eventstore.Aggregate { return &Campaigns{ByID: map[string]*CampaignState{}} })
 }
 
-// TierInput and SplitInput are the wire forms of tiers and splits.
+// TierInput is a reward tier: actions of at least MinAmount earn
+// Multiplier (decimal strings).
 type TierInput struct {
-	MinAmount  DecimalText `json:"minAmount"`
-	Multiplier DecimalText `json:"multiplier"`
+	MinAmount  string
+	Multiplier string
 }
 
 // SplitInput gives a stakeholder type a percentage of each reward.
 type SplitInput struct {
-	StakeholderTypeCode string      `json:"stakeholderTypeCode"`
-	Percent             DecimalText `json:"percent"`
+	StakeholderTypeCode string
+	Percent             string
 	// Percentage is accepted as an alias of Percent.
-	Percentage DecimalText `json:"percentage"`
+	Percentage string
 }
 
 // CampaignInput creates a campaign (POST /campaigns).
 type CampaignInput struct {
-	Name        string       `json:"name"`
-	Description string       `json:"description"`
-	Status      string       `json:"status"`
-	StartsAt    *time.Time   `json:"startsAt"`
-	EndsAt      *time.Time   `json:"endsAt"`
-	ActionTypes []string     `json:"actionTypes"`
-	Multiplier  DecimalText  `json:"multiplier"`
-	Tiers       []TierInput  `json:"tiers"`
-	Splits      []SplitInput `json:"splits"`
-	Budget      *int64       `json:"budget"`
-	TokenBudget *int64       `json:"tokenBudget"` // alias of Budget
-	TokenPoolID string       `json:"tokenPoolId"`
+	Name        string
+	Description string
+	Status      string
+	StartsAt    *time.Time
+	EndsAt      *time.Time
+	ActionTypes []string
+	Multiplier  string
+	Tiers       []TierInput
+	Splits      []SplitInput
+	Budget      *int64
+	TokenBudget *int64 // alias of Budget
+	TokenPoolID string
 }
 
 // CampaignPatch updates a campaign (PATCH /campaigns/:id); nil fields stay.
 type CampaignPatch struct {
-	Name        *string       `json:"name"`
-	Description *string       `json:"description"`
-	Status      *string       `json:"status"`
-	StartsAt    *time.Time    `json:"startsAt"`
-	EndsAt      *time.Time    `json:"endsAt"`
-	ActionTypes *[]string     `json:"actionTypes"`
-	Multiplier  *DecimalText  `json:"multiplier"`
-	Tiers       *[]TierInput  `json:"tiers"`
-	Splits      *[]SplitInput `json:"splits"`
-	Budget      *int64        `json:"budget"`
-	TokenBudget *int64        `json:"tokenBudget"` // alias of Budget
-	TokenPoolID *string       `json:"tokenPoolId"`
+	Name        *string
+	Description *string
+	Status      *string
+	StartsAt    *time.Time
+	EndsAt      *time.Time
+	ActionTypes *[]string
+	Multiplier  *string
+	Tiers       *[]TierInput
+	Splits      *[]SplitInput
+	Budget      *int64
+	TokenBudget *int64 // alias of Budget
+	TokenPoolID *string
 }
 
-func parseDec(field string, d DecimalText, issues *[]eventstore.FieldIssue) decimal.Decimal {
-	v, err := decimal.NewFromString(string(d))
+func parseDec(field string, d string, issues *[]eventstore.FieldIssue) decimal.Decimal {
+	v, err := decimal.NewFromString(d)
 	if err != nil {
 		*issues = append(*issues, eventstore.FieldIssue{Field: field, Issue: "must be a decimal number"})
 	}

@@ -43,20 +43,20 @@ const MaxMetadataBytes = 16 << 10
 type UserInput struct {
 	// PartnerUserID is the partner's id for the user; ExternalID is
 	// accepted as an alias.
-	PartnerUserID string          `json:"partnerUserId"`
-	ExternalID    string          `json:"externalId"`
-	Email         string          `json:"email"`
-	FirstName     string          `json:"firstName"`
-	LastName      string          `json:"lastName"`
-	Metadata      json.RawMessage `json:"metadata"`
+	PartnerUserID string
+	ExternalID    string
+	Email         string
+	FirstName     string
+	LastName      string
+	Metadata      json.RawMessage
 }
 
 // UserPatch updates an end user; absent fields are unchanged.
 type UserPatch struct {
-	Email     *string         `json:"email"`
-	FirstName *string         `json:"firstName"`
-	LastName  *string         `json:"lastName"`
-	Metadata  json.RawMessage `json:"metadata"`
+	Email     *string
+	FirstName *string
+	LastName  *string
+	Metadata  json.RawMessage
 }
 
 func checkMetadata(field string, m json.RawMessage) (json.RawMessage, *eventstore.FieldIssue) {

@@ -1,11 +1,6 @@
 package ledger
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"strings"
-
 	"github.com/shopspring/decimal"
 )
 
@@ -25,37 +20,6 @@ func MinorUnits(currency string) (int32, bool) {
 	n, ok := currencyMinorUnits[currency]
 	return n, ok
 }
-
-// DecimalText is a decimal amount as it came on the wire: a JSON number or
-// a JSON string holding one. It keeps the text so no binary float ever
-// touches it.
-type DecimalText string
-
-// UnmarshalJSON accepts 49.99 and "49.99".
-func (d *DecimalText) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*d = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*d = DecimalText(strings.TrimSpace(s))
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("amount must be a decimal number")
-	}
-	*d = DecimalText(n.String())
-	return nil
-}
-
-// MarshalJSON writes the amount as a JSON string.
-func (d DecimalText) MarshalJSON() ([]byte, error) { return json.Marshal(string(d)) }
 
 // RewardTokens converts an amount into whole tokens: amount × multiplier,
 // rounded half up (amounts are positive, so half away from zero is half up).

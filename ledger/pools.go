@@ -179,19 +179,19 @@ func (s *Service) ProvisionPool(ctx context.Context, sc eventstore.Tenant, meta 
 
 // AllocationInput is a partner's request for more tokens.
 type AllocationInput struct {
-	PoolID      string `json:"poolId"`
-	TokenPoolID string `json:"tokenPoolId"` // alias of PoolID
-	Amount      int64  `json:"amount"`
-	Reason      string `json:"reason"`
+	PoolID      string
+	TokenPoolID string // alias of PoolID
+	Amount      int64
+	Reason      string
 }
 
 // AllocationOutcome is what RequestAllocation decided.
 type AllocationOutcome struct {
-	RequestID string `json:"requestId"`
-	PoolID    string `json:"poolId"`
-	Amount    int64  `json:"amount"`
-	Status    string `json:"status"`
-	Position  int64  `json:"-"`
+	RequestID string
+	PoolID    string
+	Amount    int64
+	Status    string
+	Position  int64
 }
 
 // RequestAllocation files a request for more tokens in a pool (the

@@ -2,7 +2,6 @@ package ledger_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -26,7 +25,7 @@ func newTenant(t *testing.T, s *ledger.Service, env string, tokens int64) events
 }
 
 func action(key string, amount string, users ...string) ledger.ActionInput {
-	in := ledger.ActionInput{IdempotencyKey: key, ActionType: "PURCHASE", Amount: ledger.DecimalText(amount), Currency: "USD", AutoCreateUsers: true}
+	in := ledger.ActionInput{IdempotencyKey: key, ActionType: "PURCHASE", Amount: amount, Currency: "USD", AutoCreateUsers: true}
 	for _, u := range users {
 		in.Stakeholders = append(in.Stakeholders, ledger.StakeholderInput{StakeholderTypeCode: "CUSTOMER", PartnerUserID: u})
 	}
@@ -113,7 +112,7 @@ func TestIdempotentSubmitUnderConcurrency(t *testing.T) {
 	s := openLedger(t, db)
 	sc := newTenant(t, s, "sandbox", 1000)
 
-	bodies := make([][]byte, 20)
+	done := make([]*events.ActionCompleted, 20)
 	replayed := make([]bool, 20)
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -122,13 +121,14 @@ func TestIdempotentSubmitUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			o, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("same", "10", "alice", "bob"))
 			require.NoError(t, err)
-			bodies[i], replayed[i] = o.Body, o.Replayed
+			done[i], replayed[i] = o.Completed, o.Replayed
 		}(i)
 	}
 	wg.Wait()
 	first := 0
-	for i := range bodies {
-		require.Equal(t, string(bodies[0]), string(bodies[i]))
+	for i := range done {
+		require.NotNil(t, done[i])
+		require.Equal(t, *done[0], *done[i])
 		if !replayed[i] {
 			first++
 		}
@@ -137,10 +137,8 @@ func TestIdempotentSubmitUnderConcurrency(t *testing.T) {
 	var completed int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE event_type='action.completed'`).Scan(&completed))
 	require.Equal(t, 1, completed)
-	var resp ledger.ActionResponse
-	require.NoError(t, json.Unmarshal(bodies[0], &resp))
-	require.Equal(t, int64(10), resp.TokensDistributed)
-	require.Len(t, resp.TransactionIDs, 2)
+	require.Equal(t, int64(10), done[0].TokensDistributed)
+	require.Len(t, done[0].TransactionIDs, 2)
 
 	_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("same", "11", "alice", "bob"))
 	require.Equal(t, "IDEMPOTENCY_KEY_REUSED", eventstore.AsError(err).Code)

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -21,6 +20,13 @@ const AccountsName = "accounts"
 type Accounts struct{}
 
 // Name implements Projection.
+// Partner statuses as the accounts read model shows them, derived from the
+// partner's lifecycle events.
+const (
+	partnerActive    = "ACTIVE"
+	partnerSuspended = "SUSPENDED"
+)
+
 func (Accounts) Name() string { return AccountsName }
 
 // Setup implements Projection.
@@ -77,16 +83,16 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	switch v := pl.(type) {
 	case events.PortalUserCreated:
 		_, err = tx.Exec(ctx, `INSERT INTO portal_users (user_id, email, password_hash, created_at) VALUES ($1,$2,$3,$4)
-			ON CONFLICT (user_id) DO NOTHING`, v.UserID, v.Email, ledger.StoredPassword(v), at)
+			ON CONFLICT (user_id) DO NOTHING`, v.UserID, v.Email, v.StoredPassword(), at)
 	case events.PortalUserPartnerLinked:
 		_, err = tx.Exec(ctx, `UPDATE portal_users SET partner_id = $2 WHERE user_id = $1`, v.UserID, v.PartnerID)
 	case events.PartnerRegistered:
 		_, err = tx.Exec(ctx, `INSERT INTO partners (partner_id, owner_user_id, name, status, tier, created_at, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$6,$6) ON CONFLICT (partner_id) DO NOTHING`, v.PartnerID, v.OwnerUserID, v.Name, v.Status, v.Tier, at)
 	case events.PartnerApproved:
-		_, err = tx.Exec(ctx, `UPDATE partners SET status = $2, updated_at = $3 WHERE partner_id = $1`, v.PartnerID, ledger.PartnerActive, at)
+		_, err = tx.Exec(ctx, `UPDATE partners SET status = $2, updated_at = $3 WHERE partner_id = $1`, v.PartnerID, partnerActive, at)
 	case events.PartnerSuspended:
-		_, err = tx.Exec(ctx, `UPDATE partners SET status = $2, updated_at = $3 WHERE partner_id = $1`, v.PartnerID, ledger.PartnerSuspended, at)
+		_, err = tx.Exec(ctx, `UPDATE partners SET status = $2, updated_at = $3 WHERE partner_id = $1`, v.PartnerID, partnerSuspended, at)
 	case events.PartnerTierChanged:
 		_, err = tx.Exec(ctx, `UPDATE partners SET tier = $2, updated_at = $3 WHERE partner_id = $1`, v.PartnerID, v.To, at)
 	case events.APIKeyCreated:
@@ -176,9 +182,10 @@ func scanUser(row pgx.Row) (*PortalUser, error) {
 	return &u, nil
 }
 
-// UserByEmail finds a portal user by (normalized) email; nil when unknown.
+// UserByEmail finds a portal user by email, which the caller has
+// normalized as the domain does (ledger.NormalizeEmail); nil when unknown.
 func UserByEmail(ctx context.Context, q eventstore.Querier, email string) (*PortalUser, error) {
-	return scanUser(q.QueryRow(ctx, selectUser+`WHERE email = $1`, ledger.NormalizeEmail(email)))
+	return scanUser(q.QueryRow(ctx, selectUser+`WHERE email = $1`, email))
 }
 
 // UserByID finds a portal user; nil when unknown.

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -77,41 +76,6 @@ func scanCampaign(row pgx.CollectableRow) (CampaignView, error) {
 	}
 	v.StartsAt, v.EndsAt, v.CreatedAt, v.UpdatedAt = utc(v.StartsAt), utc(v.EndsAt), v.CreatedAt.UTC(), v.UpdatedAt.UTC()
 	return v, nil
-}
-
-// CampaignViewOf is the view of a campaign as a command left it (see
-// ledger.CampaignOutcome): the same as GetCampaign shows once the read
-// model has applied that command, so writes can answer without it.
-func CampaignViewOf(c ledger.CampaignState) CampaignView {
-	cfg := c.Config
-	v := CampaignView{
-		ID: c.ID, Name: cfg.Name, Status: c.Status, StartsAt: utc(cfg.StartsAt), EndsAt: utc(cfg.EndsAt),
-		ActionTypes: cfg.ActionTypes, Multiplier: cfg.Multiplier, Tiers: cfg.Tiers,
-		Splits:            make([]CampaignSplitView, len(cfg.Splits)),
-		TokensDistributed: c.Net(), CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
-	}
-	if cfg.Description != "" {
-		d := cfg.Description
-		v.Description = &d
-	}
-	if cfg.TokenPoolID != "" {
-		p := cfg.TokenPoolID
-		v.TokenPoolID = &p
-	}
-	if v.ActionTypes == nil {
-		v.ActionTypes = []string{}
-	}
-	if v.Tiers == nil {
-		v.Tiers = []events.CampaignTier{}
-	}
-	for i, x := range cfg.Splits {
-		v.Splits[i] = CampaignSplitView{StakeholderTypeCode: x.StakeholderTypeCode, Percent: x.Percentage}
-	}
-	if cfg.TokenBudget != nil {
-		b := *cfg.TokenBudget
-		v.Budget = &CampaignBudget{Total: b, Used: v.TokensDistributed, Remaining: b - v.TokensDistributed}
-	}
-	return v
 }
 
 // ListCampaigns lists a tenant's campaigns, newest first.

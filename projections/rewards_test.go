@@ -16,7 +16,7 @@ import (
 )
 
 func rewardAction(key, amount string, users ...string) ledger.ActionInput {
-	in := ledger.ActionInput{IdempotencyKey: key, ActionType: "PURCHASE", Amount: ledger.DecimalText(amount), Currency: "USD", AutoCreateUsers: true}
+	in := ledger.ActionInput{IdempotencyKey: key, ActionType: "PURCHASE", Amount: amount, Currency: "USD", AutoCreateUsers: true}
 	for _, u := range users {
 		in.Stakeholders = append(in.Stakeholders, ledger.StakeholderInput{StakeholderTypeCode: "CUSTOMER", PartnerUserID: u, UserEmail: u + "@example.com"})
 	}

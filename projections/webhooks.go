@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -185,71 +184,38 @@ func message(e events.Event, typ string, index int, data []byte, only string) (W
 	return WebhookMessage{Type: typ, EventID: id, Body: body, OnlyTo: only}, nil
 }
 
-// internalFields are members of partner-facing domain payloads that are
-// bookkeeping of ours, not the partner's business: they stay out of
-// webhook data so partners never come to depend on them.
-var internalFields = []string{
-	"requestHash", // the idempotency fingerprint of the submit request
-}
-
 // WebhookMessages returns the webhooks a domain event produces (CONTRACT
-// §6), none for event types partners are not told about. The domain
-// payload, partner-facing camelCase JSON, is the webhook's data, less
-// internalFields.
+// §6), none for event types partners are not told about. Each carries its
+// public payload (webhook_payloads.go), never the event's own encoding.
 func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 	if e.Type == "webhook.test_requested" {
 		var p events.WebhookTestRequested
 		if err := json.Unmarshal(e.Payload, &p); err != nil {
 			return nil, err
 		}
-		data, _ := json.Marshal(map[string]string{
-			"webhookId": p.WebhookID,
-			"message":   "This is a test webhook from SIR Giving.",
-		})
+		data, _ := json.Marshal(WebhookTestData{Message: webhookTestMessage, WebhookID: p.WebhookID})
 		m, err := message(e, "webhook.test", 0, data, p.WebhookID)
 		return []WebhookMessage{m}, err
 	}
-	typ, ok := webhookTypeOf[e.Type]
-	if !ok {
-		return nil, nil
+	typ, data, txids, ok, err := webhookData(e)
+	if !ok || err != nil {
+		return nil, err
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(e.Payload, &obj); err != nil {
-		return nil, fmt.Errorf("webhooks: %s payload is not a JSON object: %w", e.Type, err)
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
 	}
-	data := json.RawMessage(e.Payload)
-	if hasAny(obj, internalFields) {
-		for _, f := range internalFields {
-			delete(obj, f)
-		}
-		var err error
-		if data, err = json.Marshal(obj); err != nil {
-			return nil, err
-		}
-	}
-	m, err := message(e, typ, 0, data, "")
+	m, err := message(e, typ, 0, body, "")
 	if err != nil {
 		return nil, err
 	}
 	out := []WebhookMessage{m}
-	if e.Type != "action.completed" {
-		return out, nil
-	}
-	var ids []string
-	if raw, ok := obj["transactionIds"]; ok {
-		if err := json.Unmarshal(raw, &ids); err != nil {
-			return nil, fmt.Errorf("webhooks: action.completed transactionIds: %w", err)
-		}
-	}
-	for i, id := range ids {
+	for i, id := range txids {
 		// The transaction's webhook carries the action it came from, with
 		// the one transaction id it is about.
-		data := map[string]json.RawMessage{}
-		for k, v := range obj {
-			data[k] = v
-		}
-		data["transactionId"], _ = json.Marshal(id)
-		b, err := json.Marshal(data)
+		d := data.(ActionCompletedData)
+		d.TransactionID = id
+		b, err := json.Marshal(d)
 		if err != nil {
 			return nil, err
 		}
@@ -260,15 +226,6 @@ func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-func hasAny(obj map[string]json.RawMessage, keys []string) bool {
-	for _, k := range keys {
-		if _, ok := obj[k]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // fanOut collects the deliveries of one transaction's events and inserts
@@ -454,7 +411,11 @@ func WebhookFromRegistration(ev events.WebhookRegistered, at time.Time) Webhook 
 	}
 }
 
-// GetWebhook returns scope's undeleted webhook id, or ledger.ErrWebhookNotFound.
+// ErrWebhookNotFound is what reads answer for an unknown, deleted or other
+// tenant's webhook: the same code the domain's commands answer.
+var ErrWebhookNotFound = eventstore.Errorf(eventstore.KindNotFound, "WEBHOOK_NOT_FOUND", "no such webhook")
+
+// GetWebhook returns scope's undeleted webhook id, or ErrWebhookNotFound.
 func GetWebhook(ctx context.Context, q eventstore.Querier, scope eventstore.Tenant, id string) (Webhook, error) {
 	rows, err := q.Query(ctx, `SELECT `+webhookColumns+` FROM `+Table(WebhooksName, "subscriptions")+`
 		WHERE id = $1 AND partner_id = $2 AND environment = $3 AND deleted_at IS NULL`, id, scope.PartnerID, scope.Environment)
@@ -463,7 +424,7 @@ func GetWebhook(ctx context.Context, q eventstore.Querier, scope eventstore.Tena
 	}
 	w, err := pgx.CollectExactlyOneRow(rows, scanWebhook)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Webhook{}, ledger.ErrWebhookNotFound
+		return Webhook{}, ErrWebhookNotFound
 	}
 	return w, err
 }

@@ -22,7 +22,7 @@ func TestWebhookDataLeavesOutInternalFields(t *testing.T) {
 		Metadata: json.RawMessage(`{"orderId":"o-1"}`), RequestHash: "f00d",
 	})
 	require.NoError(t, err)
-	e := events.Event{ID: uuid.New(), Type: "action.completed", Payload: payload, RecordedAt: time.Now()}
+	e := events.Event{ID: uuid.New(), Type: "action.completed", SchemaVersion: 1, Payload: payload, RecordedAt: time.Now()}
 	msgs, err := WebhookMessages(e)
 	require.NoError(t, err)
 	require.Len(t, msgs, 3)

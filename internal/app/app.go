@@ -153,25 +153,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		DB: a.Pool, Bookkeeping: a.Bookkeeping, MasterKey: a.MasterKey, JWTSecret: a.JWTSecret,
 		RateLimits: cfg.RateLimits, Login: cfg.LoginLimits, Now: cfg.Now, Logger: log,
 	})
-	handlers := map[httpapi.RouteKey]http.HandlerFunc{}
-	for k, h := range httpapi.AccountHandlers(httpapi.AccountsDeps{
-		Ledger: a.Ledger, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait,
-	}) {
-		handlers[k] = h
-	}
 	wopts := cfg.Webhooks
 	wopts.Addresses, wopts.Registerer, wopts.Logger = guard, a.Registry, log
 	a.Dispatcher = webhooks.New(a.Pool, a.Ledger, a.MasterKey, wopts)
-	for k, h := range httpapi.WebhookHandlers(httpapi.WebhooksDeps{Ledger: a.Ledger, DB: a.Pool, ReadWait: cfg.ReadWait}) {
-		handlers[k] = h
-	}
-	for k, h := range httpapi.RewardHandlers(httpapi.RewardDeps{Ledger: a.Ledger, DB: a.Pool, ReadWait: cfg.ReadWait}) {
-		handlers[k] = h
-	}
 	a.Usage = apiusage.NewRecorder(a.Bookkeeping, apiusage.Options{Now: cfg.Now, Logger: log})
-	for k, h := range httpapi.UsageHandlers(httpapi.UsageDeps{DB: a.Pool, ReadWait: cfg.ReadWait, Now: cfg.Now}) {
-		handlers[k] = h
-	}
+	handlers := httpapi.Handlers(httpapi.HandlerDeps{
+		Ledger: a.Ledger, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait, Now: cfg.Now,
+	})
 	if !cfg.Production() {
 		if err := a.ensureDemoUser(ctx); err != nil {
 			return nil, err

@@ -1,0 +1,100 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// HandlerDeps are what the endpoint handlers call: the domain's commands
+// for writes, the database for read-model queries, and the key
+// authenticator for the portal's key endpoints.
+type HandlerDeps struct {
+	Ledger *ledger.Service
+	// DB serves read-model queries (and the portal's login lookups).
+	DB *pgxpool.Pool
+	// Auth is told about keys the portal creates or changes.
+	Auth *KeyAuth
+	// MasterKey opens sealed password hashes at login.
+	MasterKey []byte
+	// ReadWait bounds how long a read waits for the read models to reflect
+	// the tenant's last write (default 2s).
+	ReadWait time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// api is the receiver of every endpoint handler; each resource's handlers
+// live in the file named after it (users.go, actions.go, …).
+type api struct{ HandlerDeps }
+
+// Handlers implements every endpoint of the contract that has a handler;
+// the four widget endpoints are not among them (they answer 501).
+func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
+	if d.ReadWait <= 0 {
+		d.ReadWait = 2 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	a := &api{d}
+	return map[RouteKey]http.HandlerFunc{
+		{http.MethodPost, "/v1/partner/auth/login"}: a.login,
+		{http.MethodGet, "/v1/partner/auth/me"}:     a.me,
+
+		{http.MethodPost, "/v1/partner/keys"}:             a.createKey,
+		{http.MethodGet, "/v1/partner/keys"}:              a.listKeys,
+		{http.MethodGet, "/v1/partner/keys/partner-info"}: a.partnerInfo,
+		{http.MethodGet, "/v1/partner/keys/:id"}:          a.getKey,
+		{http.MethodPatch, "/v1/partner/keys/:id"}:        a.patchKey,
+		{http.MethodDelete, "/v1/partner/keys/:id"}:       a.deleteKey,
+
+		{http.MethodGet, "/v1/partner/users"}:                          a.listUsers,
+		{http.MethodPost, "/v1/partner/users"}:                         a.createUser,
+		{http.MethodGet, "/v1/partner/users/:externalId"}:              a.getUser,
+		{http.MethodPatch, "/v1/partner/users/:externalId"}:            a.updateUser,
+		{http.MethodGet, "/v1/partner/users/:externalId/balance"}:      a.userBalance,
+		{http.MethodGet, "/v1/partner/users/:externalId/transactions"}: a.userTransactions,
+
+		{http.MethodPost, "/v1/partner/actions/submit"}:            a.submitAction,
+		{http.MethodGet, "/v1/partner/actions"}:                    a.listActions,
+		{http.MethodPost, "/v1/partner/actions/bulk"}:              a.bulkActions,
+		{http.MethodGet, "/v1/partner/actions/bulk/:jobId"}:        a.bulkJob,
+		{http.MethodGet, "/v1/partner/actions/:id"}:                a.getAction,
+		{http.MethodPost, "/v1/partner/actions/:actionId/reverse"}: a.reverseAction,
+
+		{http.MethodGet, "/v1/partner/token-pools"}:             a.listPools,
+		{http.MethodPost, "/v1/partner/token-pools/request"}:    a.requestAllocation,
+		{http.MethodGet, "/v1/partner/token-pools/requests"}:    a.listRequests,
+		{http.MethodGet, "/v1/partner/token-pools/:id/balance"}: a.poolBalance,
+
+		{http.MethodGet, "/v1/partner/transactions"}:     a.listTransactions,
+		{http.MethodGet, "/v1/partner/transactions/:id"}: a.getTransaction,
+
+		{http.MethodGet, "/v1/partner/campaigns"}:                         a.listCampaigns,
+		{http.MethodGet, "/v1/partner/campaigns/active"}:                  a.activeCampaign,
+		{http.MethodGet, "/v1/partner/campaigns/:id"}:                     a.getCampaign,
+		{http.MethodGet, "/v1/partner/campaigns/:id/analytics"}:           a.campaignAnalytics,
+		{http.MethodGet, "/v1/partner/dashboard/campaigns/:id/analytics"}: a.campaignAnalytics,
+		{http.MethodPost, "/v1/partner/campaigns"}:                        a.createCampaign,
+		{http.MethodPatch, "/v1/partner/campaigns/:id"}:                   a.updateCampaign,
+
+		{http.MethodGet, "/v1/partner/dashboard/summary"}:            a.dashboardSummary,
+		{http.MethodGet, "/v1/partner/dashboard/trends"}:             a.dashboardTrends,
+		{http.MethodGet, "/v1/partner/dashboard/top-earners"}:        a.topEarners,
+		{http.MethodGet, "/v1/partner/dashboard/recent-activity"}:    a.recentActivity,
+		{http.MethodGet, "/v1/partner/dashboard/api-usage"}:          a.apiUsage,
+		{http.MethodGet, "/v1/partner/dashboard/integration-health"}: a.integrationHealth,
+
+		{http.MethodPost, "/v1/partner/webhooks"}:                                  a.registerWebhook,
+		{http.MethodGet, "/v1/partner/webhooks"}:                                   a.listWebhooks,
+		{http.MethodDelete, "/v1/partner/webhooks/:id"}:                            a.deleteWebhook,
+		{http.MethodGet, "/v1/partner/webhooks/:id/deliveries"}:                    a.webhookDeliveries,
+		{http.MethodPost, "/v1/partner/webhooks/:id/deliveries/:deliveryId/retry"}: a.retryDelivery,
+		{http.MethodPost, "/v1/partner/webhooks/:id/test"}:                         a.testWebhook,
+		{http.MethodGet, "/v1/partner/dashboard/webhooks/health"}:                  a.webhookHealth,
+	}
+}
