@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 
 	"github.com/shopspring/decimal"
 
@@ -217,137 +216,16 @@ func fingerprint(in ActionInput, amount decimal.Decimal, metadata json.RawMessag
 // SubmitAction rewards one action. Everything is decided in one command:
 // idempotency, users, reward arithmetic, pool and campaign budget, so no
 // concurrent caller can interleave. A replay returns Replayed with the
-// original body. Refusals that are recorded (empty or expired pool,
+// original completion. Refusals that are recorded (empty or expired pool,
 // exhausted budget) return the outcome AND the error.
 func (s *Service) SubmitAction(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, in ActionInput) (ActionOutcome, error) {
 	n, verr := validateAction(in, "")
 	if verr != nil {
 		return ActionOutcome{}, verr
 	}
-	return s.submitNormalized(ctx, sc, meta, n)
-}
-
-func (s *Service) submitNormalized(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, n normalizedAction) (ActionOutcome, error) {
-	in := n.in
-	out := ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
-	var refusal *eventstore.Error
-	prefetch := []string{ActionStream(out.ActionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
-	if in.TokenPoolID != "" {
-		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
-	}
-	for _, sh := range in.Stakeholders {
-		prefetch = append(prefetch, EndUserStream(sc, sh.PartnerUserID))
-	}
-	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Decide: func(ss *eventstore.Session) error {
-		refusal = nil
-		out.Replayed, out.Completed = false, nil
-		stream := ActionStream(out.ActionID)
-		ast, err := ss.Load(stream)
-		if err != nil {
-			return err
-		}
-		act := ast.State.(*Action)
-		if ast.Version > 0 {
-			if act.RequestHash != n.hash {
-				return eventstore.Errorf(eventstore.KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
-			}
-			if act.Completed != nil {
-				out.Replayed, out.Status, out.Completed = true, act.Status, act.Completed
-				out.TokensDistributed, out.TransactionIDs = act.Completed.TokensDistributed, act.Completed.TransactionIDs
-				return nil
-			}
-		}
-		// Users.
-		rewards := make([]events.ActionReward, len(in.Stakeholders))
-		for i, sh := range in.Stakeholders {
-			ust, err := ss.Load(EndUserStream(sc, sh.PartnerUserID))
-			if err != nil {
-				return err
-			}
-			uid := EndUserID(sc, sh.PartnerUserID)
-			if !ust.State.(*EndUser).Exists {
-				if !in.AutoCreateUsers {
-					e := eventstore.Errorf(eventstore.KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
-					e.Details = []eventstore.FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
-					return e
-				}
-				ss.Emit(ust.ID, events.EndUserCreated{UserID: uid, ExternalID: sh.PartnerUserID, Email: sh.UserEmail,
-					FirstName: sh.UserFirstName, LastName: sh.UserLastName, AutoCreated: true})
-			}
-			rewards[i] = events.ActionReward{StakeholderTypeCode: sh.StakeholderTypeCode, PartnerUserID: sh.PartnerUserID, UserID: uid}
-		}
-		// Pool.
-		poolID := in.TokenPoolID
-		if poolID == "" {
-			poolID = DefaultPoolID(sc)
-		}
-		pool, _, err := loadPool(ss, poolID)
-		if err != nil {
-			return err
-		}
-		if in.TokenPoolID != "" && (!pool.Provisioned || !pool.ownedBy(sc)) {
-			return eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", in.TokenPoolID)
-		}
-		// Campaign and arithmetic.
-		plan, cerr := planReward(ss, sc, n, rewards)
-		if cerr != nil {
-			return cerr
-		}
-		if plan.poolID != "" && plan.poolID != poolID {
-			if pool, _, err = loadPool(ss, plan.poolID); err != nil {
-				return err
-			}
-			poolID = plan.poolID
-		}
-		fail := func(e *eventstore.Error) {
-			refusal = e
-			out.Status = StatusFailed
-			ss.Emit(stream, events.ActionFailed{ActionID: out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
-				Amount: n.amount.String(), Currency: in.Currency, Status: StatusFailed, TransactionIDs: []string{}, Stakeholders: rewards,
-				PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, Code: e.Code, Reason: e.Message, RequestHash: n.hash})
-		}
-		switch {
-		case pool.Provisioned && pool.Expired(ss.Now()):
-			fail(eventstore.Errorf(eventstore.KindUnprocessable, "POOL_EXPIRED", "token pool %s expired at %s", poolID, pool.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z")))
-			return nil
-		case !pool.Provisioned:
-			fail(eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "there is no approved token pool in %s; request an allocation first", sc.Environment))
-			return nil
-		case pool.Available() < plan.total:
-			fail(eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "the token pool has %d tokens available; this action needs %d", pool.Available(), plan.total))
-			return nil
-		case plan.budgetShort != nil:
-			fail(plan.budgetShort)
-			return nil
-		}
-		txids := []string{}
-		for i := range rewards {
-			rewards[i].Tokens = plan.parts[i]
-			if plan.parts[i] > 0 {
-				rewards[i].TransactionID = transactionID(out.ActionID, "reward", i)
-				txids = append(txids, rewards[i].TransactionID)
-			}
-		}
-		done := events.ActionCompleted{ActionID: out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
-			Amount: n.amount.String(), Currency: in.Currency, Status: StatusCompleted, TokensDistributed: plan.total,
-			TransactionIDs: txids, Stakeholders: rewards, PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, RequestHash: n.hash}
-		ss.Emit(stream, done)
-		if plan.total > 0 {
-			ss.Emit(PoolStream(poolID), events.PoolDebited{PoolID: poolID, ActionID: out.ActionID, Amount: plan.total})
-			pool.afterDebit(ss, sc, plan.total)
-			plan.emitBudget(ss, out.ActionID)
-		}
-		out.Status, out.Completed, out.TokensDistributed, out.TransactionIDs = StatusCompleted, &done, plan.total, txids
-		return nil
-	}})
-	out.Position = res.Position
-	if err != nil {
-		return ActionOutcome{}, err
-	}
-	if refusal != nil {
-		return out, refusal
-	}
-	return out, nil
+	sub := newSubmission(sc, n)
+	res, err := s.store.Execute(ctx, sub.command(meta))
+	return sub.result(res, err)
 }
 
 // MaxBulkActions is the most actions one bulk request may carry.
@@ -360,8 +238,13 @@ type BulkItem struct {
 	Err     error
 }
 
-// SubmitBulk submits each action independently. Items are issued
-// concurrently so they share group commits; results keep input order.
+// SubmitBulk submits the actions as one bundle: they are decided in the
+// order given, each seeing the ones before it — the pool balance and
+// budget they spent, and their idempotency keys, so a repeated key is a
+// replay of the first (or IDEMPOTENCY_KEY_REUSED if its body differs) —
+// and they commit together in one transaction. Each item still succeeds or
+// fails on its own; an item that fails validation is refused without being
+// decided. The error is for the request as a whole (the store failed).
 func (s *Service) SubmitBulk(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, ins []ActionInput) ([]BulkItem, error) {
 	if len(ins) == 0 {
 		return nil, eventstore.Invalid("no actions given", eventstore.FieldIssue{Field: "actions", Issue: "must hold 1 to 100 actions"})
@@ -372,22 +255,207 @@ func (s *Service) SubmitBulk(ctx context.Context, sc eventstore.Tenant, meta eve
 		return nil, e
 	}
 	out := make([]BulkItem, len(ins))
-	var wg sync.WaitGroup
+	subs := make([]*submission, len(ins))
+	var cmds []eventstore.Command
 	for i, in := range ins {
 		n, verr := validateAction(in, fmt.Sprintf("actions[%d].", i))
 		if verr != nil {
 			out[i].Err = verr
 			continue
 		}
-		wg.Add(1)
-		go func(i int, n normalizedAction) {
-			defer wg.Done()
-			o, err := s.submitNormalized(ctx, sc, meta, n)
-			out[i] = BulkItem{Outcome: o, Err: err}
-		}(i, n)
+		subs[i] = newSubmission(sc, n)
+		cmds = append(cmds, subs[i].command(meta))
 	}
-	wg.Wait()
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	outcomes, err := s.store.ExecuteAll(ctx, cmds)
+	if err != nil {
+		return nil, err
+	}
+	j := 0
+	for i, sub := range subs {
+		if sub == nil {
+			continue
+		}
+		o, err := sub.result(outcomes[j].Result, outcomes[j].Err)
+		out[i] = BulkItem{Outcome: o, Err: err}
+		j++
+	}
 	return out, nil
+}
+
+// submission is one action being decided: its validated input and, once
+// decided, its outcome and a recorded refusal (a failed action).
+type submission struct {
+	sc      eventstore.Tenant
+	n       normalizedAction
+	out     ActionOutcome
+	refusal *eventstore.Error
+}
+
+func newSubmission(sc eventstore.Tenant, n normalizedAction) *submission {
+	return &submission{sc: sc, n: n}
+}
+
+// command is the submission as a store command. Its prefetch names every
+// stream the decision may read, so a group commit loads them in one query.
+func (sub *submission) command(meta events.Metadata) eventstore.Command {
+	in, sc := sub.n.in, sub.sc
+	actionID := ActionID(sc, in.IdempotencyKey)
+	prefetch := []string{ActionStream(actionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
+	if in.TokenPoolID != "" {
+		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
+	}
+	for _, sh := range in.Stakeholders {
+		prefetch = append(prefetch, EndUserStream(sc, sh.PartnerUserID))
+	}
+	return eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Decide: sub.decide}
+}
+
+// result is what the caller hears once the command ran.
+func (sub *submission) result(res eventstore.Result, err error) (ActionOutcome, error) {
+	sub.out.Position = res.Position
+	if err != nil {
+		return ActionOutcome{}, err
+	}
+	if sub.refusal != nil {
+		return sub.out, sub.refusal
+	}
+	return sub.out, nil
+}
+
+// decide is the whole decision of one action. It may run more than once
+// (a re-decided group), so it starts from a clean outcome every time.
+func (sub *submission) decide(ss *eventstore.Session) error {
+	in, n, sc := sub.n.in, sub.n, sub.sc
+	sub.refusal = nil
+	sub.out = ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
+	stream := ActionStream(sub.out.ActionID)
+	ast, err := ss.Load(stream)
+	if err != nil {
+		return err
+	}
+	if act := ast.State.(*Action); ast.Version > 0 {
+		if act.RequestHash != n.hash {
+			return eventstore.Errorf(eventstore.KindUnprocessable, "IDEMPOTENCY_KEY_REUSED", "idempotencyKey %q was already used with a different request body", in.IdempotencyKey)
+		}
+		if act.Completed != nil {
+			sub.out.Replayed, sub.out.Status, sub.out.Completed = true, act.Status, act.Completed
+			sub.out.TokensDistributed, sub.out.TransactionIDs = act.Completed.TokensDistributed, act.Completed.TransactionIDs
+			return nil
+		}
+	}
+	rewards, err := sub.stakeholders(ss)
+	if err != nil {
+		return err
+	}
+	pool, poolID, plan, err := sub.poolAndPlan(ss, rewards)
+	if err != nil {
+		return err
+	}
+	if refusal := sub.refusalOf(ss, pool, poolID, plan); refusal != nil {
+		sub.refusal = refusal
+		sub.out.Status = StatusFailed
+		ss.Emit(stream, events.ActionFailed{ActionID: sub.out.ActionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
+			Amount: n.amount.String(), Currency: in.Currency, Status: StatusFailed, TransactionIDs: []string{}, Stakeholders: rewards,
+			PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, Code: refusal.Code, Reason: refusal.Message, RequestHash: n.hash})
+		return nil
+	}
+	sub.complete(ss, pool, poolID, plan, rewards)
+	return nil
+}
+
+// stakeholders resolves each stakeholder to an end user, creating the
+// unknown ones when the request allows it.
+func (sub *submission) stakeholders(ss *eventstore.Session) ([]events.ActionReward, error) {
+	in, sc := sub.n.in, sub.sc
+	rewards := make([]events.ActionReward, len(in.Stakeholders))
+	for i, sh := range in.Stakeholders {
+		ust, err := ss.Load(EndUserStream(sc, sh.PartnerUserID))
+		if err != nil {
+			return nil, err
+		}
+		uid := EndUserID(sc, sh.PartnerUserID)
+		if !ust.State.(*EndUser).Exists {
+			if !in.AutoCreateUsers {
+				e := eventstore.Errorf(eventstore.KindUnprocessable, "USER_NOT_FOUND", "stakeholder %q is not a known user; create it first or set autoCreateUsers", sh.PartnerUserID)
+				e.Details = []eventstore.FieldIssue{{Field: fmt.Sprintf("stakeholders[%d].partnerUserId", i), Issue: "unknown user"}}
+				return nil, e
+			}
+			ss.Emit(ust.ID, events.EndUserCreated{UserID: uid, ExternalID: sh.PartnerUserID, Email: sh.UserEmail,
+				FirstName: sh.UserFirstName, LastName: sh.UserLastName, AutoCreated: true})
+		}
+		rewards[i] = events.ActionReward{StakeholderTypeCode: sh.StakeholderTypeCode, PartnerUserID: sh.PartnerUserID, UserID: uid}
+	}
+	return rewards, nil
+}
+
+// poolAndPlan finds the pool the action draws from — the one it names, or
+// its campaign's, or the default — and plans the reward arithmetic.
+func (sub *submission) poolAndPlan(ss *eventstore.Session, rewards []events.ActionReward) (*Pool, string, rewardPlan, error) {
+	in, sc := sub.n.in, sub.sc
+	poolID := in.TokenPoolID
+	if poolID == "" {
+		poolID = DefaultPoolID(sc)
+	}
+	pool, _, err := loadPool(ss, poolID)
+	if err != nil {
+		return nil, "", rewardPlan{}, err
+	}
+	if in.TokenPoolID != "" && (!pool.Provisioned || !pool.ownedBy(sc)) {
+		return nil, "", rewardPlan{}, eventstore.Errorf(eventstore.KindNotFound, "POOL_NOT_FOUND", "no token pool %s in this environment", in.TokenPoolID)
+	}
+	plan, cerr := planReward(ss, sc, sub.n, rewards)
+	if cerr != nil {
+		return nil, "", rewardPlan{}, cerr
+	}
+	if plan.poolID != "" && plan.poolID != poolID {
+		if pool, _, err = loadPool(ss, plan.poolID); err != nil {
+			return nil, "", rewardPlan{}, err
+		}
+		poolID = plan.poolID
+	}
+	return pool, poolID, plan, nil
+}
+
+// refusalOf is why the action cannot be paid, recorded as a failed action;
+// nil when it can.
+func (sub *submission) refusalOf(ss *eventstore.Session, pool *Pool, poolID string, plan rewardPlan) *eventstore.Error {
+	switch {
+	case pool.Provisioned && pool.Expired(ss.Now()):
+		return eventstore.Errorf(eventstore.KindUnprocessable, "POOL_EXPIRED", "token pool %s expired at %s", poolID, pool.ExpiresAt.UTC().Format("2006-01-02T15:04:05Z"))
+	case !pool.Provisioned:
+		return eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "there is no approved token pool in %s; request an allocation first", sub.sc.Environment)
+	case pool.Available() < plan.total:
+		return eventstore.Errorf(eventstore.KindInsufficient, "INSUFFICIENT_POOL", "the token pool has %d tokens available; this action needs %d", pool.Available(), plan.total)
+	case plan.budgetShort != nil:
+		return plan.budgetShort
+	}
+	return nil
+}
+
+// complete records the rewarded action and debits its pool and budget.
+func (sub *submission) complete(ss *eventstore.Session, pool *Pool, poolID string, plan rewardPlan, rewards []events.ActionReward) {
+	in, n, actionID := sub.n.in, sub.n, sub.out.ActionID
+	txids := []string{}
+	for i := range rewards {
+		rewards[i].Tokens = plan.parts[i]
+		if plan.parts[i] > 0 {
+			rewards[i].TransactionID = transactionID(actionID, "reward", i)
+			txids = append(txids, rewards[i].TransactionID)
+		}
+	}
+	done := events.ActionCompleted{ActionID: actionID, IdempotencyKey: in.IdempotencyKey, ActionType: in.ActionType,
+		Amount: n.amount.String(), Currency: in.Currency, Status: StatusCompleted, TokensDistributed: plan.total,
+		TransactionIDs: txids, Stakeholders: rewards, PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, RequestHash: n.hash}
+	ss.Emit(ActionStream(actionID), done)
+	if plan.total > 0 {
+		ss.Emit(PoolStream(poolID), events.PoolDebited{PoolID: poolID, ActionID: actionID, Amount: plan.total})
+		pool.afterDebit(ss, sub.sc, plan.total)
+		plan.emitBudget(ss, actionID)
+	}
+	sub.out.Status, sub.out.Completed, sub.out.TokensDistributed, sub.out.TransactionIDs = StatusCompleted, &done, plan.total, txids
 }
 
 // ReverseAction reverses a completed action: the stakeholders' tokens are

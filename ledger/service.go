@@ -18,11 +18,13 @@ import (
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// Executor runs a command: it decides it against current state and appends
-// what it emits, atomically. *eventstore.Store and *eventstore.Memory are
-// Executors.
+// Executor runs commands: it decides each against current state and appends
+// what it emits, atomically. ExecuteAll decides a bundle in order, each
+// command seeing the ones before it, and commits it as one.
+// *eventstore.Store and *eventstore.Memory are Executors.
 type Executor interface {
 	Execute(ctx context.Context, cmd eventstore.Command) (eventstore.Result, error)
+	ExecuteAll(ctx context.Context, cmds []eventstore.Command) ([]eventstore.Outcome, error)
 }
 
 // HostChecker decides whether a webhook URL's host may be called.

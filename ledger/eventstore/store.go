@@ -135,7 +135,7 @@ type Store struct {
 	log     *slog.Logger
 	metrics *storeMetrics
 
-	reqs      chan *request
+	reqs      chan []*request // bundles: each is decided whole, in order, in one batch
 	quit      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -179,7 +179,7 @@ func OpenStore(pool *pgxpool.Pool, opts StoreOptions) *Store {
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newStoreMetrics(opts.Registerer),
-		reqs:    make(chan *request, opts.MaxBatch*4),
+		reqs:    make(chan []*request, opts.MaxBatch*4),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
 		cache:   map[string]*Stream{},
@@ -208,25 +208,67 @@ func (s *Store) Close() {
 // returned unchanged. If ctx ends while waiting, the command may still
 // commit; the caller learns ctx.Err().
 func (s *Store) Execute(ctx context.Context, cmd Command) (Result, error) {
+	out, err := s.ExecuteAll(ctx, []Command{cmd})
+	if err != nil {
+		return Result{}, err
+	}
+	return out[0].Result, out[0].Err
+}
+
+// Outcome is one command's share of ExecuteAll: what it appended, or the
+// error that refused it alone.
+type Outcome struct {
+	Result Result
+	Err    error
+}
+
+// ExecuteAll runs cmds as one bundle: they are decided one after another,
+// in the order given, with nothing between them — each sees every event the
+// ones before it emitted — and they commit in the same transaction. Each
+// command still succeeds or fails on its own: a refusal fails that command
+// only. The error is for the bundle as a whole (the store is closed, ctx
+// ended before it was queued, or the transaction failed, in which case
+// every Outcome carries it too).
+func (s *Store) ExecuteAll(ctx context.Context, cmds []Command) ([]Outcome, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
-		return Result{}, ErrStoreClosed
+		return nil, ErrStoreClosed
 	}
-	r := &request{ctx: ctx, cmd: cmd, resp: make(chan response, 1)}
+	bundle := make([]*request, len(cmds))
+	for i, cmd := range cmds {
+		bundle[i] = &request{ctx: ctx, cmd: cmd, resp: make(chan response, 1)}
+	}
 	select {
-	case s.reqs <- r:
+	case s.reqs <- bundle:
 		s.closeMu.RUnlock()
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
-		return Result{}, ctx.Err()
+		return nil, ctx.Err()
 	}
-	select {
-	case out := <-r.resp:
-		return out.res, out.err
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	out := make([]Outcome, len(bundle))
+	for i, r := range bundle {
+		select {
+		case o := <-r.resp:
+			out[i] = Outcome{Result: o.res, Err: o.err}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	if err := out[0].Err; err != nil && !isRefusal(err) {
+		return out, err
+	}
+	return out, nil
+}
+
+// isRefusal tells a command's own refusal (a domain *Error) from a failure
+// of the whole group commit.
+func isRefusal(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
 }
 
 // Append appends payloads to one stream if it is at expectedVersion
@@ -250,27 +292,37 @@ func (s *Store) Append(ctx context.Context, scope Tenant, meta events.Metadata, 
 
 func (s *Store) run() {
 	defer close(s.done)
+	var held []*request // a bundle that did not fit the last batch
 	for {
-		var first *request
-		select {
-		case first = <-s.reqs:
-		case <-s.quit:
-			// Drain what was queued before Close so no accepted caller hangs.
-			for {
-				select {
-				case r := <-s.reqs:
-					s.commit([]*request{r})
-				default:
-					return
+		var batch []*request
+		if held != nil {
+			batch, held = held, nil
+		} else {
+			select {
+			case b := <-s.reqs:
+				batch = append([]*request(nil), b...)
+			case <-s.quit:
+				// Drain what was queued before Close so no accepted caller hangs.
+				for {
+					select {
+					case b := <-s.reqs:
+						s.commit(append([]*request(nil), b...))
+					default:
+						return
+					}
 				}
 			}
 		}
-		batch := []*request{first}
 	fill:
 		for len(batch) < s.opts.MaxBatch {
 			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
+			case b := <-s.reqs:
+				if len(batch)+len(b) > s.opts.MaxBatch {
+					// A bundle is never split across transactions.
+					held = append([]*request(nil), b...)
+					break fill
+				}
+				batch = append(batch, b...)
 			default:
 				break fill
 			}
@@ -325,32 +377,30 @@ func (s *Session) EmitFor(streamID string, scope Tenant, p events.Payload) {
 	s.drafts = append(s.drafts, draft{streamID: streamID, scope: scope, payload: p})
 }
 
+// batchState is what deciding one group sees: the cached stream states,
+// how to read streams that are not cached, and the batch's clock.
 type batchState struct {
-	s       *Store
-	ctx     context.Context
-	q       Querier
+	cache map[string]*Stream
+	// read returns the events of the given streams, in stream order.
+	read    func(ids []string) ([]events.Event, error)
 	now     time.Time
 	touched map[string]bool
 }
 
 func (b *batchState) load(streamID string) (*Stream, error) {
-	if st, ok := b.s.cache[streamID]; ok {
+	if st, ok := b.cache[streamID]; ok {
 		return st, nil
 	}
 	if err := b.loadStreams([]string{streamID}); err != nil {
 		return nil, err
 	}
-	return b.s.cache[streamID], nil
+	return b.cache[streamID], nil
 }
 
 // loadStreams reads the given streams in one query, folds each into its
 // aggregate and caches it (a stream with no events caches as version 0).
 func (b *batchState) loadStreams(ids []string) error {
-	rows, err := b.q.Query(b.ctx, selectEvents+` WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, ids)
-	if err != nil {
-		return fmt.Errorf("ledger: load %v: %w", ids, err)
-	}
-	evs, err := pgx.CollectRows(rows, scanEvent)
+	evs, err := b.read(ids)
 	if err != nil {
 		return fmt.Errorf("ledger: load %v: %w", ids, err)
 	}
@@ -368,7 +418,7 @@ func (b *batchState) loadStreams(ids []string) error {
 		st.Version = e.StreamVersion
 	}
 	for id, st := range states {
-		b.s.cache[id] = st
+		b.cache[id] = st
 	}
 	return nil
 }
@@ -380,7 +430,7 @@ func (b *batchState) prefetch(live []*request) error {
 	seen := map[string]bool{}
 	for _, r := range live {
 		for _, id := range r.cmd.Prefetch {
-			if _, ok := b.s.cache[id]; ok || seen[id] {
+			if _, ok := b.cache[id]; ok || seen[id] {
 				continue
 			}
 			seen[id] = true
@@ -442,12 +492,13 @@ type decided struct {
 // cached state as of knownHead. Loads of cold streams go through q.
 func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*decided, error) {
 	d := &decided{results: make([]response, len(live)), touched: map[string]bool{}, last: s.knownHead, hash: s.knownHash}
-	b := &batchState{s: s, ctx: ctx, q: q, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched}
+	b := &batchState{cache: s.cache, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched,
+		read: func(ids []string) ([]events.Event, error) { return readStreams(ctx, q, ids) }}
 	if err := b.prefetch(live); err != nil {
 		return d, err
 	}
 	for i, r := range live {
-		evs, err := s.decide(b, r.cmd, &d.last, &d.hash)
+		evs, err := decide(b, r.cmd, &d.last, &d.hash)
 		if err != nil {
 			if isInfra(err) {
 				return d, err
@@ -635,7 +686,7 @@ func isInfra(err error) bool {
 
 // decide runs one command and, if it succeeds, assigns positions, versions
 // and hashes to its events and applies them to the cached stream states.
-func (s *Store) decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (evs []events.Event, err error) {
+func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (evs []events.Event, err error) {
 	sess := &Session{b: b, scope: cmd.Tenant, loaded: map[string]*Stream{}}
 	defer func() {
 		if p := recover(); p != nil {
@@ -698,6 +749,16 @@ func (s *Store) decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (ev
 		st.Version = e.StreamVersion
 	}
 	return evs, nil
+}
+
+// readStreams returns every event of the given streams, ordered by stream
+// and version.
+func readStreams(ctx context.Context, q Querier, ids []string) ([]events.Event, error) {
+	rows, err := q.Query(ctx, selectEvents+` WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version`, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
 }
 
 const selectEvents = `SELECT position, stream_id, stream_version, event_id, event_type, schema_version,
