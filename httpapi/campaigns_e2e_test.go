@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 )
 
 func TestHTTPCampaignsBudgetRaceActiveAndSchedule(t *testing.T) {

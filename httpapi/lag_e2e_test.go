@@ -11,7 +11,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/app"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/projections"
 )

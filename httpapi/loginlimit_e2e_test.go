@@ -13,7 +13,7 @@ import (
 
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/app"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 )
 
 const loginPath = "/v1/partner/auth/login"

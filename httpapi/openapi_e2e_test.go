@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/apitest"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apitest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 )
 
 // check reads resp, validates it against the document and returns the body.

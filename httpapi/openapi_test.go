@@ -16,8 +16,8 @@ import (
 
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/httpapi/internal/openapigen"
-	"github.com/sirgiving/ledger/internal/apitest"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apitest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 )
 
 func TestOpenAPIDocumentIsValidAndFresh(t *testing.T) {

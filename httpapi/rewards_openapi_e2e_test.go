@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 )
 
 // TestRewardResponsesMatchOpenAPI drives every reward endpoint, successes

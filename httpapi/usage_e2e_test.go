@@ -13,8 +13,8 @@ import (
 
 	"github.com/sirgiving/ledger/apiusage"
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/apitest"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apitest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/secretbox"
+	"github.com/sirgiving/ledger/internal/infra/secretbox"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 

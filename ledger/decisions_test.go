@@ -247,7 +247,9 @@ func TestDecideKeysAndPartnerLifecycle(t *testing.T) {
 
 type refuseAll struct{}
 
-func (refuseAll) RefuseHost(context.Context, string) (string, error) { return "10.0.0.1 is private", nil }
+func (refuseAll) RefuseHost(context.Context, string) (string, error) {
+	return "10.0.0.1 is private", nil
+}
 
 func TestDecideWebhookRegistration(t *testing.T) {
 	t.Parallel()

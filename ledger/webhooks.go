@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/secretbox"
+	"github.com/sirgiving/ledger/internal/infra/secretbox"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/bus"
+	"github.com/sirgiving/ledger/internal/infra/bus"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 

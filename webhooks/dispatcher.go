@@ -23,8 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/netguard"
-	"github.com/sirgiving/ledger/internal/secretbox"
+	"github.com/sirgiving/ledger/internal/infra/netguard"
+	"github.com/sirgiving/ledger/internal/infra/secretbox"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )

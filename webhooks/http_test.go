@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/internal/app"
-	"github.com/sirgiving/ledger/internal/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
 	"github.com/sirgiving/ledger/webhooks"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/app"
-	"github.com/sirgiving/ledger/internal/apptest"
-	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/internal/testkit/apptest"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 

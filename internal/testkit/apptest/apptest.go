@@ -17,7 +17,7 @@ import (
 
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/app"
-	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
 )
 
 // Server is a running service owned by one test.

@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/bus"
-	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/internal/infra/bus"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
 )
 
 // EnsureStream creates the stream, leaves a matching one untouched, and on

@@ -9,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/natsembed"
+	"github.com/sirgiving/ledger/internal/infra/natsembed"
 )
 
 // NATS is a real JetStream server embedded in the test process, owned by

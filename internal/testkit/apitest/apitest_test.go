@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sirgiving/ledger/internal/apitest"
+	"github.com/sirgiving/ledger/internal/testkit/apitest"
 )
 
 func TestDocumentLoadsAndValidates(t *testing.T) {
