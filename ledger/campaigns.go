@@ -379,24 +379,9 @@ func utcPtr(t *time.Time) *time.Time {
 // UpdateCampaign changes a campaign's configuration and/or status. An
 // ENDED campaign cannot change; the budget cannot drop below what is spent.
 func (s *Service) UpdateCampaign(ctx context.Context, sc eventstore.Tenant, meta events.Metadata, id string, p CampaignPatch) (CampaignOutcome, error) {
-	if p.Budget != nil {
-		p.TokenBudget = p.Budget
-	}
-	var perr []eventstore.FieldIssue
-	var tiers []events.CampaignTier
-	var splits []events.CampaignSplit
-	if p.Tiers != nil {
-		tiers = tiersConfig(*p.Tiers, &perr)
-	}
-	if p.Splits != nil {
-		splits = splitsConfig(*p.Splits, &perr)
-	}
-	var mult string
-	if p.Multiplier != nil {
-		mult = parseDec("multiplier", *p.Multiplier, &perr).String()
-	}
-	if len(perr) > 0 {
-		return CampaignOutcome{}, eventstore.Invalid("invalid campaign update", perr...)
+	pp, err := parsePatch(p)
+	if err != nil {
+		return CampaignOutcome{}, err
 	}
 	out := CampaignOutcome{CampaignID: id}
 	var before CampaignState
@@ -417,73 +402,19 @@ func (s *Service) UpdateCampaign(ctx context.Context, sc eventstore.Tenant, meta
 		}
 		cfg := c.Config
 		cfg.ActionTypes = append([]string(nil), cfg.ActionTypes...)
-		changed := false
-		set := func(apply func()) { apply(); changed = true }
-		if p.Name != nil {
-			set(func() { cfg.Name = *p.Name })
+		changed := pp.apply(&cfg)
+		to, err := pp.checkUpdate(ss, sc, cs, c, &cfg)
+		if err != nil {
+			return err
 		}
-		if p.Description != nil {
-			set(func() { cfg.Description = *p.Description })
-		}
-		if p.StartsAt != nil {
-			set(func() { cfg.StartsAt = utcPtr(p.StartsAt) })
-		}
-		if p.EndsAt != nil {
-			set(func() { cfg.EndsAt = utcPtr(p.EndsAt) })
-		}
-		if p.ActionTypes != nil {
-			set(func() { cfg.ActionTypes = *p.ActionTypes })
-		}
-		if p.Multiplier != nil {
-			set(func() { cfg.Multiplier = mult })
-		}
-		if p.Tiers != nil {
-			set(func() { cfg.Tiers = tiers })
-		}
-		if p.Splits != nil {
-			set(func() { cfg.Splits = splits })
-		}
-		if p.TokenBudget != nil {
-			set(func() { b := *p.TokenBudget; cfg.TokenBudget = &b })
-		}
-		if p.TokenPoolID != nil {
-			set(func() { cfg.TokenPoolID = *p.TokenPoolID })
-		}
-		issues := checkConfig(&cfg)
-		if len(issues) == 0 && cfg.TokenBudget != nil && *cfg.TokenBudget < c.Net() {
-			return eventstore.Errorf(eventstore.KindConflict, "BUDGET_BELOW_USED", "the budget cannot be below the %d tokens already distributed", c.Net())
-		}
-		to := c.Status
-		if p.Status != nil && *p.Status != c.Status {
-			to = *p.Status
-			if !canMove(c.Status, to) {
-				return eventstore.Errorf(eventstore.KindConflict, "INVALID_STATUS_TRANSITION", "a %s campaign cannot become %s", c.Status, to)
-			}
-			if to == CampaignScheduled && cfg.StartsAt == nil {
-				issues = append(issues, eventstore.FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
-			}
-		}
-		if len(issues) > 0 {
-			return eventstore.Invalid("invalid campaign update", issues...)
-		}
-		if p.TokenPoolID != nil {
-			if err := checkCampaignPool(ss, sc, cfg.TokenPoolID); err != nil {
-				return err
-			}
-		}
-		if to == CampaignActive && c.Status != CampaignActive {
-			if err := cs.checkActivation(id); err != nil {
-				return err
-			}
+		if !changed && to == c.Status {
+			return eventstore.Invalid("nothing to update", eventstore.FieldIssue{Field: "body", Issue: "give at least one field to change"})
 		}
 		if changed {
 			ss.Emit(st.ID, events.CampaignUpdated{CampaignID: id, Config: cfg})
 		}
 		if to != c.Status {
 			ss.Emit(st.ID, events.CampaignStatusChanged{CampaignID: id, From: c.Status, To: to, Reason: "updated by partner"})
-		}
-		if !changed && to == c.Status {
-			return eventstore.Invalid("nothing to update", eventstore.FieldIssue{Field: "body", Issue: "give at least one field to change"})
 		}
 		return nil
 	}})
@@ -493,6 +424,90 @@ func (s *Service) UpdateCampaign(ctx context.Context, sc eventstore.Tenant, meta
 	}
 	out.Campaign, err = campaignAfter(before, id, res.Events)
 	return out, err
+}
+
+// parsedPatch is a campaign patch whose decimals, tiers and splits parsed.
+type parsedPatch struct {
+	CampaignPatch
+	tiers  []events.CampaignTier
+	splits []events.CampaignSplit
+	mult   string
+}
+
+// parsePatch checks everything in a patch that needs no state.
+func parsePatch(p CampaignPatch) (parsedPatch, error) {
+	if p.Budget != nil {
+		p.TokenBudget = p.Budget
+	}
+	pp := parsedPatch{CampaignPatch: p}
+	var issues []eventstore.FieldIssue
+	if p.Tiers != nil {
+		pp.tiers = tiersConfig(*p.Tiers, &issues)
+	}
+	if p.Splits != nil {
+		pp.splits = splitsConfig(*p.Splits, &issues)
+	}
+	if p.Multiplier != nil {
+		pp.mult = parseDec("multiplier", *p.Multiplier, &issues).String()
+	}
+	if len(issues) > 0 {
+		return parsedPatch{}, eventstore.Invalid("invalid campaign update", issues...)
+	}
+	return pp, nil
+}
+
+// apply writes the patch's fields into cfg and reports whether it named any.
+func (pp parsedPatch) apply(cfg *events.CampaignConfig) (changed bool) {
+	set := func(given bool, apply func()) {
+		if given {
+			apply()
+			changed = true
+		}
+	}
+	set(pp.Name != nil, func() { cfg.Name = *pp.Name })
+	set(pp.Description != nil, func() { cfg.Description = *pp.Description })
+	set(pp.StartsAt != nil, func() { cfg.StartsAt = utcPtr(pp.StartsAt) })
+	set(pp.EndsAt != nil, func() { cfg.EndsAt = utcPtr(pp.EndsAt) })
+	set(pp.ActionTypes != nil, func() { cfg.ActionTypes = *pp.ActionTypes })
+	set(pp.Multiplier != nil, func() { cfg.Multiplier = pp.mult })
+	set(pp.Tiers != nil, func() { cfg.Tiers = pp.tiers })
+	set(pp.Splits != nil, func() { cfg.Splits = pp.splits })
+	set(pp.TokenBudget != nil, func() { b := *pp.TokenBudget; cfg.TokenBudget = &b })
+	set(pp.TokenPoolID != nil, func() { cfg.TokenPoolID = *pp.TokenPoolID })
+	return changed
+}
+
+// checkUpdate checks the patched configuration cfg of campaign c against
+// the tenant's state, and returns the status the campaign moves to.
+func (pp parsedPatch) checkUpdate(ss *eventstore.Session, sc eventstore.Tenant, cs *Campaigns, c *CampaignState, cfg *events.CampaignConfig) (string, error) {
+	issues := checkConfig(cfg)
+	if len(issues) == 0 && cfg.TokenBudget != nil && *cfg.TokenBudget < c.Net() {
+		return "", eventstore.Errorf(eventstore.KindConflict, "BUDGET_BELOW_USED", "the budget cannot be below the %d tokens already distributed", c.Net())
+	}
+	to := c.Status
+	if pp.Status != nil && *pp.Status != c.Status {
+		to = *pp.Status
+		if !canMove(c.Status, to) {
+			return "", eventstore.Errorf(eventstore.KindConflict, "INVALID_STATUS_TRANSITION", "a %s campaign cannot become %s", c.Status, to)
+		}
+		if to == CampaignScheduled && cfg.StartsAt == nil {
+			issues = append(issues, eventstore.FieldIssue{Field: "startsAt", Issue: "is required for a SCHEDULED campaign"})
+		}
+	}
+	if len(issues) > 0 {
+		return "", eventstore.Invalid("invalid campaign update", issues...)
+	}
+	if pp.TokenPoolID != nil {
+		if err := checkCampaignPool(ss, sc, cfg.TokenPoolID); err != nil {
+			return "", err
+		}
+	}
+	if to == CampaignActive && c.Status != CampaignActive {
+		if err := cs.checkActivation(c.ID); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
 }
 
 // AdvanceCampaign starts a SCHEDULED campaign whose start has come and ends

@@ -622,6 +622,23 @@ func (d *Dispatcher) recorder() {
 func (d *Dispatcher) flush(batch []recordable) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	rows, err := d.pool.Query(ctx, recordSQL, append(recordColumns(batch), quietSpell)...)
+	if err != nil {
+		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", len(batch), "err", err)
+		return err
+	}
+	written, endpoints, err := readRecorded(rows)
+	if err != nil {
+		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", len(batch), "err", err)
+		return err
+	}
+	d.afterRecorded(ctx, batch, written, endpoints)
+	return nil
+}
+
+// recordColumns are recordSQL's first sixteen parameters: the batch's
+// attempts as column arrays.
+func recordColumns(batch []recordable) []any {
 	k := len(batch)
 	ids, tokens, statuses, subs, partners, envs, reasons, bodies := make([]string, k), make([]string, k), make([]string, k),
 		make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
@@ -648,10 +665,15 @@ func (d *Dispatcher) flush(batch []recordable) error {
 			errTexts[i] = &batch[i].o.errText
 		}
 	}
-	// An endpoint's health folds its attempts in the order they started: a
-	// success clears failing_since, the first failure after the last
-	// success sets it.
-	rows, err := d.pool.Query(ctx, `
+	return []any{ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies}
+}
+
+// recordSQL writes attempts, deliveries and endpoint health at once. An
+// endpoint's health folds its attempts in the order they started: a
+// success clears failing_since, the first failure after the last success
+// sets it. It returns a row per delivery written (id, token) and per
+// endpoint touched (subscription, failing since, disabled at).
+const recordSQL = `
 WITH o AS (
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[], $7::int[], $8::text[],
         $9::timestamptz[], $10::text[], $11::text[], $12::text[], $13::bool[], $14::bigint[], $15::text[], $16::text[])
@@ -691,22 +713,22 @@ WITH o AS (
 )
 SELECT id, token::text, NULL, NULL, NULL FROM upd
 UNION ALL
-SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
-		ids, tokens, attempts, statuses, next, at, codes, errTexts, completed, subs, partners, envs, oks, latencies, reasons, bodies, quietSpell)
-	if err != nil {
-		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
-		return err
-	}
+SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`
+
+// endpointHealth is an endpoint's failure streak after a recorded batch.
+type endpointHealth struct{ failingSince, disabledAt *time.Time }
+
+// readRecorded reads recordSQL's answer: which attempts were written (their
+// dispatcher still held the lease) and each touched endpoint's health.
+func readRecorded(rows pgx.Rows) (map[claimKey]bool, map[string]endpointHealth, error) {
+	defer rows.Close()
 	written := map[claimKey]bool{}
-	type health struct{ failingSince, disabledAt *time.Time }
-	endpoints := map[string]health{}
+	endpoints := map[string]endpointHealth{}
 	for rows.Next() {
 		var id, token, sub *string
-		var h health
+		var h endpointHealth
 		if err := rows.Scan(&id, &token, &sub, &h.failingSince, &h.disabledAt); err != nil {
-			rows.Close()
-			d.log.Warn("reading recorded attempts failed", "err", err)
-			return err
+			return nil, nil, err
 		}
 		if id != nil && token != nil {
 			written[claimKey{*id, *token}] = true
@@ -714,11 +736,12 @@ SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
 			endpoints[*sub] = h
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		d.log.Warn("recording delivery attempts failed; they will be retried when their leases end", "attempts", k, "err", err)
-		return err
-	}
+	return written, endpoints, rows.Err()
+}
+
+// afterRecorded counts the written attempts and disables the endpoints
+// whose failure streak has lasted DisableAfter.
+func (d *Dispatcher) afterRecorded(ctx context.Context, batch []recordable, written map[claimKey]bool, endpoints map[string]endpointHealth) {
 	lastFailure := map[string]recordable{}
 	for _, r := range batch {
 		if !written[claimKey{r.c.id, r.c.token.String()}] {
@@ -743,7 +766,6 @@ SELECT NULL, NULL, subscription_id, failing_since, disabled_at FROM ep`,
 			d.disable(ctx, r.c, *h.failingSince)
 		}
 	}
-	return nil
 }
 
 // quietSpell is how long an endpoint may go without attempts before its
