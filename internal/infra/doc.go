@@ -2,5 +2,6 @@
 // of the ledger — the JetStream stream settings (bus), an embedded NATS
 // server (natsembed), the SSRF guard for outbound webhooks (netguard) and
 // authenticated encryption of secrets at rest (secretbox). Any package may
-// import them; they import nothing of ours.
+// import them; they import nothing of ours but events (bus names a
+// subject after an event).
 package infra
