@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -357,12 +358,30 @@ func (s *Session) Load(streamID string) (*Stream, error) {
 	if st, ok := s.loaded[streamID]; ok {
 		return st, nil
 	}
+	if err := CheckStreamID(streamID); err != nil {
+		return nil, err
+	}
 	st, err := s.b.load(streamID)
 	if err != nil {
-		return nil, err
+		return nil, infraError{err}
 	}
 	s.loaded[streamID] = st
 	return st, nil
+}
+
+// maxStreamID bounds a stream id; ids are derived by the domain and never
+// come near it.
+const maxStreamID = 512
+
+// CheckStreamID refuses a stream id PostgreSQL could not store or compare:
+// invalid UTF-8, a NUL, or an absurd length. A command that names one fails
+// alone with INVALID_ID before any query, so its bytes can never fail the
+// group commit it shares with other callers.
+func CheckStreamID(id string) error {
+	if id == "" || len(id) > maxStreamID || !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
+		return &Error{Kind: KindInvalid, Code: "INVALID_ID", Message: "the id is not a valid identifier"}
+	}
+	return nil
 }
 
 // Emit records an event for streamID in the command's scope. Nothing is
@@ -433,6 +452,9 @@ func (b *batchState) prefetch(live []*request) error {
 			if _, ok := b.cache[id]; ok || seen[id] {
 				continue
 			}
+			if CheckStreamID(id) != nil {
+				continue // its command fails alone when it loads it
+			}
 			seen[id] = true
 			ids = append(ids, id)
 		}
@@ -502,6 +524,9 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*d
 		if err != nil {
 			if isInfra(err) {
 				return d, err
+			}
+			if e := AsError(err); e.Kind == KindInternal {
+				s.log.Error("a command failed on its own; its group commit goes on", "err", err)
 			}
 			d.results[i] = response{err: err, res: Result{Position: s.knownHead}}
 			continue
@@ -686,56 +711,19 @@ func isInfra(err error) bool {
 
 // decide runs one command and, if it succeeds, assigns positions, versions
 // and hashes to its events and applies them to the cached stream states.
-func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (evs []events.Event, err error) {
+func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) ([]events.Event, error) {
 	sess := &Session{b: b, scope: cmd.Tenant, loaded: map[string]*Stream{}}
-	defer func() {
-		if p := recover(); p != nil {
-			err = infraError{fmt.Errorf("ledger: command panicked: %v", p)}
-		}
-	}()
-	if err := cmd.Decide(sess); err != nil {
-		var le *Error
-		if errors.As(err, &le) || errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		return nil, infraError{err}
+	if err := runDecide(cmd, sess); err != nil {
+		return nil, err
 	}
 	if len(sess.drafts) == 0 {
 		return nil, nil
 	}
-	meta, err := jsonMarshal(cmd.Metadata)
+	evs, err := encodeDrafts(b, sess, cmd, *pos, *prev)
 	if err != nil {
 		return nil, err
 	}
-	versions := map[string]int64{}
-	for _, d := range sess.drafts {
-		if _, ok := versions[d.streamID]; ok {
-			continue
-		}
-		st, err := sess.Load(d.streamID)
-		if err != nil {
-			return nil, infraError{err}
-		}
-		versions[d.streamID] = st.Version
-	}
-	evs = make([]events.Event, 0, len(sess.drafts))
-	for _, d := range sess.drafts {
-		typ, ver, body, err := events.Encode(d.payload)
-		if err != nil {
-			return nil, infraError{err}
-		}
-		versions[d.streamID]++
-		*pos++
-		e := events.Event{
-			Position: *pos, StreamID: d.streamID, StreamVersion: versions[d.streamID],
-			ID: uuid.New(), Type: typ, SchemaVersion: ver,
-			PartnerID: d.scope.PartnerID, Environment: d.scope.Environment,
-			Payload: body, Metadata: meta, RecordedAt: b.now, PrevHash: *prev,
-		}
-		e.Hash = events.ComputeHash(&e)
-		*prev = e.Hash
-		evs = append(evs, e)
-	}
+	*pos, *prev = evs[len(evs)-1].Position, evs[len(evs)-1].Hash
 	// Apply after the whole command decided, so a failed Decide never leaves
 	// half its events in the cached state.
 	for _, e := range evs {
@@ -747,6 +735,69 @@ func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) (evs []events.
 			}
 		}
 		st.Version = e.StreamVersion
+	}
+	return evs, nil
+}
+
+// runDecide runs cmd's Decide and sorts what went wrong: a refusal or a
+// failure of the command's own (a panic, an unexpected error) fails that
+// command alone; only a failed read of the store (infraError) fails the
+// group.
+func runDecide(cmd Command, sess *Session) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &Error{Kind: KindInternal, Code: "INTERNAL", Message: "internal error", Err: fmt.Errorf("command panicked: %v", p)}
+		}
+	}()
+	err = cmd.Decide(sess)
+	switch {
+	case err == nil, isInfra(err), isRefusal(err), errors.Is(err, context.Canceled):
+		return err
+	default:
+		return &Error{Kind: KindInternal, Code: "INTERNAL", Message: "internal error", Err: err}
+	}
+}
+
+// encodeDrafts turns a decided command's emits into events continuing the
+// chain after position pos and hash prev. It touches no shared state, so a
+// payload that cannot be encoded, or an emit to a stream id that cannot be
+// stored, fails the command alone.
+func encodeDrafts(b *batchState, sess *Session, cmd Command, pos int64, prev []byte) ([]events.Event, error) {
+	fail := func(err error) error {
+		return &Error{Kind: KindInternal, Code: "INTERNAL", Message: "internal error", Err: err}
+	}
+	meta, err := jsonMarshal(cmd.Metadata)
+	if err != nil {
+		return nil, fail(fmt.Errorf("encode metadata: %w", err))
+	}
+	versions := map[string]int64{}
+	for _, d := range sess.drafts {
+		if _, ok := versions[d.streamID]; ok {
+			continue
+		}
+		st, err := sess.Load(d.streamID)
+		if err != nil {
+			return nil, err
+		}
+		versions[d.streamID] = st.Version
+	}
+	evs := make([]events.Event, 0, len(sess.drafts))
+	for _, d := range sess.drafts {
+		typ, ver, body, err := events.Encode(d.payload)
+		if err != nil {
+			return nil, fail(err)
+		}
+		versions[d.streamID]++
+		pos++
+		e := events.Event{
+			Position: pos, StreamID: d.streamID, StreamVersion: versions[d.streamID],
+			ID: uuid.New(), Type: typ, SchemaVersion: ver,
+			PartnerID: d.scope.PartnerID, Environment: d.scope.Environment,
+			Payload: body, Metadata: meta, RecordedAt: b.now, PrevHash: prev,
+		}
+		e.Hash = events.ComputeHash(&e)
+		prev = e.Hash
+		evs = append(evs, e)
 	}
 	return evs, nil
 }
