@@ -29,7 +29,11 @@ type RelayOptions struct {
 	// BatchSize is how many events are published before one checkpoint write.
 	BatchSize int
 	// Poll is the fallback wake-up interval when no notification arrives.
-	Poll       time.Duration
+	Poll time.Duration
+	// AckWait bounds the wait for one round's acknowledgements (default
+	// 10s); a message still unacknowledged then ends the round at the
+	// acknowledged prefix.
+	AckWait    time.Duration
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -66,6 +70,9 @@ func NewRelay(pool *pgxpool.Pool, nc *nats.Conn, opts RelayOptions) (*Relay, err
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = 10 * time.Second
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
@@ -310,7 +317,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		}
 		futures = append(futures, f)
 	}
-	timeout := time.NewTimer(10 * time.Second)
+	timeout := time.NewTimer(r.opts.AckWait)
 	defer timeout.Stop()
 	// Acknowledgements are read in publish order; on the first failure the
 	// checkpoint still moves past the acknowledged prefix, and the next
@@ -333,7 +340,7 @@ wait:
 			failure = fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
 			break wait
 		case <-timeout.C:
-			failure = fmt.Errorf("relay: no acknowledgement for position %d within 10s", evs[i].Position)
+			failure = fmt.Errorf("relay: no acknowledgement for position %d within %s", evs[i].Position, r.opts.AckWait)
 			break wait
 		case <-ctx.Done():
 			failure = ctx.Err()

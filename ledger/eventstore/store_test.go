@@ -369,3 +369,34 @@ func TestRefusalIsNotDecidedOnStaleStateFromAnotherProcess(t *testing.T) {
 	require.NoError(t, err, "the other process's append must be seen")
 	require.Equal(t, int64(1), res.Position)
 }
+
+// An event rewritten together with its own hash passes its content check;
+// only the next event's link to it (prev_hash) can tell. Verify must
+// follow the links, and name the first event whose link breaks.
+func TestVerifyFollowsTheLinksNotOnlyTheContent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+	for i := 0; i < 10; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, "note-link", eventstore.ExpectAny, testNote{N: i})
+		require.NoError(t, err)
+	}
+	evs, err := eventstore.ReadFrom(ctx, db.Pool, 6, 1)
+	require.NoError(t, err)
+	e := evs[0]
+	require.Equal(t, int64(7), e.Position)
+	e.Payload = []byte(`{"n":1000}`)
+	e.Hash = events.ComputeHash(&e)
+	_, err = db.Pool.Exec(ctx, `ALTER TABLE events DISABLE TRIGGER USER`)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE events SET payload = $2, hash = $3 WHERE position = $1`, e.Position, string(e.Payload), e.Hash)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `ALTER TABLE events ENABLE TRIGGER USER`)
+	require.NoError(t, err)
+
+	rep, err := eventstore.Verify(ctx, db.Pool, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(8), rep.FirstBad, rep.Reason)
+	require.Contains(t, rep.Reason, "prev_hash")
+}
