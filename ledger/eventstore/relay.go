@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +58,9 @@ type Relay struct {
 	// valid while synced: every publish expects the stream to be exactly
 	// there, so nothing is stored out of position order. Used only by the
 	// goroutine that publishes (lead, then drain).
-	seq    uint64
+	seq uint64
+	// cp is the checkpoint position that goes with seq, valid while synced.
+	cp     int64
 	synced bool
 }
 
@@ -269,7 +270,7 @@ func (r *Relay) sync(ctx context.Context) error {
 		r.opts.Name, pos, int64(last)); err != nil {
 		return err
 	}
-	r.seq, r.synced = last, true
+	r.seq, r.cp, r.synced = last, pos, true
 	return nil
 }
 
@@ -289,14 +290,10 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	var cp int64
-	if err := r.pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints WHERE name = $1`, r.opts.Name).Scan(&cp); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("relay: checkpoint %q missing", r.opts.Name)
-		}
-		return 0, err
-	}
-	evs, err := ReadFrom(ctx, r.pool, cp, r.opts.BatchSize)
+	// The checkpoint is this relay's own while it leads (the advisory
+	// lock), so it is kept in memory; the guarded UPDATE below notices if
+	// anyone else moved it.
+	evs, err := ReadFrom(ctx, r.pool, r.cp, r.opts.BatchSize)
 	if err != nil {
 		return 0, err
 	}
@@ -366,14 +363,16 @@ wait:
 	if tag.RowsAffected() == 0 {
 		r.synced = false // another relay moved it: re-sync before going on
 	} else {
-		r.seq = lastSeq
+		r.seq, r.cp = lastSeq, last
 	}
 	r.published.Add(float64(acked))
 	r.position.Set(float64(last))
 	if failure != nil {
 		return acked, failure
 	}
-	if head, err := ReadHead(ctx, r.pool); err == nil {
+	if len(evs) < r.opts.BatchSize {
+		r.lag.Set(0) // it read everything committed when the round began
+	} else if head, err := ReadHead(ctx, r.pool); err == nil {
 		r.lag.Set(float64(head - last))
 	}
 	return len(evs), nil
