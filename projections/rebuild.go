@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
 )
 
@@ -69,17 +70,23 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	var pos int64
 	for {
 		var n int
+		hctx, hooks := withCommitHooks(rctx)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
+			*hooks = nil
+			// A crash loses only scratch tables a new rebuild drops, so
+			// the bulk phase need not wait for each page's fsync; the swap
+			// below commits synchronously.
+			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
 				return err
 			}
 			var err error
-			pos, n, err = replayPage(rctx, tx, p, pos)
+			pos, n, err = replayPage(hctx, tx, p, fresh, pos)
 			return err
 		})
 		if err != nil {
 			return 0, err
 		}
+		runHooks(hooks)
 		if progress != nil {
 			head, _ := ledger.ReadHead(ctx, pool)
 			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
@@ -90,7 +97,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	}
 
 	// Swap phase: exclude the live projector, catch up the tail, rename.
+	hctx, hooks := withCommitHooks(rctx)
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		*hooks = nil
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
 			return err
 		}
@@ -100,7 +109,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		for {
 			var n int
 			var err error
-			if pos, n, err = replayPage(rctx, tx, p, pos); err != nil {
+			if pos, n, err = replayPage(hctx, tx, p, fresh, pos); err != nil {
 				return err
 			}
 			if n < rebuildPage {
@@ -125,28 +134,71 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	if err != nil {
 		return 0, err
 	}
+	runHooks(hooks)
 	if progress != nil {
 		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(start)})
 	}
 	return pos, nil
 }
 
-const rebuildPage = 5000
+// rebuildPage is how many events one rebuild transaction reads and
+// applies: large, so set-based projections write each table a few times
+// per tens of thousands of events.
+const rebuildPage = 20000
 
 // replayPage applies up to one page of events after pos and returns the
 // new position and how many events it applied.
-func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64, int, error) {
+func replayPage(ctx context.Context, tx pgx.Tx, p Projection, schema string, pos int64) (int64, int, error) {
 	evs, err := ledger.ReadFrom(ctx, tx, pos, rebuildPage)
 	if err != nil {
 		return pos, 0, err
 	}
-	if err := applyEvents(ctx, tx, p, evs); err != nil {
-		return pos, 0, fmt.Errorf("projections: rebuild: %w", err)
+	if err := replayEvents(ctx, tx, p, schema, pos, evs); err != nil {
+		return pos, 0, err
 	}
 	if len(evs) > 0 {
 		pos = evs[len(evs)-1].Position
 	}
 	return pos, len(evs), nil
+}
+
+// replayEvents applies evs, the events right after pos, to schema.
+// In-memory state a projection publishes after commit is published when
+// the caller's transaction commits (see commitHooks).
+func replayEvents(ctx context.Context, tx pgx.Tx, p Projection, schema string, pos int64, evs []events.Event) error {
+	b := &Batch{Events: evs, From: pos, Schema: schema, Queue: &pgx.Batch{}}
+	if err := applyEvents(ctx, tx, p, b); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if err := sendQueued(ctx, tx, p, b); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if hooks := commitHooksFrom(ctx); hooks != nil {
+		*hooks = append(*hooks, b.afterCommit...)
+	}
+	return nil
+}
+
+type commitHooksKey struct{}
+
+// withCommitHooks gives a transaction's replays a place to leave their
+// after-commit functions; the caller runs them once it committed.
+func withCommitHooks(ctx context.Context) (context.Context, *[]func()) {
+	var hooks []func()
+	return context.WithValue(ctx, commitHooksKey{}, &hooks), &hooks
+}
+
+func commitHooksFrom(ctx context.Context) *[]func() {
+	h, _ := ctx.Value(commitHooksKey{}).(*[]func())
+	return h
+}
+
+// runHooks runs after-commit functions, then forgets them.
+func runHooks(hooks *[]func()) {
+	for _, fn := range *hooks {
+		fn()
+	}
+	*hooks = nil
 }
 
 // Status is one projection's position and lag, and, while it cannot
