@@ -47,6 +47,10 @@ func (Rewards) ApplyBatch(_ context.Context, _ pgx.Tx, b *Batch) error {
 	return nil
 }
 
+// RebuildWithoutIndexes implements BulkRebuilder: every statement finds
+// its rows by primary key.
+func (Rewards) RebuildWithoutIndexes() bool { return true }
+
 // rewardsUses reports whether the rewards model reads events of type t.
 func rewardsUses(t string) bool {
 	return strings.HasPrefix(t, "enduser.") || strings.HasPrefix(t, "action.") || strings.HasPrefix(t, "pool.") ||

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
@@ -110,12 +111,21 @@ func TestSetBasedRewardsEqualEventByEvent(t *testing.T) {
 	require.NotEmpty(t, reference["transactions"])
 	require.NotEmpty(t, reference["allocation_requests"])
 
+	indexes := func() []string {
+		rows, err := db.Pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, Schema(RewardsName))
+		require.NoError(t, err)
+		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return defs
+	}
+	liveIndexes := indexes()
 	head, err := ledger.ReadHead(ctx, db.Pool)
 	require.NoError(t, err)
 	pos, err := Rebuild(ctx, db.Pool, Rewards{}, nil)
 	require.NoError(t, err)
 	require.Equal(t, head, pos)
 	require.Equal(t, reference, dumpRewards(t, db), "rebuild (set-based, large pages) equals event by event")
+	require.Equal(t, liveIndexes, indexes(), "the indexes a rebuild deferred are all back")
 
 	for _, size := range []int{1, 2, 3, 7, 500} {
 		resetProjection(t, db.Pool, Rewards{})
