@@ -60,18 +60,22 @@ func createSchema(ctx context.Context, tx pgx.Tx, p Projection, schema string) e
 // checkpoint are skipped: that is what makes redelivery harmless.
 func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []events.Event) (int64, error) {
 	var cp int64
+	var committed []func()
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// Serialises with a rebuild's swap, which takes the same lock.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name()).Scan(&cp); err != nil {
+		committed = nil
+		// One round trip: the apply lock (serialises with a rebuild's swap,
+		// which takes the same lock) before the checkpoint row, in that
+		// order, then the schema.
+		pro := &pgx.Batch{}
+		pro.Queue(`SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name()))
+		pro.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name()).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&cp)
+		})
+		pro.Queue(`SET LOCAL search_path TO ` + pgx.Identifier{Schema(p.Name())}.Sanitize() + `, public`)
+		if err := tx.SendBatch(ctx, pro).Close(); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("projections: no checkpoint for %s", p.Name())
 			}
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+pgx.Identifier{Schema(p.Name())}.Sanitize()+`, public`); err != nil {
 			return err
 		}
 		start := cp
@@ -103,16 +107,28 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 			todo = append(todo, e)
 			cp = e.Position
 		}
-		if err := applyEvents(ctx, tx, p, todo); err != nil {
-			return err
-		}
 		if cp == start {
 			return nil
 		}
-		_, err := tx.Exec(ctx, checkpointSQL, p.Name(), cp)
-		return err
+		b := &Batch{Events: todo, From: start, Schema: Schema(p.Name()), Queue: &pgx.Batch{}}
+		if err := applyEvents(ctx, tx, p, b); err != nil {
+			return err
+		}
+		// The checkpoint moves in the same round trip as the last writes.
+		b.Queue.Queue(checkpointSQL, p.Name(), cp)
+		if err := sendQueued(ctx, tx, p, b); err != nil {
+			return err
+		}
+		committed = b.afterCommit
+		return nil
 	})
-	return cp, err
+	if err != nil {
+		return cp, err
+	}
+	for _, fn := range committed {
+		fn()
+	}
+	return cp, nil
 }
 
 // checkpointSQL moves a projection's checkpoint and, since it moved,
@@ -133,6 +149,39 @@ func recordFailure(ctx context.Context, pool *pgxpool.Pool, name string, cause e
 		SET last_error = $2, failing_since = coalesce(failing_since, now()) WHERE name = $1`, name, msg)
 }
 
+// BatchApplier is implemented by projections that fold a whole batch of
+// events with a few set-based statements per table instead of statements
+// per event. The runtime then calls ApplyBatch, never Apply, for every
+// batch it applies (live deliveries, hole fills, rebuild pages); the tables
+// must end up exactly as Apply called event by event would leave them.
+type BatchApplier interface {
+	ApplyBatch(ctx context.Context, tx pgx.Tx, b *Batch) error
+}
+
+// Batch is what one transaction applies to one projection's schema.
+type Batch struct {
+	// Events are in position order, gap-free, the first right after From.
+	Events []events.Event
+	// From is the position the schema's tables reflect before Events (the
+	// live checkpoint, read under its row lock, or a rebuild's progress).
+	// In-memory state derived from the events up to exactly From describes
+	// these tables, whichever process or schema derived it.
+	From int64
+	// Schema is the schema search_path points at while the batch applies.
+	Schema string
+	// Queue collects the batch's writes. The runtime sends them, in queue
+	// order, after ApplyBatch returns, in one round trip together with the
+	// checkpoint move; so a read on tx during ApplyBatch does not see them.
+	Queue *pgx.Batch
+
+	afterCommit []func()
+}
+
+// AfterCommit registers fn to run once the transaction that applies the
+// batch has committed, and never if it rolls back: the place to publish
+// in-memory state that must describe only committed tables.
+func (b *Batch) AfterCommit(fn func()) { b.afterCommit = append(b.afterCommit, fn) }
+
 // Queuer is implemented by projections whose Apply only writes (no reads
 // of their own tables): they queue an event's statements into a shared
 // batch, and the runtime sends a whole delivery's or rebuild page's worth
@@ -149,58 +198,54 @@ const maxGap = 5000
 // maxQueued bounds one round trip's statements.
 const maxQueued = 2000
 
-// applyEvents applies evs, in order, inside tx, then writes what the
-// projection deferred to the end of the transaction (txBatch).
-func applyEvents(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event) error {
-	ctx, deferred := withTxBatch(ctx)
-	if err := applyEach(ctx, tx, p, evs); err != nil {
-		return err
+// applyEvents applies b.Events, in order, inside tx: set-based when the
+// projection can, else event by event. Writes may be left in b.Queue for
+// the caller to send (sendQueued).
+func applyEvents(ctx context.Context, tx pgx.Tx, p Projection, b *Batch) error {
+	if len(b.Events) == 0 {
+		return nil
 	}
-	if err := deferred.flush(ctx, tx); err != nil {
-		return fmt.Errorf("projections: %s: %w", p.Name(), err)
+	if ba, ok := p.(BatchApplier); ok {
+		if err := ba.ApplyBatch(ctx, tx, b); err != nil {
+			return fmt.Errorf("projections: %s apply positions %d..%d: %w", p.Name(), b.Events[0].Position, b.Events[len(b.Events)-1].Position, err)
+		}
+		return nil
 	}
-	return nil
-}
-
-func applyEach(ctx context.Context, tx pgx.Tx, p Projection, evs []events.Event) error {
 	q, ok := p.(Queuer)
 	if !ok {
-		for _, e := range evs {
+		for _, e := range b.Events {
 			if err := p.Apply(ctx, tx, e); err != nil {
 				return fmt.Errorf("projections: %s apply position %d: %w", p.Name(), e.Position, err)
 			}
 		}
 		return nil
 	}
-	b := &pgx.Batch{}
-	// The positions in the batch, so a failed round trip names the events
-	// an operator must look at.
-	var first, last int64
-	flush := func() error {
-		if b.Len() == 0 {
-			return nil
-		}
-		err := tx.SendBatch(ctx, b).Close()
-		b = &pgx.Batch{}
-		if err != nil {
-			return fmt.Errorf("projections: %s apply positions %d..%d: %w", p.Name(), first, last, err)
-		}
-		first = 0
-		return nil
-	}
-	for _, e := range evs {
-		if first == 0 {
-			first = e.Position
-		}
-		last = e.Position
-		if err := q.Queue(ctx, b, e); err != nil {
+	for _, e := range b.Events {
+		if err := q.Queue(ctx, b.Queue, e); err != nil {
 			return fmt.Errorf("projections: %s queue position %d: %w", p.Name(), e.Position, err)
 		}
-		if b.Len() >= maxQueued {
-			if err := flush(); err != nil {
+		if b.Queue.Len() >= maxQueued {
+			if err := sendQueued(ctx, tx, p, b); err != nil {
 				return err
 			}
 		}
 	}
-	return flush()
+	return nil
+}
+
+// sendQueued sends b's queued statements in one round trip.
+func sendQueued(ctx context.Context, tx pgx.Tx, p Projection, b *Batch) error {
+	if b.Queue.Len() == 0 {
+		return nil
+	}
+	q := b.Queue
+	b.Queue = &pgx.Batch{}
+	if err := tx.SendBatch(ctx, q).Close(); err != nil {
+		first, last := b.From, b.From
+		if len(b.Events) > 0 {
+			first, last = b.Events[0].Position, b.Events[len(b.Events)-1].Position
+		}
+		return fmt.Errorf("projections: %s apply positions %d..%d: %w", p.Name(), first, last, err)
+	}
+	return nil
 }

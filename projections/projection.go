@@ -30,7 +30,9 @@ type Projection interface {
 	Setup() string
 	// Apply folds one event into the read model inside tx. It must ignore
 	// event types it does not use and must be deterministic, so that a
-	// rebuild gives identical tables.
+	// rebuild gives identical tables. A projection that is also a
+	// BatchApplier is applied through ApplyBatch by the runtime; its Apply
+	// stays the one-event reference that ApplyBatch must reproduce.
 	Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -53,43 +55,90 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	freshID := pgx.Identifier{fresh}.Sanitize()
 	rctx := withReplay(ctx)
 
+	var deferred []string // CREATE INDEX statements to run after the bulk phase
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+freshID+` CASCADE`); err != nil {
 			return err
 		}
-		return createSchema(ctx, tx, p, fresh)
+		if err := createSchema(ctx, tx, p, fresh); err != nil {
+			return err
+		}
+		if br, ok := p.(BulkRebuilder); ok && br.RebuildWithoutIndexes() {
+			var err error
+			deferred, err = dropSecondaryIndexes(ctx, tx, fresh)
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
 
 	// Bulk phase, outside the swap lock: one transaction per page keeps
-	// transactions short while live traffic continues.
+	// transactions short while live traffic continues. The next page is
+	// read on another connection while this one applies, so reading the
+	// store overlaps writing the tables.
+	pages, stopReading := readAhead(ctx, pool)
+	defer stopReading()
 	var pos int64
 	for {
-		var n int
+		pg, ok := <-pages
+		if !ok {
+			return 0, ctx.Err()
+		}
+		if pg.err != nil {
+			return 0, pg.err
+		}
+		hctx, hooks := withCommitHooks(rctx)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public`); err != nil {
+			*hooks = nil
+			// A crash loses only scratch tables a new rebuild drops, so
+			// the bulk phase need not wait for each page's fsync; the swap
+			// below commits synchronously.
+			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
 				return err
 			}
-			var err error
-			pos, n, err = replayPage(rctx, tx, p, pos)
-			return err
+			return replayEvents(hctx, tx, p, fresh, pos, pg.evs)
 		})
 		if err != nil {
 			return 0, err
+		}
+		runHooks(hooks)
+		if len(pg.evs) > 0 {
+			pos = pg.evs[len(pg.evs)-1].Position
 		}
 		if progress != nil {
 			head, _ := eventstore.ReadHead(ctx, pool)
 			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
 		}
-		if n < rebuildPage {
+		if len(pg.evs) < rebuildPage {
 			break
 		}
 	}
 
+	// Still outside the swap lock: build the deferred indexes once, from
+	// the loaded tables, before the tail and the swap.
+	if len(deferred) > 0 {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+				return err
+			}
+			for _, def := range deferred {
+				if _, err := tx.Exec(ctx, def); err != nil {
+					return fmt.Errorf("projections: rebuild %s: %s: %w", p.Name(), def, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+
 	// Swap phase: exclude the live projector, catch up the tail, rename.
+	hctx, hooks := withCommitHooks(rctx)
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		*hooks = nil
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
 			return err
 		}
@@ -99,7 +148,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		for {
 			var n int
 			var err error
-			if pos, n, err = replayPage(rctx, tx, p, pos); err != nil {
+			if pos, n, err = replayPage(hctx, tx, p, fresh, pos); err != nil {
 				return err
 			}
 			if n < rebuildPage {
@@ -124,28 +173,148 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	if err != nil {
 		return 0, err
 	}
+	runHooks(hooks)
 	if progress != nil {
 		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(start)})
 	}
 	return pos, nil
 }
 
-const rebuildPage = 5000
+// BulkRebuilder is implemented by projections whose Apply finds existing
+// rows by primary or unique keys only, never through another index of
+// theirs. For them a rebuild drops the other indexes of the fresh tables
+// before replaying and builds each once, from the loaded rows, before the
+// swap: far cheaper than maintaining them row by row (a GIN index above
+// all), and invisible to queries, which see only the swapped-in tables.
+// Unique indexes stay throughout: they are upsert arbiters and refuse
+// duplicates exactly as the live tables do.
+type BulkRebuilder interface {
+	RebuildWithoutIndexes() bool
+}
+
+// dropSecondaryIndexes drops schema's indexes that are neither unique nor
+// behind a constraint, and returns the statements that recreate them.
+func dropSecondaryIndexes(ctx context.Context, tx pgx.Tx, schema string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT pg_get_indexdef(i.indexrelid), format('%I.%I', n.nspname, c.relname)
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND NOT i.indisunique AND NOT i.indisprimary
+			AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+		ORDER BY c.relname`, schema)
+	if err != nil {
+		return nil, err
+	}
+	var defs, names []string
+	for rows.Next() {
+		var def, name string
+		if err := rows.Scan(&def, &name); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		defs, names = append(defs, def), append(names, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if _, err := tx.Exec(ctx, `DROP INDEX `+name); err != nil {
+			return nil, err
+		}
+	}
+	return defs, nil
+}
+
+// rebuildPage is how many events one rebuild transaction reads and
+// applies: large, so set-based projections write each table a few times
+// per tens of thousands of events.
+const rebuildPage = 20000
+
+type page struct {
+	evs []events.Event
+	err error
+}
+
+// readAhead reads the event store from the start, a page at a time, one
+// page ahead of its consumer, until a short page or an error (both sent).
+// Each read is a prefix of the committed log whatever snapshot it sees,
+// since positions are gap-free in commit order. stop ends it early.
+func readAhead(ctx context.Context, pool *pgxpool.Pool) (<-chan page, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan page, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		var after int64
+		for {
+			evs, err := eventstore.ReadFrom(ctx, pool, after, rebuildPage)
+			select {
+			case out <- page{evs: evs, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(evs) < rebuildPage {
+				return
+			}
+			after = evs[len(evs)-1].Position
+		}
+	}()
+	return out, func() { cancel(); <-done }
+}
 
 // replayPage applies up to one page of events after pos and returns the
 // new position and how many events it applied.
-func replayPage(ctx context.Context, tx pgx.Tx, p Projection, pos int64) (int64, int, error) {
+func replayPage(ctx context.Context, tx pgx.Tx, p Projection, schema string, pos int64) (int64, int, error) {
 	evs, err := eventstore.ReadFrom(ctx, tx, pos, rebuildPage)
 	if err != nil {
 		return pos, 0, err
 	}
-	if err := applyEvents(ctx, tx, p, evs); err != nil {
-		return pos, 0, fmt.Errorf("projections: rebuild: %w", err)
+	if err := replayEvents(ctx, tx, p, schema, pos, evs); err != nil {
+		return pos, 0, err
 	}
 	if len(evs) > 0 {
 		pos = evs[len(evs)-1].Position
 	}
 	return pos, len(evs), nil
+}
+
+// replayEvents applies evs, the events right after pos, to schema.
+// In-memory state a projection publishes after commit is published when
+// the caller's transaction commits (see commitHooks).
+func replayEvents(ctx context.Context, tx pgx.Tx, p Projection, schema string, pos int64, evs []events.Event) error {
+	b := &Batch{Events: evs, From: pos, Schema: schema, Queue: &pgx.Batch{}}
+	if err := applyEvents(ctx, tx, p, b); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if err := sendQueued(ctx, tx, p, b); err != nil {
+		return fmt.Errorf("projections: rebuild: %w", err)
+	}
+	if hooks := commitHooksFrom(ctx); hooks != nil {
+		*hooks = append(*hooks, b.afterCommit...)
+	}
+	return nil
+}
+
+type commitHooksKey struct{}
+
+// withCommitHooks gives a transaction's replays a place to leave their
+// after-commit functions; the caller runs them once it committed.
+func withCommitHooks(ctx context.Context) (context.Context, *[]func()) {
+	var hooks []func()
+	return context.WithValue(ctx, commitHooksKey{}, &hooks), &hooks
+}
+
+func commitHooksFrom(ctx context.Context) *[]func() {
+	h, _ := ctx.Value(commitHooksKey{}).(*[]func())
+	return h
+}
+
+// runHooks runs after-commit functions, then forgets them.
+func runHooks(hooks *[]func()) {
+	for _, fn := range *hooks {
+		fn()
+	}
+	*hooks = nil
 }
 
 // Status is one projection's position and lag, and, while it cannot

@@ -96,31 +96,25 @@ func jsonOrEmpty(m json.RawMessage) string {
 	return string(m)
 }
 
-// Apply implements Projection.
-func (r Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
-	batch := &pgx.Batch{}
-	if err := r.Queue(ctx, batch, e); err != nil || batch.Len() == 0 {
-		return err
-	}
-	return tx.SendBatch(ctx, batch).Close()
-}
-
-// Queue implements Queuer: the rewards model only writes, so the runtime
-// sends many events' statements in one round trip.
-func (Rewards) Queue(_ context.Context, batch *pgx.Batch, e events.Event) error {
-	if !strings.HasPrefix(e.Type, "enduser.") && !strings.HasPrefix(e.Type, "action.") && !strings.HasPrefix(e.Type, "pool.") &&
-		!strings.HasPrefix(e.Type, "campaign.") {
+// Apply implements Projection: one event at a time, the reference that
+// ApplyBatch's set-based statements must reproduce exactly.
+func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	if !rewardsUses(e.Type) {
 		return nil
 	}
 	pl, err := events.Decode(e)
 	if err != nil {
 		return err
 	}
+	batch := &pgx.Batch{}
 	exec := func(sql string, args ...any) error {
 		batch.Queue(sql, args...)
 		return nil
 	}
-	return applyRewards(pl, e.PartnerID, e.Environment, e.RecordedAt, e, exec)
+	if err := applyRewards(pl, e.PartnerID, e.Environment, e.RecordedAt, e, exec); err != nil || batch.Len() == 0 {
+		return err
+	}
+	return tx.SendBatch(ctx, batch).Close()
 }
 
 func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event, exec func(string, ...any) error) error {

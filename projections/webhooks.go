@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,7 +33,32 @@ const WebhookNotifyChannel = "webhook_deliveries"
 // public.webhook_deliveries in the same transaction as the checkpoint.
 // The delivery log lives outside the projection schema so a rebuild neither
 // drops it nor, since fan-out is suppressed while replaying, re-sends.
-type Webhooks struct{}
+//
+// Most events concern no subscription. So that they cost no SQL, nor the
+// work of building an envelope, the projection keeps in memory the active
+// subscriptions per tenant (subView), derived from the webhook events it
+// applies itself.
+type Webhooks struct {
+	mu sync.Mutex
+	// views holds, per schema (live, rebuild), the active subscriptions
+	// after the last batch this process committed there.
+	views map[string]*subView
+}
+
+// subView is the active subscriptions (neither deleted nor disabled) that
+// a subscriptions table holds once the events up to pos are applied. Only
+// webhook.* events, applied by this projection alone, change that table,
+// and deterministically; so a view derived from the events up to pos
+// describes any copy of the table at pos, whichever process, schema or
+// rebuild produced it. A batch uses a view only when the view's pos is the
+// batch's From (the checkpoint it read under its row lock), and otherwise
+// reads the table: a restart, another process having applied meanwhile, or
+// a rebuild swap each cost one query, never a wrong fan-out. A published
+// view is never modified: a batch that changes subscriptions copies it.
+type subView struct {
+	pos     int64
+	tenants map[eventstore.Tenant][]fanOutSub
+}
 
 // NewWebhooks returns the webhook projection.
 func NewWebhooks() *Webhooks { return &Webhooks{} }
@@ -63,78 +91,222 @@ CREATE INDEX subscriptions_tenant_idx ON subscriptions (partner_id, environment,
 `
 }
 
-// Apply implements Projection.
+// Apply implements Projection, for one event outside the runtime: it reads
+// the tenant's subscriptions from the table and writes at once.
 func (w *Webhooks) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
-	fan := fanOutFor(ctx)
-	switch e.Type {
-	case "webhook.registered":
-		var p events.WebhookRegistered
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return err
-		}
-		types := p.EventTypes
-		if types == nil {
-			types = []string{}
-		}
-		fan.forget()
-		_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, partner_id, environment, url, description, event_types, receive_all, secret_sealed, created_at, created_pos)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			p.WebhookID, e.PartnerID, e.Environment, p.URL, p.Description, types, p.ReceiveAllEvents, p.SecretSealed, e.RecordedAt, e.Position)
-		return err
-	case "webhook.deleted":
-		var p events.WebhookDeleted
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return err
-		}
-		fan.forget()
-		_, err := tx.Exec(ctx, `UPDATE subscriptions SET deleted_at = $2 WHERE id = $1`, p.WebhookID, e.RecordedAt)
-		return err
-	case "webhook.disabled":
-		var p events.WebhookDisabled
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
-			return err
-		}
-		fan.forget()
-		_, err := tx.Exec(ctx, `UPDATE subscriptions SET disabled_at = $2, disabled_reason = $3 WHERE id = $1`, p.WebhookID, e.RecordedAt, p.Reason)
+	b := &Batch{Events: []events.Event{e}, From: -1, Queue: &pgx.Batch{}}
+	if err := w.applyBatch(ctx, tx, b, false); err != nil {
 		return err
 	}
-	msgs, err := WebhookMessages(e)
-	if err != nil || len(msgs) == 0 {
-		return err
+	return tx.SendBatch(ctx, b.Queue).Close()
+}
+
+// ApplyBatch implements BatchApplier: subscription changes one statement
+// each (they are rare), and every delivery of the batch in one insert. An
+// event no active subscription of its tenant wants costs nothing.
+func (w *Webhooks) ApplyBatch(ctx context.Context, tx pgx.Tx, b *Batch) error {
+	return w.applyBatch(ctx, tx, b, true)
+}
+
+func (w *Webhooks) applyBatch(ctx context.Context, tx pgx.Tx, b *Batch, cache bool) error {
+	if len(b.Events) == 0 {
+		return nil
 	}
-	if Replaying(ctx) {
-		// A rebuild re-applies history: never re-send. The one exception
-		// is an event the live projector has not reached yet (the tail a
-		// rebuild applies before it moves the checkpoint past it): that
-		// event was never fanned out, and skipping it would lose it.
-		live, err := fan.livePosition(ctx, tx, w.Name())
+	var tenants map[eventstore.Tenant][]fanOutSub
+	if cache {
+		var err error
+		if tenants, err = w.view(ctx, tx, b.Schema, b.From); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if tenants, err = loadSubscriptions(ctx, tx, &eventstore.Tenant{PartnerID: b.Events[0].PartnerID, Environment: b.Events[0].Environment}); err != nil {
+			return err
+		}
+	}
+	copied := false
+	change := func() {
+		if !copied {
+			tenants, copied = maps.Clone(tenants), true
+			if tenants == nil {
+				tenants = map[eventstore.Tenant][]fanOutSub{}
+			}
+		}
+	}
+	var fan fanOut
+	var live *int64 // the live checkpoint, read once per batch while replaying
+	for _, e := range b.Events {
+		sc := eventstore.Tenant{PartnerID: e.PartnerID, Environment: e.Environment}
+		switch e.Type {
+		case "webhook.registered":
+			var p events.WebhookRegistered
+			if err := json.Unmarshal(e.Payload, &p); err != nil {
+				return err
+			}
+			types := p.EventTypes
+			if types == nil {
+				types = []string{}
+			}
+			b.Queue.Queue(`INSERT INTO subscriptions (id, partner_id, environment, url, description, event_types, receive_all, secret_sealed, created_at, created_pos)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				p.WebhookID, e.PartnerID, e.Environment, p.URL, p.Description, types, p.ReceiveAllEvents, p.SecretSealed, e.RecordedAt, e.Position)
+			change()
+			tenants[sc] = append(slices.Clip(tenants[sc]), newFanOutSub(p.WebhookID, types, p.ReceiveAllEvents))
+			continue
+		case "webhook.deleted":
+			var p events.WebhookDeleted
+			if err := json.Unmarshal(e.Payload, &p); err != nil {
+				return err
+			}
+			b.Queue.Queue(`UPDATE subscriptions SET deleted_at = $2 WHERE id = $1`, p.WebhookID, e.RecordedAt)
+			change()
+			dropSubscription(tenants, sc, p.WebhookID)
+			continue
+		case "webhook.disabled":
+			var p events.WebhookDisabled
+			if err := json.Unmarshal(e.Payload, &p); err != nil {
+				return err
+			}
+			b.Queue.Queue(`UPDATE subscriptions SET disabled_at = $2, disabled_reason = $3 WHERE id = $1`, p.WebhookID, e.RecordedAt, p.Reason)
+			change()
+			dropSubscription(tenants, sc, p.WebhookID)
+			continue
+		}
+		subs := tenants[sc]
+		if !anyWants(subs, e.Type) {
+			continue
+		}
+		msgs, err := WebhookMessages(e)
 		if err != nil {
 			return err
 		}
-		if e.Position <= live {
-			return nil
+		if len(msgs) == 0 {
+			continue
 		}
+		if Replaying(ctx) {
+			// A rebuild re-applies history: never re-send. The one exception
+			// is an event the live projector has not reached yet (the tail a
+			// rebuild applies before it moves the checkpoint past it): that
+			// event was never fanned out, and skipping it would lose it.
+			if live == nil {
+				var pos int64
+				if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, w.Name()).Scan(&pos); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					return err
+				}
+				live = &pos
+			}
+			if e.Position <= *live {
+				continue
+			}
+		}
+		fan.add(e, msgs, subs)
 	}
-	if err := fan.add(ctx, tx, e, msgs); err != nil {
-		return err
-	}
-	if txBatchFrom(ctx) == nil {
-		return fan.flush(ctx, tx) // no batch to join: write now
+	fan.queue(b.Queue)
+	if cache {
+		schema, pos := b.Schema, b.Events[len(b.Events)-1].Position
+		b.AfterCommit(func() { w.publish(schema, &subView{pos: pos, tenants: tenants}) })
 	}
 	return nil
 }
 
-type fanOutKey struct{}
-
-// fanOutFor returns the fan-out of the transaction ctx applies in: shared
-// by the transaction's events when the runtime batches them, else one for
-// this event alone.
-func fanOutFor(ctx context.Context) *fanOut {
-	b := txBatchFrom(ctx)
-	if b == nil {
-		return newFanOut()
+// view returns the active subscriptions of schema's table at position
+// from: the view this process published for exactly that position, else
+// the table's.
+func (w *Webhooks) view(ctx context.Context, tx pgx.Tx, schema string, from int64) (map[eventstore.Tenant][]fanOutSub, error) {
+	w.mu.Lock()
+	v := w.views[schema]
+	w.mu.Unlock()
+	if v != nil && v.pos == from {
+		return v.tenants, nil
 	}
-	return b.part(fanOutKey{}, func() batchPart { return newFanOut() }).(*fanOut)
+	return loadSubscriptions(ctx, tx, nil)
+}
+
+func (w *Webhooks) publish(schema string, v *subView) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.views == nil {
+		w.views = map[string]*subView{}
+	}
+	w.views[schema] = v
+}
+
+// loadSubscriptions reads the active subscriptions, of one tenant or all.
+func loadSubscriptions(ctx context.Context, tx pgx.Tx, only *eventstore.Tenant) (map[eventstore.Tenant][]fanOutSub, error) {
+	sql := `SELECT id, partner_id, environment, event_types, receive_all FROM subscriptions
+		WHERE deleted_at IS NULL AND disabled_at IS NULL`
+	var args []any
+	if only != nil {
+		sql += ` AND partner_id = $1 AND environment = $2`
+		args = []any{only.PartnerID, only.Environment}
+	}
+	rows, err := tx.Query(ctx, sql+` ORDER BY created_pos, id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[eventstore.Tenant][]fanOutSub{}
+	for rows.Next() {
+		var id string
+		var sc eventstore.Tenant
+		var types []string
+		var all bool
+		if err := rows.Scan(&id, &sc.PartnerID, &sc.Environment, &types, &all); err != nil {
+			return nil, err
+		}
+		out[sc] = append(out[sc], newFanOutSub(id, types, all))
+	}
+	return out, rows.Err()
+}
+
+// dropSubscription removes subscription id from the view, as the UPDATE
+// by id alone does from the table: the event's own tenant first, where it
+// always is, then any other.
+func dropSubscription(tenants map[eventstore.Tenant][]fanOutSub, sc eventstore.Tenant, id string) {
+	drop := func(sc eventstore.Tenant) bool {
+		subs := tenants[sc]
+		i := slices.IndexFunc(subs, func(s fanOutSub) bool { return s.id == id })
+		if i < 0 {
+			return false
+		}
+		rest := slices.Delete(slices.Clone(subs), i, i+1)
+		if len(rest) == 0 {
+			delete(tenants, sc)
+		} else {
+			tenants[sc] = rest
+		}
+		return true
+	}
+	if drop(sc) {
+		return
+	}
+	for other := range tenants {
+		if drop(other) {
+			return
+		}
+	}
+}
+
+// anyWants reports whether any of subs could get a webhook from an event
+// of type eventType: a necessary condition for fanOut.add to deliver
+// anything, cheap enough to check before building envelopes.
+func anyWants(subs []fanOutSub, eventType string) bool {
+	if len(subs) == 0 {
+		return false
+	}
+	if eventType == "webhook.test_requested" {
+		return true // addressed to one subscription by id; add decides
+	}
+	typ, ok := webhookTypeOf[eventType]
+	if !ok {
+		return false
+	}
+	for _, s := range subs {
+		if s.all || s.types[typ] || (eventType == "action.completed" && s.types["transaction.completed"]) {
+			return true
+		}
+	}
+	return false
 }
 
 // WebhookMessage is one webhook envelope derived from a domain event.
@@ -228,16 +400,10 @@ func WebhookMessages(e events.Event) ([]WebhookMessage, error) {
 	return out, nil
 }
 
-// fanOut collects the deliveries of one transaction's events and inserts
-// them in one statement when the transaction's batch is flushed (before
-// its checkpoint moves, so they commit together). Subscriptions are read
-// once per tenant and transaction; any webhook.* event forgets them, so
-// every event still fans out to exactly the subscriptions active at its
-// position.
+// fanOut collects the deliveries of one batch's events, to be inserted
+// in one statement queued after the batch's other writes, so they commit
+// with its checkpoint.
 type fanOut struct {
-	subs map[eventstore.Tenant][]fanOutSub
-	live *int64 // the live checkpoint, read once per transaction while replaying
-
 	ids, subIDs, partners, envs, evtIDs, types []string
 	positions                                  []int64
 	createdAt                                  []time.Time
@@ -250,60 +416,17 @@ type fanOutSub struct {
 	all   bool
 }
 
-func newFanOut() *fanOut { return &fanOut{subs: map[eventstore.Tenant][]fanOutSub{}} }
-
-// forget drops cached subscriptions after one changed.
-func (f *fanOut) forget() { clear(f.subs) }
-
-func (f *fanOut) livePosition(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
-	if f.live == nil {
-		var live int64
-		if err := tx.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, name).Scan(&live); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return 0, err
-		}
-		f.live = &live
+func newFanOutSub(id string, types []string, all bool) fanOutSub {
+	s := fanOutSub{id: id, types: make(map[string]bool, len(types)), all: all}
+	for _, t := range types {
+		s.types[t] = true
 	}
-	return *f.live, nil
+	return s
 }
 
-func (f *fanOut) subscriptions(ctx context.Context, tx pgx.Tx, scope eventstore.Tenant) ([]fanOutSub, error) {
-	if subs, ok := f.subs[scope]; ok {
-		return subs, nil
-	}
-	rows, err := tx.Query(ctx, `SELECT id, event_types, receive_all FROM subscriptions
-		WHERE partner_id = $1 AND environment = $2 AND deleted_at IS NULL AND disabled_at IS NULL`, scope.PartnerID, scope.Environment)
-	if err != nil {
-		return nil, err
-	}
-	subs := []fanOutSub{}
-	for rows.Next() {
-		var s fanOutSub
-		var types []string
-		if err := rows.Scan(&s.id, &types, &s.all); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		s.types = map[string]bool{}
-		for _, t := range types {
-			s.types[t] = true
-		}
-		subs = append(subs, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	f.subs[scope] = subs
-	return subs, nil
-}
-
-// add records one delivery per message and matching active subscription
-// of the event's tenant, to be inserted by flush.
-func (f *fanOut) add(ctx context.Context, tx pgx.Tx, e events.Event, msgs []WebhookMessage) error {
-	subs, err := f.subscriptions(ctx, tx, eventstore.Tenant{PartnerID: e.PartnerID, Environment: e.Environment})
-	if err != nil {
-		return err
-	}
+// add records one delivery per message and matching subscription of
+// subs, the event's tenant's active subscriptions at its position.
+func (f *fanOut) add(e events.Event, msgs []WebhookMessage, subs []fanOutSub) {
 	for _, m := range msgs {
 		for _, s := range subs {
 			if m.OnlyTo != "" {
@@ -324,16 +447,15 @@ func (f *fanOut) add(ctx context.Context, tx pgx.Tx, e events.Event, msgs []Webh
 			f.bodies = append(f.bodies, m.Body)
 		}
 	}
-	return nil
 }
 
-// flush inserts the collected deliveries (a redelivered one is a no-op)
-// and wakes dispatchers if any is new.
-func (f *fanOut) flush(ctx context.Context, tx pgx.Tx) error {
+// queue queues the insert of the collected deliveries (a redelivered one
+// is a no-op), which wakes dispatchers if any is new.
+func (f *fanOut) queue(q *pgx.Batch) {
 	if len(f.ids) == 0 {
-		return nil
+		return
 	}
-	_, err := tx.Exec(ctx, `WITH ins AS (
+	q.Queue(`WITH ins AS (
 		INSERT INTO public.webhook_deliveries (id, subscription_id, partner_id, environment, event_id, event_type, source_position, body, created_at, next_attempt_at)
 		SELECT d.id, d.sub, d.partner, d.env, d.evt, d.typ, d.pos, d.body, d.created, now()
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::timestamptz[])
@@ -342,12 +464,6 @@ func (f *fanOut) flush(ctx context.Context, tx pgx.Tx) error {
 		RETURNING 1)
 	SELECT pg_notify($10, '') FROM (SELECT count(*) AS n FROM ins) c WHERE c.n > 0`,
 		f.ids, f.subIDs, f.partners, f.envs, f.evtIDs, f.types, f.positions, f.bodies, f.createdAt, WebhookNotifyChannel)
-	if err != nil {
-		return err
-	}
-	f.ids, f.subIDs, f.partners, f.envs, f.evtIDs, f.types = nil, nil, nil, nil, nil, nil
-	f.positions, f.createdAt, f.bodies = nil, nil, nil
-	return nil
 }
 
 // Webhook is a subscription as partners see it (never its secret).
