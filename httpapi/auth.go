@@ -241,13 +241,13 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 		w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 		return nil, errReplayed
 	}
-	if a.keys.revision() < rev {
-		// A key event was committed (here or in another process) since
-		// the cache last moved: fold it in and judge the key again.
+	if k.judgedAt < rev {
+		// A key event was committed (here or in another process) after
+		// the state the key was judged on: fold it in and judge again.
 		if err := a.keys.ensure(r.Context(), rev); err != nil {
 			return nil, err
 		}
-		cur, ok := a.keys.lookup(k.key, k.secret)
+		cur, ok, _ := a.keys.lookup(k.key, k.secret)
 		if err := a.refusal(&cur, ok, k.env, a.cfg.Now()); err != nil {
 			remaining := a.limiter.give(bucket, limit, now)
 			w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
@@ -272,11 +272,12 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 // verified but not yet recorded as used: Authenticate does both in one
 // statement, once the request is admitted by the rate limit.
 type keyRequest struct {
-	key    string
-	secret bool
-	env    string
-	sig    string // empty for widget requests
-	until  time.Time
+	key      string
+	secret   bool
+	env      string
+	judgedAt int64  // the cache revision the key was judged at
+	sig      string // empty for widget requests
+	until    time.Time
 }
 
 // currentTier is k's partner's tier as of the current accounts revision.
@@ -288,7 +289,7 @@ func (a *KeyAuth) currentTier(ctx context.Context, k *keyRequest) (string, error
 	if err := a.keys.ensure(ctx, rev); err != nil {
 		return "", err
 	}
-	cur, _ := a.keys.lookup(k.key, k.secret)
+	cur, _, _ := a.keys.lookup(k.key, k.secret)
 	return cur.tier, nil
 }
 
@@ -370,18 +371,20 @@ func (a *KeyAuth) refusal(k *authKey, found bool, env string, now time.Time) err
 // another process. (An acceptance is confirmed by Authenticate.) A
 // signature check, when there is one, runs between the two steps, so a
 // bad signature is reported as such whatever the key's standing.
-func (a *KeyAuth) lookupKey(ctx context.Context, key string, verify func(*authKey) error) (*authKey, string, bool, error) {
+func (a *KeyAuth) lookupKey(ctx context.Context, key string, verify func(*authKey) error) (*keyRequest, *authKey, error) {
 	env, secret, ok := keyEnvironment(key)
 	if !ok {
-		return nil, "", false, errInvalidKey
+		return nil, nil, errInvalidKey
 	}
 	if a.keys.revision() < 0 {
 		if err := a.keys.ensure(ctx, 0); err != nil {
-			return nil, "", false, err
+			return nil, nil, err
 		}
 	}
+	var judgedAt int64
 	judge := func() (*authKey, error) {
-		k, found := a.keys.lookup(key, secret)
+		k, found, at := a.keys.lookup(key, secret)
+		judgedAt = at
 		if found && k.env == env {
 			// From here on, refusals (expired key, bad signature, replay,
 			// rate limit…) count in the key's tenant's API usage.
@@ -398,21 +401,23 @@ func (a *KeyAuth) lookupKey(ctx context.Context, key string, verify func(*authKe
 		return &k, a.refusal(&k, true, env, a.cfg.Now())
 	}
 	k, err := judge()
-	if err != errInvalidKey && err != errSuspended && err != errNotApproved {
-		return k, env, secret, err
+	if err == errInvalidKey || err == errSuspended || err == errNotApproved {
+		rev, rerr := a.claims.revision(ctx)
+		if rerr != nil {
+			return nil, nil, rerr
+		}
+		if judgedAt >= rev {
+			return nil, nil, err // judged on current state: the refusal stands
+		}
+		if err := a.keys.ensure(ctx, rev); err != nil {
+			return nil, nil, err
+		}
+		k, err = judge()
 	}
-	rev, rerr := a.claims.revision(ctx)
-	if rerr != nil {
-		return nil, "", false, rerr
+	if err != nil {
+		return nil, nil, err
 	}
-	if a.keys.revision() >= rev {
-		return nil, "", false, err // the cache was current: the refusal stands
-	}
-	if err := a.keys.ensure(ctx, rev); err != nil {
-		return nil, "", false, err
-	}
-	k, err = judge()
-	return k, env, secret, err
+	return &keyRequest{key: key, secret: secret, env: env, judgedAt: judgedAt}, k, nil
 }
 
 func (a *KeyAuth) authWidget(r *http.Request) (*Principal, *keyRequest, error) {
@@ -423,12 +428,11 @@ func (a *KeyAuth) authWidget(r *http.Request) (*Principal, *keyRequest, error) {
 	if strings.HasPrefix(key, "sk_") {
 		return nil, nil, errPublishableNeeded
 	}
-	k, env, _, err := a.lookupKey(r.Context(), key, nil)
+	kr, k, err := a.lookupKey(r.Context(), key, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Principal{PartnerID: k.partnerID, Environment: env, KeyID: k.keyID, Tier: k.tier},
-		&keyRequest{key: key, env: env}, nil
+	return &Principal{PartnerID: k.partnerID, Environment: kr.env, KeyID: k.keyID, Tier: k.tier}, kr, nil
 }
 
 // authHMAC verifies a signed request. The signature is returned in a
@@ -461,14 +465,14 @@ func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *keyRe
 		}
 		return nil
 	}
-	k, env, secret, err := a.lookupKey(r.Context(), key, verify)
+	kr, k, err := a.lookupKey(r.Context(), key, verify)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The signature stays refused until its timestamp leaves the window
 	// (plus a minute for clock differences between processes).
-	kr := &keyRequest{key: key, secret: secret, env: env, sig: sig, until: time.Unix(tsv, 0).Add(SignatureWindow + time.Minute)}
-	return &Principal{PartnerID: k.partnerID, Environment: env, KeyID: k.keyID, SecretKey: secret, Tier: k.tier}, kr, nil
+	kr.sig, kr.until = sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute)
+	return &Principal{PartnerID: k.partnerID, Environment: kr.env, KeyID: k.keyID, SecretKey: kr.secret, Tier: k.tier}, kr, nil
 }
 
 // bufferBody reads the whole body (bounded) so it can be hashed, and puts

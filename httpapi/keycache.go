@@ -93,8 +93,10 @@ func (c *keyCache) revision() int64 {
 }
 
 // lookup finds a key by its publishable key, or by its secret key when
-// secret is set.
-func (c *keyCache) lookup(key string, secret bool) (authKey, bool) {
+// secret is set. It also returns the revision the answer is true at: a
+// caller comparing it with an accounts revision must use this one, not a
+// later c.revision(), which may have moved since.
+func (c *keyCache) lookup(key string, secret bool) (authKey, bool, int64) {
 	var hash string
 	if secret {
 		hash = ledger.HashSecretKey(key) // outside the lock
@@ -108,10 +110,10 @@ func (c *keyCache) lookup(key string, secret bool) (authKey, bool) {
 		k = c.byPublic[key]
 	}
 	if k == nil {
-		return authKey{}, false
+		return authKey{}, false, c.rev
 	}
 	p := c.partners[k.partnerID]
-	return authKey{cachedKey: *k, partnerStatus: p.status, tier: p.tier}, true
+	return authKey{cachedKey: *k, partnerStatus: p.status, tier: p.tier}, true, c.rev
 }
 
 const selectKeyEvents = `SELECT position, event_type, schema_version, payload::text FROM events
