@@ -204,6 +204,13 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 	if err != nil {
 		return nil, err
 	}
+	return a.admit(w, r, p, k)
+}
+
+// admit rate limits an authenticated request and, for a key request,
+// claims its signature and confirms the key's standing as of the accounts
+// revision the claim returned.
+func (a *KeyAuth) admit(w http.ResponseWriter, r *http.Request, p *Principal, k *keyRequest) (*Principal, error) {
 	bucket := p.PartnerID
 	if bucket == "" {
 		bucket = "user:" + p.UserID

@@ -1,0 +1,60 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testenv"
+	"github.com/sirgiving/ledger/ledger"
+)
+
+// A request judges its key on the cache, then claims its signature. If a
+// revocation commits in between and another request moves the cache past
+// it before this one's claim returns, the cache is already current when
+// this request compares revisions: it must still be judged again, because
+// it was judged on the state before the revocation.
+func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	pool := db.NewPool(t)
+	store := ledger.OpenStore(pool, ledger.StoreOptions{})
+	t.Cleanup(store.Close)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
+	userID, _, err := ledger.CreatePortalUser(ctx, store, mk, meta, "judged-once@example.com", "password-1")
+	require.NoError(t, err)
+	key, _, err := ledger.CreateAPIKey(ctx, store, meta, mk, userID, "k", ledger.EnvSandbox, nil)
+	require.NoError(t, err)
+	a := NewKeyAuth(KeyAuthConfig{DB: pool, MasterKey: mk, JWTSecret: mk})
+
+	signed := func(path string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		ts := strconv.FormatInt(a.cfg.Now().Unix(), 10)
+		r.Header.Set("X-Partner-Key", key.SecretKey)
+		r.Header.Set("X-Timestamp", ts)
+		r.Header.Set("X-Signature", Sign(key.HMACSecret, ts, http.MethodGet, path, nil))
+		return r
+	}
+	r := signed("/v1/partner/users?n=1")
+	p, kr, err := a.authHMAC(r, true)
+	require.NoError(t, err, "judged while the key is active")
+
+	_, err = ledger.RevokeAPIKey(ctx, store, meta, key.PartnerID, key.KeyID)
+	require.NoError(t, err)
+	head, err := ledger.ReadHead(ctx, pool)
+	require.NoError(t, err)
+	require.NoError(t, a.keys.ensure(ctx, head), "another request folds the revocation in")
+
+	_, err = a.admit(httptest.NewRecorder(), r, p, kr)
+	require.Equal(t, errInvalidKey, err)
+	_, _, err = a.authHMAC(signed("/v1/partner/users?n=2"), true)
+	require.Equal(t, errInvalidKey, err)
+}
