@@ -94,6 +94,12 @@ func TestKeyChangesTakeEffectAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	errBody(t, viaTwo(), 401, "INVALID_KEY")
 	errBody(t, widgetViaTwo(), 401, "INVALID_KEY")
+
+	// A key created through one after two's cache was loaded is unknown
+	// to that cache: two confirms before refusing, and accepts it.
+	p.CreateKey(t, "created after two loaded its cache")
+	passedAuth(t, viaTwo())
+	passedAuth(t, widgetViaTwo())
 }
 
 // The same signed request, sent many times at once to two processes, is

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -57,4 +58,54 @@ func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
 	require.Equal(t, errInvalidKey, err)
 	_, _, err = a.authHMAC(signed("/v1/partner/users?n=2"), true)
 	require.Equal(t, errInvalidKey, err)
+}
+
+// One claim statement answers each waiter: the first copy of a signature
+// in a batch is fresh, later copies and later batches are replays, and
+// every waiter (revision-only ones too) gets the same accounts revision.
+func TestClaimBatchAnswersEachWaiter(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	pool := db.NewPool(t)
+	store := ledger.OpenStore(pool, ledger.StoreOptions{})
+	t.Cleanup(store.Close)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
+	userID, _, err := ledger.CreatePortalUser(ctx, store, mk, meta, "batch@example.com", "password-1")
+	require.NoError(t, err)
+	key, _, err := ledger.CreateAPIKey(ctx, store, meta, mk, userID, "k", ledger.EnvSandbox, nil)
+	require.NoError(t, err)
+	// Events after the key's, of other types (the sandbox pool, another
+	// user), do not move the revision.
+	_, _, err = ledger.CreatePortalUser(ctx, store, mk, meta, "other@example.com", "password-1")
+	require.NoError(t, err)
+	partnerEvents, err := ledger.ReadStream(ctx, pool, ledger.PartnerStream(key.PartnerID))
+	require.NoError(t, err)
+	keyCreated := partnerEvents[len(partnerEvents)-1]
+	require.Equal(t, events.APIKeyCreated{}.EventType(), keyCreated.Type)
+	head, err := ledger.ReadHead(ctx, pool)
+	require.NoError(t, err)
+	require.Greater(t, head, keyCreated.Position)
+
+	b := newClaimBatcher(pool)
+	until := time.Now().Add(time.Hour)
+	waiter := func(sig string) *claimWaiter { return &claimWaiter{sig: sig, until: until, done: make(chan struct{})} }
+	batch := []*claimWaiter{waiter("sig-a"), waiter("sig-b"), waiter("sig-a"), waiter("")}
+	b.exec(batch)
+	for i, want := range []bool{true, true, false, false} {
+		<-batch[i].done
+		require.NoError(t, batch[i].err)
+		require.Equal(t, want, batch[i].fresh, "waiter %d", i)
+		require.Equal(t, keyCreated.Position, batch[i].rev, "waiter %d", i)
+	}
+	again := []*claimWaiter{waiter("sig-b"), waiter("sig-c")}
+	b.exec(again)
+	require.False(t, again[0].fresh)
+	require.True(t, again[1].fresh)
+
+	fresh, rev, err := b.claim(ctx, "sig-d", until)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	require.Equal(t, keyCreated.Position, rev)
 }
