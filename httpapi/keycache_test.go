@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,4 +109,22 @@ func TestClaimBatchAnswersEachWaiter(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, fresh)
 	require.Equal(t, keyCreated.Position, rev)
+}
+
+// Every partner and key event is one the key cache folds and the accounts
+// revision counts: a new one (a reinstatement, a key rotation…) must be
+// added to keyEventTypes and to keyCache.apply, or a process would keep
+// authorising on state that no longer holds.
+func TestKeyCacheFoldsEveryPartnerAndKeyEvent(t *testing.T) {
+	t.Parallel()
+	folded := map[string]bool{}
+	for _, typ := range keyEventTypes {
+		folded[typ] = true
+		require.True(t, events.IsRegistered(typ), typ)
+	}
+	for _, typ := range events.Registered() {
+		if strings.HasPrefix(typ, "partner.") || strings.HasPrefix(typ, "apikey.") {
+			require.True(t, folded[typ], "%s changes a key's standing but the key cache does not fold it", typ)
+		}
+	}
 }
