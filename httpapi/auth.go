@@ -38,12 +38,13 @@ type KeyAuthConfig struct {
 	DB        AuthDB
 	MasterKey []byte
 	JWTSecret []byte
-	// Bookkeeping, if set, takes the replay-guard and lastUsedAt writes: a
+	// Bookkeeping, if set, takes the replay-guard and lastUsedAt writes
+	// (and the accounts-revision read that shares the claim statement): a
 	// pool whose sessions commit asynchronously, so a request does not wait
 	// for an fsync of its own signature. A database crash can forget the
 	// last fraction of a second of signatures; every token movement is
 	// still fully durable. Nil uses DB.
-	Bookkeeping projections.Execer
+	Bookkeeping AuthDB
 	// RateLimits are requests per minute per partner by tier; missing tiers
 	// take DefaultRateLimits.
 	RateLimits map[string]int
@@ -61,16 +62,26 @@ type KeyAuthConfig struct {
 // publishable keys and HMAC-signed key requests (CONTRACT §2), with
 // per-partner rate limits (CONTRACT §3).
 //
-// Keys are read from the accounts read model on every request (no cache),
-// so deactivation, expiry, revocation and suspension take effect as soon
-// as the read model has the event. Replay refusal uses the shared
-// seen_signatures table, so it holds across processes. Rate limits are
-// counted in process memory: with N ledgerd processes behind a balancer a
-// partner can get up to N times its limit.
+// Keys are served from process memory, and exactly: a deactivation,
+// expiry, revocation or partner suspension committed by any process takes
+// effect from the next request on. The cache is a fold of the key events
+// of the event store, and every key request learns the accounts revision
+// (the position of the last key event) in the same statement that claims
+// its signature; a request that sees a revision newer than the cache
+// brings the cache up to it before it is authorised. A refusal from the
+// cache is confirmed the same way, so a key re-activated elsewhere works
+// at once too. Expiry is checked against the clock on every request.
+//
+// Replay refusal uses the shared seen_signatures table, so it holds across
+// processes; the claims of concurrent requests share one statement. Rate
+// limits are counted in process memory: with N ledgerd processes behind a
+// balancer a partner can get up to N times its limit.
 type KeyAuth struct {
 	cfg     KeyAuthConfig
 	limiter *rateLimiter
 	logins  *attemptLimiter
+	keys    *keyCache
+	claims  *claimBatcher
 
 	usedMu sync.Mutex
 	used   map[string]time.Time
@@ -100,7 +111,8 @@ func NewKeyAuth(cfg KeyAuthConfig) *KeyAuth {
 	}
 	cfg.RateLimits = limits
 	cfg.Login = cfg.Login.withDefaults()
-	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), logins: newAttemptLimiter(), used: map[string]time.Time{}}
+	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), logins: newAttemptLimiter(), used: map[string]time.Time{},
+		keys: newKeyCache(cfg.DB, cfg.MasterKey), claims: newClaimBatcher(cfg.Bookkeeping)}
 }
 
 // ParseRateLimits reads "STANDARD=60,PROFESSIONAL=300,ENTERPRISE=1000"
@@ -176,15 +188,15 @@ func (a *KeyAuth) markUsed(keyID string, at time.Time) {
 // Authenticate implements Authenticator.
 func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind AuthKind) (*Principal, error) {
 	var p *Principal
-	var claim *signatureClaim
+	var k *keyRequest
 	var err error
 	switch kind {
 	case AuthJWT:
 		p, err = a.authJWT(r)
 	case AuthWidget:
-		p, err = a.authWidget(r)
+		p, k, err = a.authWidget(r)
 	case AuthHMAC, AuthHMACSecret:
-		p, claim, err = a.authHMAC(r, kind == AuthHMACSecret)
+		p, k, err = a.authHMAC(r, kind == AuthHMACSecret)
 	case AuthLogin:
 		return &Principal{}, nil
 	default:
@@ -193,48 +205,115 @@ func (a *KeyAuth) Authenticate(w http.ResponseWriter, r *http.Request, kind Auth
 	if err != nil {
 		return nil, err
 	}
+	return a.admit(w, r, p, k)
+}
+
+// admit rate limits an authenticated request and, for a key request,
+// claims its signature and confirms the key's standing as of the accounts
+// revision the claim returned.
+func (a *KeyAuth) admit(w http.ResponseWriter, r *http.Request, p *Principal, k *keyRequest) (*Principal, error) {
 	bucket := p.PartnerID
 	if bucket == "" {
 		bucket = "user:" + p.UserID
 	}
 	now := a.cfg.Now()
 	limit, err := a.rateLimit(w, bucket, p.Tier, now)
+	if err != nil && k != nil {
+		// The cached tier may be behind a tier change committed
+		// elsewhere: confirm it before refusing (without claiming).
+		if tier, terr := a.currentTier(r.Context(), k); terr != nil {
+			return nil, terr
+		} else if tier != p.Tier {
+			p.Tier = tier
+			limit, err = a.rateLimit(w, bucket, p.Tier, now)
+		}
+	}
 	if err != nil {
 		// The signature is not claimed: a request refused with 429 can be
 		// sent again, unchanged, after Retry-After (CONTRACT §3).
 		return nil, err
 	}
-	if claim != nil {
-		fresh, err := projections.ClaimSignature(r.Context(), a.cfg.Bookkeeping, claim.sig, claim.until)
-		if err != nil {
+	if k == nil {
+		return p, nil
+	}
+	// One statement claims the signature (if any) and reads the accounts
+	// revision: the key's standing is then checked as of that revision.
+	fresh, rev, err := a.claims.claim(r.Context(), k.sig, k.until)
+	if err != nil {
+		return nil, err
+	}
+	if k.sig != "" && !fresh {
+		// A replay is refused before it reaches the handler; it does
+		// not spend the partner's allowance.
+		remaining := a.limiter.give(bucket, limit, now)
+		w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+		return nil, errReplayed
+	}
+	if k.judgedAt < rev {
+		// A key event was committed (here or in another process) after
+		// the state the key was judged on: fold it in and judge again.
+		if err := a.keys.ensure(r.Context(), rev); err != nil {
 			return nil, err
 		}
-		if !fresh {
-			// A replay is refused before it reaches the handler; it does
-			// not spend the partner's allowance.
+		cur, ok, _ := a.keys.lookup(k.key, k.secret)
+		if err := a.refusal(&cur, ok, k.env, a.cfg.Now()); err != nil {
 			remaining := a.limiter.give(bucket, limit, now)
 			w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
-			return nil, errReplayed
+			return nil, err
 		}
-		a.markUsed(p.KeyID, now)
+		if cur.tier != p.Tier {
+			// Admitted under the tier the request arrived with, as if the
+			// change had committed a moment later; it answers with the
+			// new one.
+			p.Tier = cur.tier
+			limit = a.limitOf(p.Tier)
+			w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit))
+			w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(a.limiter.remaining(bucket, limit, now)))
+		}
 	}
+	a.markUsed(p.KeyID, now)
 	return p, nil
 }
 
-// signatureClaim is an HMAC signature verified but not yet recorded as
-// used: Authenticate records it only once the request is admitted.
-type signatureClaim struct {
-	sig   string
-	until time.Time
+// keyRequest is a key request checked against the cache but not yet
+// against the current accounts revision, with its HMAC signature (if any)
+// verified but not yet recorded as used: Authenticate does both in one
+// statement, once the request is admitted by the rate limit.
+type keyRequest struct {
+	key      string
+	secret   bool
+	env      string
+	judgedAt int64  // the cache revision the key was judged at
+	sig      string // empty for widget requests
+	until    time.Time
+}
+
+// currentTier is k's partner's tier as of the current accounts revision.
+func (a *KeyAuth) currentTier(ctx context.Context, k *keyRequest) (string, error) {
+	rev, err := a.claims.revision(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := a.keys.ensure(ctx, rev); err != nil {
+		return "", err
+	}
+	cur, _, _ := a.keys.lookup(k.key, k.secret)
+	return cur.tier, nil
+}
+
+// limitOf is the per-minute request limit of tier.
+func (a *KeyAuth) limitOf(tier string) int {
+	limit := a.cfg.RateLimits[tier]
+	if limit == 0 {
+		limit = a.cfg.RateLimits[ledger.TierStandard]
+	}
+	return limit
 }
 
 // rateLimit spends one request of bucket's per-minute allowance, setting
 // the X-RateLimit headers; it returns the limit applied.
 func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string, now time.Time) (int, error) {
-	limit := a.cfg.RateLimits[tier]
-	if limit == 0 {
-		limit = a.cfg.RateLimits[ledger.TierStandard]
-	}
+	limit := a.limitOf(tier)
 	remaining, reset, ok := a.limiter.take(bucket, limit, now)
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
@@ -279,65 +358,94 @@ func keyEnvironment(key string) (env string, secret, ok bool) {
 	return env, secret, true
 }
 
-// lookupKey finds a usable key and checks its partner's standing.
-func (a *KeyAuth) lookupKey(ctx context.Context, key string) (*projections.AuthKey, string, bool, error) {
-	env, secret, ok := keyEnvironment(key)
-	if !ok {
-		return nil, "", false, errInvalidKey
-	}
-	var k *projections.AuthKey
-	var err error
-	if secret {
-		k, err = projections.KeyBySecretHash(ctx, a.cfg.DB, ledger.HashSecretKey(key))
-	} else {
-		k, err = projections.KeyByPublic(ctx, a.cfg.DB, key)
-	}
-	if err != nil {
-		return nil, "", false, err
-	}
-	if k != nil && k.Environment == env {
-		// From here on, refusals (expired key, bad signature, replay,
-		// rate limit…) count in the key's tenant's API usage.
-		noteTenant(ctx, k.PartnerID, env)
-	}
-	if k == nil || k.Environment != env || !k.Usable(a.cfg.Now()) {
-		return nil, "", false, errInvalidKey
-	}
-	return k, env, secret, nil
-}
-
-func (a *KeyAuth) checkPartner(k *projections.AuthKey) error {
+// refusal is why k may not authenticate a request for env at now (nil:
+// it may): unknown, inactive, expired or revoked key, suspended or (for
+// production) unapproved partner.
+func (a *KeyAuth) refusal(k *authKey, found bool, env string, now time.Time) error {
 	switch {
-	case k.PartnerStatus == ledger.PartnerSuspended:
+	case !found || k.env != env || !k.usable(now):
+		return errInvalidKey
+	case k.partnerStatus == ledger.PartnerSuspended:
 		return errSuspended
-	case k.Environment == ledger.EnvProduction && k.PartnerStatus != ledger.PartnerActive:
+	case k.env == ledger.EnvProduction && k.partnerStatus != ledger.PartnerActive:
 		return errNotApproved
 	}
 	return nil
 }
 
-func (a *KeyAuth) authWidget(r *http.Request) (*Principal, error) {
-	key := r.Header.Get("X-Partner-Key")
-	if key == "" {
-		return nil, errMissingCredentials
+// lookupKey finds a key in the cache and checks its standing. A refusal is
+// confirmed against the current accounts revision before it stands: the
+// cache may not yet know of a key created, re-activated or approved by
+// another process. (An acceptance is confirmed by Authenticate.) A
+// signature check, when there is one, runs between the two steps, so a
+// bad signature is reported as such whatever the key's standing.
+func (a *KeyAuth) lookupKey(ctx context.Context, key string, verify func(*authKey) error) (*keyRequest, *authKey, error) {
+	env, secret, ok := keyEnvironment(key)
+	if !ok {
+		return nil, nil, errInvalidKey
 	}
-	if strings.HasPrefix(key, "sk_") {
-		return nil, errPublishableNeeded
+	if a.keys.revision() < 0 {
+		if err := a.keys.ensure(ctx, 0); err != nil {
+			return nil, nil, err
+		}
 	}
-	k, env, _, err := a.lookupKey(r.Context(), key)
+	var judgedAt int64
+	judge := func() (*authKey, error) {
+		k, found, at := a.keys.lookup(key, secret)
+		judgedAt = at
+		if found && k.env == env {
+			// From here on, refusals (expired key, bad signature, replay,
+			// rate limit…) count in the key's tenant's API usage.
+			noteTenant(ctx, k.partnerID, env)
+		}
+		if !found || k.env != env || !k.usable(a.cfg.Now()) {
+			return nil, errInvalidKey
+		}
+		if verify != nil {
+			if err := verify(&k); err != nil {
+				return nil, err
+			}
+		}
+		return &k, a.refusal(&k, true, env, a.cfg.Now())
+	}
+	k, err := judge()
+	if err == errInvalidKey || err == errSuspended || err == errNotApproved {
+		rev, rerr := a.claims.revision(ctx)
+		if rerr != nil {
+			return nil, nil, rerr
+		}
+		if judgedAt >= rev {
+			return nil, nil, err // judged on current state: the refusal stands
+		}
+		if err := a.keys.ensure(ctx, rev); err != nil {
+			return nil, nil, err
+		}
+		k, err = judge()
+	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := a.checkPartner(k); err != nil {
-		return nil, err
-	}
-	a.markUsed(k.KeyID, a.cfg.Now())
-	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, Tier: k.Tier}, nil
+	return &keyRequest{key: key, secret: secret, env: env, judgedAt: judgedAt}, k, nil
 }
 
-// authHMAC verifies a signed request. The signature is returned as a
-// claim for Authenticate to record once the request is admitted.
-func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *signatureClaim, error) {
+func (a *KeyAuth) authWidget(r *http.Request) (*Principal, *keyRequest, error) {
+	key := r.Header.Get("X-Partner-Key")
+	if key == "" {
+		return nil, nil, errMissingCredentials
+	}
+	if strings.HasPrefix(key, "sk_") {
+		return nil, nil, errPublishableNeeded
+	}
+	kr, k, err := a.lookupKey(r.Context(), key, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Principal{PartnerID: k.partnerID, Environment: kr.env, KeyID: k.keyID, Tier: k.tier}, kr, nil
+}
+
+// authHMAC verifies a signed request. The signature is returned in a
+// keyRequest for Authenticate to record once the request is admitted.
+func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *keyRequest, error) {
 	key, ts, sig := r.Header.Get("X-Partner-Key"), r.Header.Get("X-Timestamp"), r.Header.Get("X-Signature")
 	if key == "" || ts == "" || sig == "" {
 		return nil, nil, errMissingCredentials
@@ -346,32 +454,33 @@ func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *signa
 	if err != nil {
 		return nil, nil, err
 	}
-	k, env, secret, err := a.lookupKey(r.Context(), key)
-	if err != nil {
-		return nil, nil, err
-	}
-	hmacSecret, err := ledger.OpenSecret(a.cfg.MasterKey, k.KeyID, k.HMACSealed)
-	if err != nil {
-		return nil, nil, err
-	}
 	uri := r.RequestURI
 	if !strings.HasPrefix(uri, "/") {
 		uri = r.URL.RequestURI()
 	}
-	tsv, err := verifySignature(ts, sig, r.Method, uri, body, hmacSecret, a.cfg.Now())
+	var tsv int64
+	_, secret, _ := keyEnvironment(key)
+	verify := func(k *authKey) error {
+		if k.openErr != nil {
+			return k.openErr
+		}
+		var err error
+		if tsv, err = verifySignature(ts, sig, r.Method, uri, body, k.hmacSecret, a.cfg.Now()); err != nil {
+			return err
+		}
+		if needSecret && !secret {
+			return errSecretRequired
+		}
+		return nil
+	}
+	kr, k, err := a.lookupKey(r.Context(), key, verify)
 	if err != nil {
-		return nil, nil, err
-	}
-	if needSecret && !secret {
-		return nil, nil, errSecretRequired
-	}
-	if err := a.checkPartner(k); err != nil {
 		return nil, nil, err
 	}
 	// The signature stays refused until its timestamp leaves the window
 	// (plus a minute for clock differences between processes).
-	claim := &signatureClaim{sig: sig, until: time.Unix(tsv, 0).Add(SignatureWindow + time.Minute)}
-	return &Principal{PartnerID: k.PartnerID, Environment: env, KeyID: k.KeyID, SecretKey: secret, Tier: k.Tier}, claim, nil
+	kr.sig, kr.until = sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute)
+	return &Principal{PartnerID: k.partnerID, Environment: kr.env, KeyID: k.keyID, SecretKey: kr.secret, Tier: k.tier}, kr, nil
 }
 
 // bufferBody reads the whole body (bounded) so it can be hashed, and puts
@@ -491,6 +600,21 @@ func (l *rateLimiter) give(bucket string, limit int, now time.Time) int {
 	}
 	if w.count > 0 {
 		w.count--
+	}
+	return limit - w.count
+}
+
+// remaining reports bucket's allowance left under limit at now.
+func (l *rateLimiter) remaining(bucket string, limit int, now time.Time) int {
+	start := now.Unix() - now.Unix()%60
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.windows[bucket]
+	if w == nil || w.start != start {
+		return limit
+	}
+	if w.count >= limit {
+		return 0
 	}
 	return limit - w.count
 }

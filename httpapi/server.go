@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -164,12 +165,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", id)
 	ctx := withRequestID(r.Context(), id, s.deps.Logger)
 	if c := r.Header.Get("X-Request-Id"); c != "" && len(c) <= 128 {
-		ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("clientRequestId", c))
+		ctx = withLogAttrs(ctx, "clientRequestId", c)
 	}
 	r = r.WithContext(ctx)
 	// A NUL in a path segment or query value would reach events and read
 	// models (PostgreSQL text refuses it); refuse it before routing.
-	if strings.ContainsRune(r.URL.Path, 0) || strings.Contains(strings.ToLower(r.URL.RawQuery), "%00") {
+	// ("%00" has no letters, so no case folding is needed.)
+	if strings.ContainsRune(r.URL.Path, 0) || strings.Contains(r.URL.RawQuery, "%00") {
 		writeError(w, r, eventstore.Invalid("the URL may not contain the NUL character", eventstore.FieldIssue{Field: "url", Issue: "contains %00"}))
 		return
 	}
@@ -202,7 +204,7 @@ func (s *Server) authenticated(rt Route, h http.HandlerFunc) http.Handler {
 				noteTenant(r.Context(), p.PartnerID, p.Environment)
 			}
 			ctx := WithPrincipal(r.Context(), p)
-			ctx = context.WithValue(ctx, loggerKey{}, loggerFrom(ctx).With("partnerId", p.PartnerID, "environment", p.Environment))
+			ctx = withLogAttrs(ctx, "partnerId", p.PartnerID, "environment", p.Environment)
 			r = r.WithContext(ctx)
 		}
 		h(w, r)
@@ -248,7 +250,32 @@ func newRequestID() string {
 
 func withRequestID(ctx context.Context, id string, log *slog.Logger) context.Context {
 	ctx = context.WithValue(ctx, requestIDKey{}, id)
-	return context.WithValue(ctx, loggerKey{}, log.With("requestId", id))
+	return context.WithValue(ctx, loggerKey{}, &requestLog{base: log, attrs: []any{"requestId", id}})
+}
+
+// requestLog is a request's logger, built only when something is logged:
+// most requests log nothing, and slog's With formats its attributes at
+// once (an allocation and the handler's encoding, twice per request).
+type requestLog struct {
+	base  *slog.Logger
+	attrs []any
+	once  sync.Once
+	built *slog.Logger
+}
+
+func (l *requestLog) logger() *slog.Logger {
+	l.once.Do(func() { l.built = l.base.With(l.attrs...) })
+	return l.built
+}
+
+// withLogAttrs adds attributes to the request's logger from here on.
+func withLogAttrs(ctx context.Context, attrs ...any) context.Context {
+	l, _ := ctx.Value(loggerKey{}).(*requestLog)
+	if l == nil {
+		return context.WithValue(ctx, loggerKey{}, &requestLog{base: slog.Default(), attrs: attrs})
+	}
+	all := make([]any, 0, len(l.attrs)+len(attrs))
+	return context.WithValue(ctx, loggerKey{}, &requestLog{base: l.base, attrs: append(append(all, l.attrs...), attrs...)})
 }
 
 // RequestIDFrom returns the request id assigned to ctx's request.
@@ -260,8 +287,8 @@ func requestIDFrom(ctx context.Context) string {
 }
 
 func loggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if l, ok := ctx.Value(loggerKey{}).(*requestLog); ok {
+		return l.logger()
 	}
 	return slog.Default()
 }
@@ -313,6 +340,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.deps.Usage.Record(apiusage.Request{PartnerID: note.partnerID, Environment: note.environment,
 				Route: endpoint, Status: rec.status, Code: note.code, Latency: d})
 		}
-		loggerFrom(r.Context()).Debug("request", "method", r.Method, "route", route, "status", rec.status, "duration", d)
+		if s.deps.Logger.Enabled(r.Context(), slog.LevelDebug) {
+			loggerFrom(r.Context()).Debug("request", "method", r.Method, "route", route, "status", rec.status, "duration", d)
+		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,12 +182,21 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	return a, nil
 }
 
-// MetricsHandler serves /metrics (Prometheus) and /healthz for the
-// operators' listener (METRICS_ADDR); everything else is 404.
+// MetricsHandler serves /metrics (Prometheus), /healthz and the Go
+// profiler (/debug/pprof/) for the operators' listener (METRICS_ADDR);
+// everything else is 404. The profiler is registered here and nowhere
+// else: this handler is never served on the partner-facing listener, and
+// nothing registers on http.DefaultServeMux (importing net/http/pprof does,
+// but no listener of ours serves that mux).
 func (a *App) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", httpapi.Healthz)
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // also serves heap, goroutine, allocs, block, mutex…
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

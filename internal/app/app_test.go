@@ -188,6 +188,43 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 		"the public listener's requests are counted on the metrics listener")
 }
 
+// The Go profiler answers on the operators' listener and nowhere on the
+// partner-facing one, whether METRICS_ADDR is set or not.
+func TestPprofOnlyOnTheMetricsListener(t *testing.T) {
+	t.Parallel()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := free.Addr().String()
+	require.NoError(t, free.Close())
+	srv := apptest.Start(t, func(c *app.Config) { c.MetricsAddr = addr })
+	plain := apptest.Start(t) // METRICS_ADDR unset: everything on one port
+
+	var body []byte
+	require.Eventually(t, func() bool { // the listener opens as Run starts
+		resp, err := http.Get("http://" + addr + "/debug/pprof/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err = io.ReadAll(resp.Body)
+		return err == nil && resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, string(body), "goroutine")
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	for _, base := range []string{srv.URL, plain.URL} {
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/pprof/profile?seconds=1"} {
+			resp, err := http.Get(base + path)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusNotFound, resp.StatusCode, "%s%s on the partner listener", base, path)
+		}
+	}
+}
+
 // A database that cannot be reached is an error that says so, not a panic.
 func TestNewFailsCleanlyWithoutADatabase(t *testing.T) {
 	t.Parallel()

@@ -31,7 +31,8 @@ type Config struct {
 	// MetricsAddr, when set (METRICS_ADDR), serves /metrics on its own
 	// listener and not on ListenAddr, so the partner-facing port does not
 	// expose operational detail. Empty keeps /metrics on ListenAddr, the
-	// development convenience.
+	// development convenience. The Go profiler (/debug/pprof/) is served
+	// only on this listener, never on ListenAddr: unset, there is none.
 	MetricsAddr string
 	// DataDir holds embedded NATS files and development secrets (DATA_DIR).
 	DataDir string

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
+	"github.com/sirgiving/ledger/ledger"
+	"github.com/sirgiving/ledger/ledger/eventstore"
+)
+
+// A request judges its key on the cache, then claims its signature. If a
+// revocation commits in between and another request moves the cache past
+// it before this one's claim returns, the cache is already current when
+// this request compares revisions: it must still be judged again, because
+// it was judged on the state before the revocation.
+func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	pool := db.NewPool(t)
+	store := eventstore.OpenStore(pool, eventstore.StoreOptions{})
+	t.Cleanup(store.Close)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	svc := ledger.NewService(store, ledger.Options{MasterKey: mk})
+	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
+	userID, _, err := svc.CreatePortalUser(ctx, meta, "judged-once@example.com", "password-1")
+	require.NoError(t, err)
+	key, _, err := svc.CreateAPIKey(ctx, meta, userID, "k", ledger.EnvSandbox, nil)
+	require.NoError(t, err)
+	a := NewKeyAuth(KeyAuthConfig{DB: pool, MasterKey: mk, JWTSecret: mk})
+
+	signed := func(path string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		ts := strconv.FormatInt(a.cfg.Now().Unix(), 10)
+		r.Header.Set("X-Partner-Key", key.SecretKey)
+		r.Header.Set("X-Timestamp", ts)
+		r.Header.Set("X-Signature", Sign(key.HMACSecret, ts, http.MethodGet, path, nil))
+		return r
+	}
+	r := signed("/v1/partner/users?n=1")
+	p, kr, err := a.authHMAC(r, true)
+	require.NoError(t, err, "judged while the key is active")
+
+	_, err = svc.RevokeAPIKey(ctx, meta, key.PartnerID, key.KeyID)
+	require.NoError(t, err)
+	head, err := eventstore.ReadHead(ctx, pool)
+	require.NoError(t, err)
+	require.NoError(t, a.keys.ensure(ctx, head), "another request folds the revocation in")
+
+	_, err = a.admit(httptest.NewRecorder(), r, p, kr)
+	require.Equal(t, errInvalidKey, err)
+	_, _, err = a.authHMAC(signed("/v1/partner/users?n=2"), true)
+	require.Equal(t, errInvalidKey, err)
+}
+
+// One claim statement answers each waiter: the first copy of a signature
+// in a batch is fresh, later copies and later batches are replays, and
+// every waiter (revision-only ones too) gets the same accounts revision.
+func TestClaimBatchAnswersEachWaiter(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	pool := db.NewPool(t)
+	store := eventstore.OpenStore(pool, eventstore.StoreOptions{})
+	t.Cleanup(store.Close)
+	mk := make([]byte, 32)
+	_, _ = rand.Read(mk)
+	svc := ledger.NewService(store, ledger.Options{MasterKey: mk})
+	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
+	userID, _, err := svc.CreatePortalUser(ctx, meta, "batch@example.com", "password-1")
+	require.NoError(t, err)
+	key, _, err := svc.CreateAPIKey(ctx, meta, userID, "k", ledger.EnvSandbox, nil)
+	require.NoError(t, err)
+	// Events after the key's, of other types (the sandbox pool, another
+	// user), do not move the revision.
+	_, _, err = svc.CreatePortalUser(ctx, meta, "other@example.com", "password-1")
+	require.NoError(t, err)
+	partnerEvents, err := eventstore.ReadStream(ctx, pool, ledger.PartnerStream(key.PartnerID))
+	require.NoError(t, err)
+	keyCreated := partnerEvents[len(partnerEvents)-1]
+	require.Equal(t, events.APIKeyCreated{}.EventType(), keyCreated.Type)
+	head, err := eventstore.ReadHead(ctx, pool)
+	require.NoError(t, err)
+	require.Greater(t, head, keyCreated.Position)
+
+	b := newClaimBatcher(pool)
+	until := time.Now().Add(time.Hour)
+	waiter := func(sig string) *claimWaiter { return &claimWaiter{sig: sig, until: until, done: make(chan struct{})} }
+	batch := []*claimWaiter{waiter("sig-a"), waiter("sig-b"), waiter("sig-a"), waiter("")}
+	b.exec(batch)
+	for i, want := range []bool{true, true, false, false} {
+		<-batch[i].done
+		require.NoError(t, batch[i].err)
+		require.Equal(t, want, batch[i].fresh, "waiter %d", i)
+		require.Equal(t, keyCreated.Position, batch[i].rev, "waiter %d", i)
+	}
+	again := []*claimWaiter{waiter("sig-b"), waiter("sig-c")}
+	b.exec(again)
+	require.False(t, again[0].fresh)
+	require.True(t, again[1].fresh)
+
+	fresh, rev, err := b.claim(ctx, "sig-d", until)
+	require.NoError(t, err)
+	require.True(t, fresh)
+	require.Equal(t, keyCreated.Position, rev)
+}
+
+// Every partner and key event is one the key cache folds and the accounts
+// revision counts: a new one (a reinstatement, a key rotation…) must be
+// added to keyEventTypes and to keyCache.apply, or a process would keep
+// authorising on state that no longer holds.
+func TestKeyCacheFoldsEveryPartnerAndKeyEvent(t *testing.T) {
+	t.Parallel()
+	folded := map[string]bool{}
+	for _, typ := range keyEventTypes {
+		folded[typ] = true
+		require.True(t, events.IsRegistered(typ), typ)
+	}
+	for _, typ := range events.Registered() {
+		if strings.HasPrefix(typ, "partner.") || strings.HasPrefix(typ, "apikey.") {
+			require.True(t, folded[typ], "%s changes a key's standing but the key cache does not fold it", typ)
+		}
+	}
+}
