@@ -113,52 +113,6 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	return err
 }
 
-// AuthKey is what request authentication needs to know about a key.
-type AuthKey struct {
-	KeyID         string
-	PartnerID     string
-	Environment   string
-	PublicKey     string
-	HMACSealed    string
-	IsActive      bool
-	ExpiresAt     *time.Time
-	Revoked       bool
-	PartnerStatus string
-	Tier          string
-}
-
-// Usable reports whether the key may authenticate at now.
-func (k *AuthKey) Usable(now time.Time) bool {
-	return k.IsActive && !k.Revoked && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
-}
-
-const selectAuthKey = `SELECT k.key_id, k.partner_id, k.environment, k.public_key, k.hmac_sealed, k.is_active, k.expires_at,
-	k.revoked_at IS NOT NULL, coalesce(p.status, ''), coalesce(p.tier, '')
-	FROM proj_accounts.api_keys k LEFT JOIN proj_accounts.partners p ON p.partner_id = k.partner_id `
-
-func scanAuthKey(row pgx.Row) (*AuthKey, error) {
-	var k AuthKey
-	err := row.Scan(&k.KeyID, &k.PartnerID, &k.Environment, &k.PublicKey, &k.HMACSealed, &k.IsActive, &k.ExpiresAt,
-		&k.Revoked, &k.PartnerStatus, &k.Tier)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &k, nil
-}
-
-// KeyByPublic finds a key by its publishable key; nil when unknown.
-func KeyByPublic(ctx context.Context, q eventstore.Querier, pk string) (*AuthKey, error) {
-	return scanAuthKey(q.QueryRow(ctx, selectAuthKey+`WHERE k.public_key = $1`, pk))
-}
-
-// KeyBySecretHash finds a key by the SHA-256 hex of its secret key; nil when unknown.
-func KeyBySecretHash(ctx context.Context, q eventstore.Querier, hash string) (*AuthKey, error) {
-	return scanAuthKey(q.QueryRow(ctx, selectAuthKey+`WHERE k.secret_hash = $1`, hash))
-}
-
 // PortalUser is a portal login as the read model holds it.
 type PortalUser struct {
 	UserID       string
@@ -317,17 +271,6 @@ func TouchKeys(ctx context.Context, q Execer, used map[string]time.Time) error {
 		SELECT * FROM unnest($1::text[], $2::timestamptz[])
 		ON CONFLICT (key_id) DO UPDATE SET last_used_at = greatest(api_key_usage.last_used_at, excluded.last_used_at)`, ids, ats)
 	return err
-}
-
-// ClaimSignature records an accepted signature until expiresAt and reports
-// whether it was new. Every process shares the table, so a replay is
-// refused whichever process it reaches.
-func ClaimSignature(ctx context.Context, q Execer, signature string, expiresAt time.Time) (bool, error) {
-	tag, err := q.Exec(ctx, `INSERT INTO seen_signatures (signature, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, signature, expiresAt)
-	if err != nil {
-		return false, err
-	}
-	return tag.RowsAffected() == 1, nil
 }
 
 // PruneSignatures deletes signatures whose window has passed.
