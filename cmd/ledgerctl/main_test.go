@@ -89,7 +89,8 @@ func TestLedgerctl(t *testing.T) {
 	require.NotEqual(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
 	_, stderr, err = run("", "partners", "set-tier", key.PartnerID, "professional")
 	require.NoError(t, err, stderr)
-	_, stderr, err = run("", "partners", "suspend", "--reason", "test", key.PartnerID)
+	// Flags may follow the partner id, as they may in every command.
+	_, stderr, err = run("", "partners", "suspend", key.PartnerID, "--reason", "test")
 	require.NoError(t, err, stderr)
 	waitHead()
 	require.Equal(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
