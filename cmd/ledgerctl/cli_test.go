@@ -1,11 +1,19 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
+	"net/url"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 func TestFlagsFirstMovesFlagsBeforePositionalArguments(t *testing.T) {
@@ -61,4 +69,62 @@ func TestEveryCommandTakesFlagsAfterArguments(t *testing.T) {
 	code, _, errOut := ctl(t, "projections", "rebuild", "nope", "--database-url", "postgres://127.0.0.1:1/none")
 	require.Equal(t, 1, code, errOut)
 	require.Contains(t, errOut, `no projection named "nope"`)
+}
+
+// newEmptyDB creates a database without migrations, as an operator's fresh
+// one is, and drops it when t ends.
+func newEmptyDB(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.AdminURL())
+	require.NoError(t, err, "start PostgreSQL or set TEST_DATABASE_URL")
+	defer admin.Close(ctx)
+	name := "ledger_test_empty_" + strings.ToLower(eventstore.NewID("db")[3:])
+	name = strings.NewReplacer("-", "_").Replace(name)
+	_, err = admin.Exec(ctx, `CREATE DATABASE `+name)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), testenv.AdminURL())
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(testenv.AdminURL())
+	require.NoError(t, err)
+	u.Path = "/" + name
+	return u.String()
+}
+
+// On a database nobody migrated, commands say the schema is missing and
+// how to create it, instead of PostgreSQL's bare "relation does not exist".
+func TestCommandsOnAnUnmigratedDatabaseSayToMigrate(t *testing.T) {
+	t.Parallel()
+	dbURL := newEmptyDB(t)
+	for _, args := range [][]string{
+		{"projections", "status"}, {"audit", "verify"}, {"audit", "reconcile"}, {"audit", "balances"},
+		{"pools", "pending"}, {"pools", "approve", "REQ"}, {"events", "export"},
+	} {
+		code, _, errOut := ctl(t, append(args, "--database-url", dbURL)...)
+		require.Equal(t, 1, code, "%v: %s", args, errOut)
+		require.Contains(t, errOut, "the database schema is missing", args)
+		require.Contains(t, errOut, "run `ledgerctl migrate`", args)
+	}
+	code, out, errOut := ctl(t, "migrate", "--database-url", dbURL)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "migrated schema")
+	code, _, errOut = ctl(t, "audit", "verify", "--database-url", dbURL)
+	require.Equal(t, 0, code, errOut)
+}
+
+func TestExplainListsValidationDetails(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("creating: %w", eventstore.Invalid("invalid portal user",
+		eventstore.FieldIssue{Field: "email", Issue: "must be a valid email address"},
+		eventstore.FieldIssue{Field: "password", Issue: "must be 8 to 72 bytes"}))
+	require.Equal(t, "creating: VALIDATION_ERROR: invalid portal user\n  email: must be a valid email address\n  password: must be 8 to 72 bytes", explain(err))
 }

@@ -16,7 +16,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // group is a top-level command ("projections", "audit", …). Files register
@@ -61,10 +64,38 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 			}
 			return 2
 		}
-		fmt.Fprintf(errOut, "ledgerctl %s: %v\n", args[0], err)
+		fmt.Fprintf(errOut, "ledgerctl %s: %s\n", args[0], explain(err))
 		return 1
 	}
 	return 0
+}
+
+// undefinedTable is PostgreSQL's SQLSTATE for a relation that does not
+// exist (42P01 undefined_table).
+const undefinedTable = "42P01"
+
+// explain renders a command's failure for an operator. Every command's
+// error is printed through it, so two cases read the same everywhere:
+//
+//   - a database without the schema (any relation missing, e.g. event_head
+//     on a fresh database) says so and names the fix, instead of
+//     PostgreSQL's bare `relation "event_head" does not exist`;
+//   - a validation error lists its field details (`password: must be 8 to
+//     72 bytes`), which its one-line message leaves out.
+func explain(err error) string {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && pg.Code == undefinedTable {
+		return fmt.Sprintf("the database schema is missing (%s): run `ledgerctl migrate` on this database first "+
+			"(ledgerd also migrates when it starts), and check that DATABASE_URL names the service's database", pg.Message)
+	}
+	msg := err.Error()
+	var de *eventstore.Error
+	if errors.As(err, &de) {
+		for _, d := range de.Details {
+			msg += fmt.Sprintf("\n  %s: %s", d.Field, d.Issue)
+		}
+	}
+	return msg
 }
 
 func usage(w io.Writer) {

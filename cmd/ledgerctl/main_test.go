@@ -60,6 +60,12 @@ func TestLedgerctl(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "no master key")
 
+	// A password that breaks the rule is refused with the rule, not only
+	// "invalid portal user".
+	_, stderr, err = run("short\n", "users", "create", "--email", "short@example.com", "--password-stdin")
+	require.Error(t, err)
+	require.Contains(t, stderr, "password: must be 8 to 72")
+
 	// users create reads the password from stdin; the user can log in.
 	stdout, stderr, err := run("s3cret-password\n", "users", "create", "--email", "Ops@Example.com", "--password-stdin")
 	require.NoError(t, err, stderr)
