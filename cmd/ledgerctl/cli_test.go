@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/testkit/testenv"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
@@ -127,4 +128,33 @@ func TestExplainListsValidationDetails(t *testing.T) {
 		eventstore.FieldIssue{Field: "email", Issue: "must be a valid email address"},
 		eventstore.FieldIssue{Field: "password", Issue: "must be 8 to 72 bytes"}))
 	require.Equal(t, "creating: VALIDATION_ERROR: invalid portal user\n  email: must be a valid email address\n  password: must be 8 to 72 bytes", explain(err))
+}
+
+// Ranges that select nothing by mistake are refused, and a position past
+// the head is named as such rather than silently replaced.
+func TestAuditAndExportRefuseEmptyRanges(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(s.Close)
+	for i := 0; i < 3; i++ {
+		_, err := s.Append(context.Background(), eventstore.Tenant{PartnerID: "p1", Environment: "sandbox"}, events.Metadata{}, "note-1", eventstore.ExpectAny, ctlNote{N: i})
+		require.NoError(t, err)
+	}
+
+	code, out, errOut := ctl(t, "audit", "balances", "--at", "-1", "--database-url", db.URL)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, errOut, "--at -1 is not a position")
+
+	code, out, errOut = ctl(t, "audit", "balances", "--at", "99", "--database-url", db.URL)
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "--at 99 is past the head (position 3): showing balances as of the head")
+
+	code, out, errOut = ctl(t, "audit", "balances", "--at", "2", "--database-url", db.URL)
+	require.Equal(t, 0, code, errOut)
+	require.NotContains(t, out, "past the head")
+
+	code, out, errOut = ctl(t, "events", "export", "--from", "5", "--to", "3", "--database-url", db.URL)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, errOut, "--from 5 is after --to 3")
 }

@@ -93,6 +93,9 @@ func TestLedgerctl(t *testing.T) {
 	require.NoError(t, err, stderr)
 	waitHead()
 	require.NotEqual(t, http.StatusForbidden, p.JSON(t, http.MethodGet, "/v1/partner/users", nil, nil))
+	_, stderr, err = run("", "partners", "set-tier", key.PartnerID, "gold")
+	require.Error(t, err)
+	require.Contains(t, stderr, `unknown tier "gold": valid tiers are STANDARD, PROFESSIONAL and ENTERPRISE`)
 	_, stderr, err = run("", "partners", "set-tier", key.PartnerID, "professional")
 	require.NoError(t, err, stderr)
 	// Flags may follow the partner id, as they may in every command.
