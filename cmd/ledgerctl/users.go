@@ -26,7 +26,10 @@ func init() {
 const usersHelp = `usage: ledgerctl users <create> [flags]
 
   create --email E --password-stdin   create a portal user; the password is the first line
-                                      of stdin (never argv, which other users can read)`
+                                      of stdin (never argv, which other users can read).
+                                      Returns once the user can log in, which takes a running
+                                      ledgerd (it applies the accounts read model); --wait
+                                      bounds how long it waits for that (default 15s)`
 
 func runUsers(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "users", args, out, map[string]func(context.Context, []string, io.Writer) error{
