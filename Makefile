@@ -29,7 +29,7 @@ BENCHTIME    ?= 5s
 BENCHN       ?= 3000x
 FUZZTIME     ?= 30s
 
-.PHONY: help run test bench build lint fuzz clean db db-stop check-go
+.PHONY: help run test bench build lint openapi-lint fuzz clean db db-stop check-go
 
 help: ## list the targets
 	@echo "Targets:"
@@ -75,6 +75,14 @@ lint: check-go ## gofmt -l must be empty; go vet
 		echo "make lint: these files need gofmt -w:" >&2; echo "$$unformatted" >&2; exit 1; \
 	fi
 	$(GO) vet ./...
+
+# REDOCLY pins the linter so a new release's rules do not change the verdict
+# unannounced; TestOpenAPILintRules checks the same rules in `make test`.
+REDOCLY ?= @redocly/cli@2.77.0
+
+openapi-lint: ## lint httpapi/openapi.json with redocly's recommended rules (needs npm; fetches REDOCLY)
+	@command -v npx >/dev/null || { echo "make openapi-lint: npx (npm) not found; install Node.js, or rely on TestOpenAPILintRules" >&2; exit 1; }
+	cd httpapi && npx --yes $(REDOCLY) lint --format stylish openapi.json
 
 fuzz: check-go ## fuzz the HTTP auth parser for FUZZTIME (30s)
 	@grep -qs '^func FuzzAuth(' httpapi/*_test.go || { echo "make fuzz: no FuzzAuth in httpapi/*_test.go" >&2; exit 1; }

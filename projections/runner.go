@@ -82,6 +82,13 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		applied:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_events_applied_total", Help: "Events applied by each projection."}, []string{"projection"}),
 		failures:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_failures_total", Help: "Failed apply rounds by projection."}, []string{"projection"}),
 	}
+	// Counter vectors export a series only once it is used; create each
+	// projection's at zero so that ledger_projection_failures_total and
+	// its kin are there, at 0, for dashboards and alerts from the start.
+	for _, p := range projs {
+		r.applied.WithLabelValues(p.Name()).Add(0)
+		r.failures.WithLabelValues(p.Name()).Add(0)
+	}
 	if nc != nil {
 		js, err := jetstream.New(nc)
 		if err != nil {

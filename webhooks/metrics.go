@@ -23,8 +23,28 @@ func newMetrics(r prometheus.Registerer) *metrics {
 		oldest: prometheus.NewGauge(prometheus.GaugeOpts{Name: "webhook_oldest_pending_age_seconds",
 			Help: "Age of the oldest pending webhook delivery."}),
 	}
+	// A labelled counter is exported only once a label set is used, so a
+	// fresh process would show no webhook_* series at all and an alert on
+	// rate(webhook_delivery_attempts_total{outcome="failure"}) would see
+	// "no data" rather than 0. Create every known series at zero.
+	m.attempts.WithLabelValues("success", "").Add(0)
+	for _, reason := range failureReasons {
+		m.attempts.WithLabelValues("failure", reason).Add(0)
+	}
+	for _, outcome := range []string{"succeeded", "failed", "canceled"} {
+		m.deliveries.WithLabelValues(outcome).Add(0)
+	}
 	if r != nil {
 		r.MustRegister(m.attempts, m.deliveries, m.latency, m.depth, m.oldest)
 	}
 	return m
+}
+
+// failureReasons are the reason labels a failed attempt can carry: the
+// outcomes of an attempt and the network error classes of classify. A
+// reason missing here still counts when it happens; it only starts from
+// no series instead of zero.
+var failureReasons = []string{
+	"invalid_url", "redirect", "http_429", "http_4xx", "http_5xx",
+	"blocked_address", "timeout", "dns", "tls", "connection_refused", "network",
 }

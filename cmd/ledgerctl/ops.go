@@ -172,14 +172,28 @@ func auditBalances(ctx context.Context, args []string, out io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	// A negative position folds nothing (position <= -1) and would print
+	// empty balances as if they were true; refuse it.
+	if *at < 0 {
+		return fmt.Errorf("--at %d is not a position: give one from 1 to the head, or 0 for the head", *at)
+	}
 	pool, err := connect(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	head, err := eventstore.ReadHead(ctx, pool)
+	if err != nil {
+		return err
+	}
 	rep, err := ledger.AuditBalances(ctx, pool, *f, *at)
 	if err != nil {
 		return err
+	}
+	// Past the head the fold simply stops at the last event; an auditor
+	// asking for a position that does not exist yet must be told so.
+	if *at > head {
+		fmt.Fprintf(out, "--at %d is past the head (position %d): showing balances as of the head\n", *at, head)
 	}
 	fmt.Fprintf(out, "balances as of position %d (%d events folded)\n\n", rep.AsOf, rep.Events)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -292,6 +306,14 @@ func eventsExport(ctx context.Context, args []string, out io.Writer) error {
 	output := fs.String("output", "-", "file to write (- for standard output)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	// An empty range would export nothing and exit 0, which reads as "no
+	// such events" rather than "wrong command line".
+	if f.FromPosition < 0 || f.ToPosition < 0 {
+		return fmt.Errorf("--from %d --to %d: positions are not negative", f.FromPosition, f.ToPosition)
+	}
+	if f.ToPosition != 0 && f.FromPosition > f.ToPosition {
+		return fmt.Errorf("--from %d is after --to %d: the range is empty", f.FromPosition, f.ToPosition)
 	}
 	pool, err := connect(ctx, *dbURL)
 	if err != nil {

@@ -80,6 +80,11 @@ func partnersSetTier(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	tier := strings.ToUpper(rest[0])
+	// Checked here too so the operator sees the valid tiers without a
+	// database round trip, whatever the domain's message says.
+	if !ledger.ValidTier(tier) {
+		return fmt.Errorf("unknown tier %q: valid tiers are %s, %s and %s", rest[0], ledger.TierStandard, ledger.TierProfessional, ledger.TierEnterprise)
+	}
 	return withLedger(ctx, *dbURL, ledger.Options{}, func(s *ledger.Service) error {
 		if _, err := s.SetPartnerTier(ctx, events.Metadata{Actor: "ledgerctl"}, id, tier); err != nil {
 			return err

@@ -36,8 +36,11 @@ func TestPoolsApproveReject(t *testing.T) {
 	code, _, errOut = ctl(t, "pools", "approve", "--database-url", db.URL, a.RequestID)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "REQUEST_ALREADY_DECIDED")
-	code, _, errOut = ctl(t, "pools", "reject", "--database-url", db.URL, "--reason", "no", b.RequestID)
+	code, _, errOut = ctl(t, "pools", "reject", b.RequestID, "--reason", "too much at once", "--database-url", db.URL)
 	require.Equal(t, 0, code, errOut)
+	var reason string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT payload->>'reason' FROM events WHERE event_type = 'pool.allocation_rejected'`).Scan(&reason))
+	require.Equal(t, "too much at once", reason, "the flag after the request id is the one recorded")
 	code, out, _ = ctl(t, "pools", "pending", "--database-url", db.URL)
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "0 pending")

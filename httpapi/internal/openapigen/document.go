@@ -94,7 +94,13 @@ wait, the read answers 503 ` + "`READ_MODEL_LAGGING`" + `: retry.
 JSON field names are camelCase; timestamps are RFC 3339 in UTC; ids are prefixed (` + "`act_`, `txn_`, `pool_`, `cmp_`, `wh_`, …" + `
 plus 32 lowercase hex). Fields documented as nullable may also be omitted. Request bodies refuse unknown members.`
 
+// license states the terms the API is offered under. The document is
+// SIR Giving's own, published to partners under their partner agreement,
+// not an open-source work, so it names that rather than an SPDX licence.
+var license = obj("name", "Proprietary: use under the SIR Giving partner agreement", "url", "https://sirgiving.org")
+
 func build() O {
+	ps := paths()
 	return obj(
 		"openapi", "3.1.0",
 		"info", obj(
@@ -103,6 +109,7 @@ func build() O {
 			"summary", "Reward users with SIR tokens; manage pools, campaigns and webhooks.",
 			"description", infoDescription,
 			"contact", obj("name", "SIR Giving partner support", "url", "https://sirgiving.org"),
+			"license", license,
 		),
 		"servers", []any{
 			obj("url", "https://devapi.sirgiving.org", "description", "Sandbox"),
@@ -120,7 +127,7 @@ func build() O {
 			obj("name", "Dashboard", "description", "Aggregates for the partner dashboard."),
 			obj("name", "Webhooks", "description", "Endpoints receiving signed event POSTs (see the top-level `webhooks` for payloads)."),
 		},
-		"paths", paths(),
+		"paths", ps,
 		"webhooks", webhooks(),
 		"components", obj(
 			"schemas", schemas(),
@@ -131,7 +138,9 @@ func build() O {
 					"schema", obj("type", "integer", "minimum", 1, "maximum", 100, "default", 20)),
 			),
 			"headers", headers(),
-			"responses", errorResponses(),
+			// Only the shared responses some operation refers to: an unused
+			// component is noise to readers and a lint warning.
+			"responses", errorResponses(refsIn(ps)),
 			"securitySchemes", obj(
 				"bearerJWT", obj("type", "http", "scheme", "bearer", "bearerFormat", "JWT",
 					"description", "Portal user token from `POST /v1/partner/auth/login`: `Authorization: Bearer <accessToken>`."),
@@ -198,6 +207,10 @@ func webhooks() O {
 			"tags", []string{"Webhooks"},
 			"parameters", params,
 			"requestBody", obj("required", true, "content", obj("application/json", obj("schema", body))),
+			// Explicitly none of the API's schemes: we call the partner, who
+			// authenticates the call by X-SIR-Signature (a parameter above),
+			// not by any credential of ours.
+			"security", []any{},
 			"responses", obj("2XX", obj("description", "Received. Any 2xx within 10 s counts as delivered.")),
 		))
 	}

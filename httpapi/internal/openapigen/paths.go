@@ -30,7 +30,11 @@ type op struct {
 	result       string // success schema; "" = no body
 	errs         map[int]string
 	deprecated   bool
-	extra        func(responses O) O
+	// noSuccess, when set, says why the operation documents no 2xx
+	// answer; it is written as x-sir-no-success-response, which the lint
+	// test accepts in place of a success response.
+	noSuccess string
+	extra     func(responses O) O
 }
 
 var errText = map[int]string{
@@ -160,8 +164,9 @@ func operations() []op {
 			desc: "Up to 100 actions, processed synchronously and independently, in order; the results come back in this answer. Each item follows the rules of a single submit (including idempotency).",
 			errs: map[int]string{400: "`TOO_MANY_ACTIONS` (more than 100), or `VALIDATION_ERROR` for a malformed envelope (invalid items are reported per item instead)."}},
 		{method: "GET", path: "/v1/partner/actions/bulk/:jobId", id: "getBulkJob", tag: "Actions", result: "", deprecated: true,
-			desc: "**Deprecated.** Bulk actions are processed synchronously and return their result from `POST /v1/partner/actions/bulk`; there are no bulk jobs. Always answers 404 `BULK_JOB_NOT_FOUND`.",
-			errs: map[int]string{404: "`BULK_JOB_NOT_FOUND`: always (see the description)."}},
+			desc:      "**Deprecated.** Bulk actions are processed synchronously and return their result from `POST /v1/partner/actions/bulk`; there are no bulk jobs. Always answers 404 `BULK_JOB_NOT_FOUND`.",
+			noSuccess: "Bulk jobs do not exist: POST /v1/partner/actions/bulk answers with the results. Kept, deprecated, so that older integrations get a documented 404 `BULK_JOB_NOT_FOUND` rather than an unknown route.",
+			errs:      map[int]string{404: "`BULK_JOB_NOT_FOUND`: always (see the description)."}},
 		{method: "GET", path: "/v1/partner/actions/:id", id: "getAction", tag: "Actions", result: "Action",
 			errs: map[int]string{404: "`ACTION_NOT_FOUND`."}},
 		{method: "POST", path: "/v1/partner/actions/:actionId/reverse", id: "reverseAction", tag: "Actions", body: "ReverseActionRequest", bodyOptional: true, status: 200, result: "Action",
@@ -289,7 +294,9 @@ var responseName = map[int]string{
 	501: "NotImplemented", 503: "Unavailable",
 }
 
-func errorResponses() O {
+// errorResponses returns the shared error responses that used (the $refs
+// of the document) names, in status order.
+func errorResponses(used map[string]bool) O {
 	codes := make([]int, 0, len(responseName))
 	for c := range responseName {
 		codes = append(codes, c)
@@ -297,9 +304,34 @@ func errorResponses() O {
 	sort.Ints(codes)
 	out := O{}
 	for _, c := range codes {
-		out = append(out, KV{responseName[c], errorResponse(c, errText[c], true)})
+		if used["#/components/responses/"+responseName[c]] {
+			out = append(out, KV{responseName[c], errorResponse(c, errText[c], true)})
+		}
 	}
 	return out
+}
+
+// refsIn returns every "$ref" target found in v, however deep.
+func refsIn(v any) map[string]bool {
+	refs := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case O:
+			for _, kv := range x {
+				if s, ok := kv.V.(string); ok && kv.K == "$ref" {
+					refs[s] = true
+				}
+				walk(kv.V)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return refs
 }
 
 func errorResponse(status int, text string, authed bool) O {
@@ -430,6 +462,9 @@ func operation(o op, rt httpapi.Route) O {
 	out := obj("tags", []string{o.tag}, "summary", rt.Purpose, "description", desc, "operationId", o.id)
 	if o.deprecated {
 		out = out.with("deprecated", true)
+	}
+	if o.noSuccess != "" {
+		out = out.with("x-sir-no-success-response", o.noSuccess)
 	}
 	out = out.with("x-sir-auth", string(rt.Auth), "security", securityFor(rt.Auth), "parameters", params)
 	if body != nil {
