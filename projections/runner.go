@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -267,8 +266,8 @@ func (r *Runner) applyMsgs(ctx context.Context, p Projection, msgs []jetstream.M
 	evs := make([]events.Event, 0, len(msgs))
 	keep := msgs[:0]
 	for _, m := range msgs {
-		var e events.Event
-		if err := json.Unmarshal(m.Data(), &e); err != nil {
+		e, err := eventstore.EventOf(m.Headers(), m.Data())
+		if err != nil {
 			// Not ours to interpret; the event store still has every event
 			// and hole-filling applies it from there.
 			r.log.Error("undecodable message; terminating it", "projection", p.Name(), "err", err)

@@ -378,10 +378,11 @@ wait:
 	return len(evs), nil
 }
 
-// Message encodes e as the JetStream message the relay publishes: the whole
-// envelope as JSON, with position and type also in headers.
+// Message is the broker message of e: its binary envelope (no JSON to
+// encode or to parse on the way), with its position and type in headers so
+// tools can read them without decoding.
 func Message(c bus.Config, e events.Event) (*nats.Msg, error) {
-	body, err := json.Marshal(e)
+	body, err := e.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -389,5 +390,16 @@ func Message(c bus.Config, e events.Event) (*nats.Msg, error) {
 	msg.Data = body
 	msg.Header.Set(bus.HeaderPosition, strconv.FormatInt(e.Position, 10))
 	msg.Header.Set(bus.HeaderType, e.Type)
+	msg.Header.Set(bus.HeaderEncoding, bus.EncodingBinary)
 	return msg, nil
+}
+
+// EventOf decodes a broker message published by Message: the binary
+// envelope, or the JSON one an earlier release published.
+func EventOf(header nats.Header, data []byte) (events.Event, error) {
+	var e events.Event
+	if header.Get(bus.HeaderEncoding) == bus.EncodingBinary {
+		return e, e.UnmarshalBinary(data)
+	}
+	return e, json.Unmarshal(data, &e)
 }

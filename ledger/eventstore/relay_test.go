@@ -2,7 +2,6 @@ package eventstore_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
@@ -54,8 +53,8 @@ func readStream(t *testing.T, n *testenv.NATS, want int) []events.Event {
 		msgs, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
 		require.NoError(t, err)
 		for m := range msgs.Messages() {
-			var e events.Event
-			require.NoError(t, json.Unmarshal(m.Data(), &e))
+			e, err := eventstore.EventOf(m.Headers(), m.Data())
+			require.NoError(t, err)
 			require.Equal(t, strconv.FormatInt(e.Position, 10), m.Headers().Get(bus.HeaderPosition))
 			out = append(out, e)
 		}

@@ -48,7 +48,14 @@ func (c Config) WithDefaults() Config {
 const (
 	HeaderPosition = "Ledger-Position"
 	HeaderType     = "Ledger-Type"
+	// HeaderEncoding names the envelope's encoding: EncodingBinary, or
+	// absent for the JSON envelopes of earlier releases (a stream may still
+	// hold them).
+	HeaderEncoding = "Ledger-Encoding"
 )
+
+// EncodingBinary marks an envelope encoded by events.Event.MarshalBinary.
+const EncodingBinary = "binary/1"
 
 // Subject is where e is published: prefix.partner.environment.type, so a
 // consumer can filter by tenant or type. Tokens are made subject-safe.
