@@ -54,14 +54,15 @@ test: check-go ## go test -race ./... against a local PostgreSQL (what CI runs)
 	fi; \
 	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) ./...
 
-bench: check-go ## run the benchmarks (BENCHTIME=5s for the store, BENCHN=3000x for HTTP and webhooks); output in .data/bench.txt
+bench: check-go ## run the benchmarks (BENCHTIME=5s for the store, BENCHN=3000x for HTTP and webhooks, one pass of apply and rebuild; REBUILD_EVENTS=1000000 for the large rebuild); output in .data/bench.txt
 	@url=$$(scripts/ensure-postgres.sh --test); \
 	export TEST_DATABASE_URL="$$url"; \
 	echo "make: TEST_DATABASE_URL=$$url" >&2; \
 	mkdir -p .data; \
 	{ echo "# $$(date -u +%Y-%m-%dT%H:%M:%SZ) $$(nproc) cores, $$($(GO) version)"; \
-	  $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 1 -timeout 30m ./ledger/; \
+	  $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -count 1 -timeout 30m ./ledger/eventstore/; \
 	  $(GO) test -run '^$$' -bench . -benchtime $(BENCHN) -count 1 -p 1 -timeout 30m ./httpapi/ ./webhooks/; \
+	  REBUILD_SKIP_PER_EVENT=1 $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./projections/; \
 	} | tee .data/bench.txt
 
 build: check-go ## build ledgerd and ledgerctl into bin/
