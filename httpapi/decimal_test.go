@@ -25,7 +25,7 @@ func TestDecimalAcceptsExactlyThePattern(t *testing.T) {
 			_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(body)), &in)
 			require.Error(t, err, wire)
 			if json.Valid([]byte(body)) { // +5, .5, 0x10 are not even JSON
-				require.Equal(t, decimalIssue, eventstore.AsError(err).Details[0].Issue, wire)
+				require.Equal(t, []eventstore.FieldIssue{{Field: "amount", Issue: decimalIssue}}, eventstore.AsError(err).Details, wire)
 			}
 		}
 	}
