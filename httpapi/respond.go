@@ -14,9 +14,15 @@ import (
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// maxBody bounds every request body; larger bodies get 413-like 400s
+// maxBody bounds every request body; larger bodies get errBodyTooLarge
 // before any parsing.
 const maxBody = 1 << 20
+
+// errBodyTooLarge answers a body over maxBody, whichever layer reads it
+// first (the signature check or the handler): 413, not 400, so a client
+// knows to split the request rather than fix a field.
+var errBodyTooLarge = &eventstore.Error{Kind: eventstore.KindTooLarge, Code: "PAYLOAD_TOO_LARGE",
+	Message: "the request body is larger than 1 MiB", Details: []eventstore.FieldIssue{{Field: "body", Issue: "must be at most 1 MiB"}}}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
@@ -46,7 +52,7 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, eventstore.Invalid("could not read the request body")
 	}
 	if len(b) > maxBody {
-		return nil, eventstore.Invalid("request body too large", eventstore.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+		return nil, errBodyTooLarge
 	}
 	return b, nil
 }
