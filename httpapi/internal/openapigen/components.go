@@ -622,7 +622,7 @@ func schemas() O {
 			"success", boolean("2xx within 10 s."),
 			"statusCode", nullable(obj("type", "integer", "description", "HTTP status answered; null if none (timeout, connection error).")),
 			"latencyMs", integer("Time to answer or give up.", "minimum", 0),
-			"reason", str("Failure class, e.g. `timeout`, `http_status`, `connection`."),
+			"reason", str("Failure class: `timeout`, `dns`, `tls`, `connection_refused`, `network`, `redirect`, `http_4xx`, `http_429`, `http_5xx`, `invalid_url`; `blocked_address` (the endpoint resolves to an internal address: the delivery FAILS at once, it is not retried); `interrupted` (the attempt was cut short before its outcome was recorded, e.g. by a crash; the receiver may have received it, and the delivery is attempted again)."),
 			"error", str("Transport error or non-2xx summary."),
 			"responseBody", str("The start of the endpoint's answer (truncated).")),
 		"WebhookDelivery", object("One event's delivery to one webhook.", req("id", "webhookId", "eventId", "eventType", "status", "attemptCount", "attempts", "createdAt", "nextAttemptAt"),
