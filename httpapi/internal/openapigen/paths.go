@@ -34,7 +34,7 @@ type op struct {
 }
 
 var errText = map[int]string{
-	400: "Invalid input: `VALIDATION_ERROR` with `details` naming each field.",
+	400: "Invalid input: `VALIDATION_ERROR` with `details` naming each field by its JSON path (`stakeholders[0].partnerUserId`), or the path or query parameter (invalid UTF-8, control characters, more than 255 bytes). A body member the schema does not define is refused, not ignored.",
 	401: "Missing or invalid credentials. JWT: `MISSING_CREDENTIALS`, `INVALID_TOKEN`. Keys: `MISSING_CREDENTIALS`, `INVALID_KEY` (unknown, deactivated, expired or revoked), `INVALID_SIGNATURE`, `TIMESTAMP_OUT_OF_RANGE`, `REPLAYED_REQUEST`.",
 	402: "Payment Required.",
 	403: "Authenticated but not allowed: `PARTNER_SUSPENDED`, `SECRET_KEY_REQUIRED` (a `pk_` key on an endpoint needing `sk_`), `PUBLISHABLE_KEY_REQUIRED` (an `sk_` key sent without signature to a Widget endpoint).",
