@@ -7,6 +7,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"reflect"
@@ -32,7 +33,7 @@ var (
 // are visited in sorted order so the answer is the same every time.
 func bodyIssue(body []byte, t reflect.Type) *eventstore.FieldIssue {
 	var v any
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if dec.Decode(&v) != nil {
 		return nil
