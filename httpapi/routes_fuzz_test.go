@@ -28,6 +28,10 @@ func FuzzRoutes(f *testing.F) {
 	srv := apptest.Start(f)
 	fuzzer := srv.NewPartner(f, "sandbox")
 	bystander := srv.NewPartner(f, "sandbox")
+	// Enough tokens that a long `make fuzz` never runs the bystander's
+	// pool dry (sandbox allocations are approved at once).
+	require.Equal(f, http.StatusCreated, bystander.JSON(f, http.MethodPost, "/v1/partner/token-pools/request",
+		map[string]any{"amount": 1_000_000_000_000, "reason": "fuzz bystander"}, nil))
 	routes := httpapi.Routes()
 	handled := httpapi.Handlers(httpapi.HandlerDeps{})
 
