@@ -63,7 +63,7 @@ func (l LoginLimits) withDefaults() LoginLimits {
 }
 
 // attemptLimiter counts attempts per key in fixed windows that open at
-// the key's first attempt, and failed logins per account (accountLimiter).
+// the key's first attempt, and failed logins per account (takeLogin).
 type attemptLimiter struct {
 	mu      sync.Mutex
 	windows map[string]*attempts
