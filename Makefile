@@ -8,7 +8,7 @@
 # Honoured variables (environment or `make VAR=value`): DATABASE_URL,
 # TEST_DATABASE_URL, TEST_NATS_URL, PG_PORT, PG_PROBE_PORT, DATA_DIR (see
 # scripts/ensure-postgres.sh), GOFLAGS (read by go itself), TEST_P,
-# TEST_TIMEOUT, BENCHTIME, FUZZTIME.
+# TEST_TIMEOUT, BENCHTIME, FUZZTIME, FUZZ.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,6 +28,8 @@ TEST_TIMEOUT ?= 15m
 BENCHTIME    ?= 5s
 BENCHN       ?= 3000x
 FUZZTIME     ?= 30s
+# FUZZ lists the httpapi fuzz targets `make fuzz` runs, each for FUZZTIME.
+FUZZ         ?= FuzzAuth FuzzRoutes
 
 .PHONY: help run test bench build lint openapi-lint fuzz clean db db-stop check-go
 
@@ -85,9 +87,14 @@ openapi-lint: ## lint httpapi/openapi.json with redocly's recommended rules (nee
 	@command -v npx >/dev/null || { echo "make openapi-lint: npx (npm) not found; install Node.js, or rely on TestOpenAPILintRules" >&2; exit 1; }
 	cd httpapi && npx --yes $(REDOCLY) lint --format stylish openapi.json
 
-fuzz: check-go ## fuzz the HTTP auth parser for FUZZTIME (30s)
-	@grep -qs '^func FuzzAuth(' httpapi/*_test.go || { echo "make fuzz: no FuzzAuth in httpapi/*_test.go" >&2; exit 1; }
-	$(GO) test -run '^$$' -fuzz FuzzAuth -fuzztime $(FUZZTIME) ./httpapi
+fuzz: check-go ## run each httpapi fuzz target of FUZZ (FuzzAuth FuzzRoutes) for FUZZTIME (30s)
+	@url=$$(scripts/ensure-postgres.sh --test); \
+	export TEST_DATABASE_URL="$$url"; \
+	echo "make: TEST_DATABASE_URL=$$url" >&2; \
+	for f in $(FUZZ); do \
+		grep -qs "^func $$f(" httpapi/*_test.go || { echo "make fuzz: no $$f in httpapi/*_test.go" >&2; exit 1; }; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./httpapi; \
+	done
 
 clean: ## remove bin/ (keeps .data/, the local database)
 	rm -rf bin/

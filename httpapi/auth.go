@@ -495,7 +495,7 @@ func bufferBody(r *http.Request) ([]byte, error) {
 		return nil, eventstore.Invalid("could not read the request body")
 	}
 	if len(b) > maxBody {
-		return nil, eventstore.Invalid("request body too large", eventstore.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+		return nil, errBodyTooLarge
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	return b, nil

@@ -3,7 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"strings"
 )
 
@@ -12,27 +12,65 @@ import (
 // touches an amount; the domain parses it.
 type decimalText string
 
-// UnmarshalJSON accepts 49.99 and "49.99".
+// decimalIssue is what a request is told when a decimal does not match the
+// documented pattern (the OpenAPI document's Decimal schema).
+const decimalIssue = `must be a decimal matching ^(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$, as a string ("49.99") or a number (49.99)`
+
+var errDecimal = errors.New(decimalIssue)
+
+// UnmarshalJSON accepts 49.99 and "49.99", and nothing else that spells a
+// number: no exponent, sign, padding or leading zero, whether quoted or
+// not, so every decimal the service records is written one way. An empty
+// string counts as absent (the domain says whether it is required).
 func (d *decimalText) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) {
 		*d = ""
 		return nil
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*d = decimalText(strings.TrimSpace(s))
-		return nil
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil || !decimalJSON(v) {
+		return errDecimal
 	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("amount must be a decimal number")
+	switch v := v.(type) {
+	case string:
+		*d = decimalText(v)
+	case json.Number:
+		*d = decimalText(v)
 	}
-	*d = decimalText(n.String())
 	return nil
+}
+
+// decimalJSON reports whether a parsed JSON value (decoded with UseNumber)
+// is a decimal the wire accepts.
+func decimalJSON(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == "" || isDecimal(v)
+	case json.Number:
+		return isDecimal(string(v))
+	}
+	return false
+}
+
+// isDecimal reports whether s matches ^(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$.
+func isDecimal(s string) bool {
+	whole, frac, dot := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 18 || len(whole) > 1 && whole[0] == '0' || !allDigits(whole) {
+		return false
+	}
+	return !dot || frac != "" && len(frac) <= 8 && allDigits(frac)
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ptr is the optional form of a decimal field of a PATCH body.

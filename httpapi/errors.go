@@ -48,6 +48,8 @@ func statusOf(err error) (int, *eventstore.Error) {
 		return http.StatusUnprocessableEntity, e
 	case eventstore.KindRateLimited:
 		return http.StatusTooManyRequests, e
+	case eventstore.KindTooLarge:
+		return http.StatusRequestEntityTooLarge, e
 	case eventstore.KindNotImplemented:
 		return http.StatusNotImplemented, e
 	case eventstore.KindUnavailable:

@@ -32,7 +32,8 @@ type HandlerDeps struct {
 type api struct{ HandlerDeps }
 
 // Handlers implements every endpoint of the contract that has a handler;
-// the four widget endpoints are not among them (they answer 501).
+// the four widget endpoints are not among them (they answer 501). Each
+// handler runs only for well-formed path and query parameters (params.go).
 func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
 	if d.ReadWait <= 0 {
 		d.ReadWait = 2 * time.Second
@@ -41,7 +42,7 @@ func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
 		d.Now = time.Now
 	}
 	a := &api{d}
-	return map[RouteKey]http.HandlerFunc{
+	hs := map[RouteKey]http.HandlerFunc{
 		{http.MethodPost, "/v1/partner/auth/login"}: a.login,
 		{http.MethodGet, "/v1/partner/auth/me"}:     a.me,
 
@@ -97,4 +98,9 @@ func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
 		{http.MethodPost, "/v1/partner/webhooks/:id/test"}:                         a.testWebhook,
 		{http.MethodGet, "/v1/partner/dashboard/webhooks/health"}:                  a.webhookHealth,
 	}
+	// Every handler reads its parameters only after the edge check.
+	for k, h := range hs {
+		hs[k] = checkParams(k.Path, h)
+	}
+	return hs
 }

@@ -20,8 +20,14 @@ import (
 // stuff credentials. Zero fields take DefaultLoginLimits' values. Counts
 // are kept in process memory, like the partner rate limits.
 type LoginLimits struct {
-	// PerEmail attempts per normalized email within EmailWindow that did
-	// not succeed; a successful login clears the count.
+	// PerEmail failed attempts per normalized email and client address
+	// within EmailWindow; past it that address is refused for that account,
+	// even with the right password, until the window ends. A successful
+	// login clears the address's count. Failures are also added up per
+	// email over all addresses: once they reach PerEmail, an address that
+	// has failed recently may try again only every EmailWindow/PerEmail,
+	// while an address with no recent failure is never refused, so a
+	// stranger's guesses cannot lock the owner out.
 	PerEmail    int
 	EmailWindow time.Duration
 	// PerIP attempts (successful or not) per client address within
@@ -57,18 +63,85 @@ func (l LoginLimits) withDefaults() LoginLimits {
 }
 
 // attemptLimiter counts attempts per key in fixed windows that open at
-// the key's first attempt.
+// the key's first attempt, and failed logins per account (takeLogin).
 type attemptLimiter struct {
 	mu      sync.Mutex
 	windows map[string]*attempts
+	emails  map[string]*accountFailures
 }
 
 type attempts struct {
 	until time.Time
 	count int
+	last  time.Time // the latest attempt counted
 }
 
-func newAttemptLimiter() *attemptLimiter { return &attemptLimiter{windows: map[string]*attempts{}} }
+// accountFailures are one account's recent failed logins: in total, in a
+// window of its own, and per client address, each address in its own.
+type accountFailures struct {
+	until time.Time
+	total int
+	from  map[string]*attempts
+}
+
+func newAttemptLimiter() *attemptLimiter {
+	return &attemptLimiter{windows: map[string]*attempts{}, emails: map[string]*accountFailures{}}
+}
+
+// takeLogin counts a login attempt on email from addr as a failure (until
+// loginOK says otherwise), or refuses it and says until when. See
+// LoginLimits.PerEmail for the rules.
+func (l *attemptLimiter) takeLogin(email, addr string, lim LoginLimits, now time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.emails[email]
+	if e == nil {
+		e = &accountFailures{until: now.Add(lim.EmailWindow), from: map[string]*attempts{}}
+		l.emails[email] = e
+	}
+	if !now.Before(e.until) {
+		e.until, e.total = now.Add(lim.EmailWindow), 0
+	}
+	f := e.from[addr]
+	if f != nil && !now.Before(f.until) {
+		delete(e.from, addr)
+		f = nil
+	}
+	if f != nil {
+		if f.count >= lim.PerEmail {
+			return f.until, false
+		}
+		if next := f.last.Add(lim.EmailWindow / time.Duration(lim.PerEmail)); e.total >= lim.PerEmail && now.Before(next) {
+			return next, false
+		}
+	} else {
+		f = &attempts{until: now.Add(lim.EmailWindow)}
+		e.from[addr] = f
+	}
+	f.count++
+	f.last = now
+	e.total++
+	return time.Time{}, true
+}
+
+// loginOK forgets addr's failures on email, the attempt just taken
+// included: they were the owner's own typing. Other addresses' failures
+// stay, so a success from the owner does not give a guesser a new budget.
+func (l *attemptLimiter) loginOK(email, addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.emails[email]
+	if e == nil {
+		return
+	}
+	if f := e.from[addr]; f != nil {
+		e.total = max(0, e.total-f.count)
+		delete(e.from, addr)
+	}
+	if len(e.from) == 0 {
+		delete(l.emails, email)
+	}
+}
 
 // take counts an attempt on key unless limit attempts were already made
 // in the current window; if refused, it says when the window ends.
@@ -87,18 +160,22 @@ func (l *attemptLimiter) take(key string, limit int, per time.Duration, now time
 	return w.until, true
 }
 
-func (l *attemptLimiter) forget(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.windows, key)
-}
-
 func (l *attemptLimiter) prune(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k, w := range l.windows {
 		if !now.Before(w.until) {
 			delete(l.windows, k)
+		}
+	}
+	for k, e := range l.emails {
+		for a, f := range e.from {
+			if !now.Before(f.until) {
+				delete(e.from, a)
+			}
+		}
+		if len(e.from) == 0 {
+			delete(l.emails, k)
 		}
 	}
 }
@@ -213,19 +290,20 @@ func (a *KeyAuth) admitLoginFrom(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// admitLoginAs counts a login attempt for email, or refuses it. The
-// attempt counts as a failure until loginSucceeded clears it, so
-// concurrent guesses cannot overshoot the limit.
-func (a *KeyAuth) admitLoginAs(w http.ResponseWriter, email string) error {
+// admitLoginAs counts a login attempt for email from r's client address,
+// or refuses it. The attempt counts as a failure until loginSucceeded
+// clears it, so concurrent guesses cannot overshoot the limit.
+func (a *KeyAuth) admitLoginAs(w http.ResponseWriter, r *http.Request, email string) error {
 	now := a.cfg.Now()
-	until, ok := a.logins.take("email:"+ledger.NormalizeEmail(email), a.cfg.Login.PerEmail, a.cfg.Login.EmailWindow, now)
+	until, ok := a.logins.takeLogin(ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies), a.cfg.Login, now)
 	if !ok {
-		return loginRefused(w, now, until, "for this account")
+		return loginRefused(w, now, until, "for this account from this address")
 	}
 	return nil
 }
 
-// loginSucceeded clears email's failed attempts.
-func (a *KeyAuth) loginSucceeded(email string) {
-	a.logins.forget("email:" + ledger.NormalizeEmail(email))
+// loginSucceeded clears the failed attempts on email from r's client
+// address.
+func (a *KeyAuth) loginSucceeded(r *http.Request, email string) {
+	a.logins.loginOK(ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies))
 }

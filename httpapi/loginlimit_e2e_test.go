@@ -123,3 +123,42 @@ func TestLoginLimitBehindATrustedProxy(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, via("203.0.113.2, 127.0.0.1"), "trusted hops are skipped")
 	require.Equal(t, http.StatusTooManyRequests, via("203.0.113.2"))
 }
+
+// A stranger's wrong guesses cannot lock the owner out (they used to: ten
+// from anyone refused even the right password for 15 minutes). The
+// guesser's own address is limited hard; the account, once it has drawn
+// that many failures, slows every address that failed recently, but an
+// address with no recent failure still logs in with the right password.
+func TestLoginLockoutIsPerClientAddress(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t, withLoginLimits(httpapi.LoginLimits{PerEmail: 3, EmailWindow: time.Hour, PerIP: 1_000_000, IPWindow: time.Hour,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	_, email, password := srv.CreatePortalUser(t)
+	from := func(client, password string) int {
+		t.Helper()
+		raw, err := json.Marshal(map[string]string{"email": email, "password": password})
+		require.NoError(t, err)
+		req, err := http.NewRequest(http.MethodPost, srv.URL+loginPath, strings.NewReader(string(raw)))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		check(t, http.MethodPost, loginPath, resp)
+		return resp.StatusCode
+	}
+	const stranger, other, owner = "203.0.113.66", "203.0.113.67", "198.51.100.10"
+	for i := 0; i < 3; i++ {
+		require.Equal(t, http.StatusUnauthorized, from(stranger, "guess"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, from(stranger, "guess"), "the guesser's address is stopped")
+	require.Equal(t, http.StatusTooManyRequests, from(stranger, password), "even with the right password")
+	require.Equal(t, http.StatusOK, from(owner, password), "the owner, elsewhere, is not locked out")
+
+	// The account has drawn its share of failures: a second address gets
+	// its first guess, then must wait before the next.
+	require.Equal(t, http.StatusUnauthorized, from(other, "guess"))
+	require.Equal(t, http.StatusTooManyRequests, from(other, "guess"))
+	require.Equal(t, http.StatusOK, from(owner, password))
+	require.Equal(t, http.StatusTooManyRequests, from(stranger, password), "the owner's success gives the guesser nothing")
+}

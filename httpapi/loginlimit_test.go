@@ -56,3 +56,33 @@ func TestParseTrustedProxiesAndLoginLimits(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// The account limiter's rules over time, on an injected clock.
+func TestLoginFailuresPerAccountAndAddress(t *testing.T) {
+	t.Parallel()
+	lim := LoginLimits{PerEmail: 3, EmailWindow: 30 * time.Minute}
+	l := newAttemptLimiter()
+	now := time.Unix(1_700_000_000, 0)
+	take := func(addr string) bool {
+		_, ok := l.takeLogin("a@example.com", addr, lim, now)
+		return ok
+	}
+	for i := 0; i < 3; i++ {
+		require.True(t, take("x"))
+	}
+	until, ok := l.takeLogin("a@example.com", "x", lim, now)
+	require.False(t, ok)
+	require.Equal(t, now.Add(30*time.Minute), until)
+	require.True(t, take("y"), "a fresh address is admitted")
+	require.False(t, take("y"), "the account is slowed for addresses that failed")
+	now = now.Add(10 * time.Minute) // EmailWindow / PerEmail
+	require.True(t, take("y"), "after the backoff it may try again")
+	require.False(t, take("x"), "the hard limit holds for its window")
+	l.loginOK("a@example.com", "y")
+	require.True(t, take("y"))
+	require.False(t, take("x"))
+	now = now.Add(21 * time.Minute)
+	require.True(t, take("x"), "a window ends")
+	l.prune(now.Add(time.Hour))
+	require.Empty(t, l.emails, "pruning forgets accounts with no live failures")
+}

@@ -75,7 +75,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 			eventstore.FieldIssue{Field: "email", Issue: "required"}, eventstore.FieldIssue{Field: "password", Issue: "required"}))
 		return
 	}
-	if err := a.Auth.admitLoginAs(w, in.Email); err != nil {
+	if err := a.Auth.admitLoginAs(w, r, in.Email); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -92,7 +92,7 @@ func (a *api) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, eventstore.Errorf(eventstore.KindUnauthorized, "INVALID_CREDENTIALS", "email or password is wrong"))
 		return
 	}
-	a.Auth.loginSucceeded(in.Email)
+	a.Auth.loginSucceeded(r, in.Email)
 	tok, exp, err := a.Auth.IssueToken(u.UserID)
 	if err != nil {
 		writeError(w, r, err)

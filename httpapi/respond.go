@@ -3,18 +3,26 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// maxBody bounds every request body; larger bodies get 413-like 400s
+// maxBody bounds every request body; larger bodies get errBodyTooLarge
 // before any parsing.
 const maxBody = 1 << 20
+
+// errBodyTooLarge answers a body over maxBody, whichever layer reads it
+// first (the signature check or the handler): 413, not 400, so a client
+// knows to split the request rather than fix a field.
+var errBodyTooLarge = &eventstore.Error{Kind: eventstore.KindTooLarge, Code: "PAYLOAD_TOO_LARGE",
+	Message: "the request body is larger than 1 MiB", Details: []eventstore.FieldIssue{{Field: "body", Issue: "must be at most 1 MiB"}}}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
@@ -44,13 +52,16 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, eventstore.Invalid("could not read the request body")
 	}
 	if len(b) > maxBody {
-		return nil, eventstore.Invalid("request body too large", eventstore.FieldIssue{Field: "body", Issue: "must be at most 1 MiB"})
+		return nil, errBodyTooLarge
 	}
 	return b, nil
 }
 
-// decodeJSON decodes the body into v, refusing unknown fields' garbage
-// and trailing data with a clear validation error.
+// decodeJSON decodes the body into v. Like the OpenAPI document, which
+// gives every request body `additionalProperties: false`, it refuses
+// members v has no field for (free-form members such as metadata are
+// json.RawMessage, which takes anything), and it names what is wrong by
+// its JSON path in the wire's terms, never by a Go type.
 func decodeJSON(r *http.Request, v any) ([]byte, error) {
 	b, err := readBody(r)
 	if err != nil {
@@ -61,8 +72,9 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return b, eventstore.Invalid("the body is not valid JSON for this endpoint", eventstore.FieldIssue{Field: "body", Issue: err.Error()})
+		return b, decodeError(b, v, err)
 	}
 	if dec.More() {
 		return b, eventstore.Invalid("the body has trailing data", eventstore.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
@@ -73,6 +85,23 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// decodeError turns a decoding failure into a validation error. Syntax
+// errors speak of bytes and characters and are passed on; everything else
+// is located by bodyIssue, because the decoder's messages name Go types.
+func decodeError(b []byte, v any, err error) error {
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || !json.Valid(b) {
+		return eventstore.Invalid("the body is not valid JSON", eventstore.FieldIssue{Field: "body", Issue: err.Error()})
+	}
+	if fi := bodyIssue(b, reflect.TypeOf(v)); fi != nil {
+		if fi.Issue == unknownMember {
+			return eventstore.Invalid("the body has a member this endpoint does not accept: "+fi.Field, *fi)
+		}
+		return eventstore.Invalid("the body does not match this endpoint's schema: "+fi.Field+" "+fi.Issue, *fi)
+	}
+	return eventstore.Invalid("the body does not match this endpoint's schema", eventstore.FieldIssue{Field: "body", Issue: "does not match the schema; see /partner-api"})
 }
 
 // nulField reports the first JSON path whose key or string value holds a

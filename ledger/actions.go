@@ -117,6 +117,8 @@ func validateAction(in ActionInput, prefix string) (normalizedAction, *eventstor
 		add("idempotencyKey", "is required")
 	case len(in.IdempotencyKey) > 255:
 		add("idempotencyKey", "must be at most 255 characters")
+	case !wellFormedID(in.IdempotencyKey):
+		add("idempotencyKey", idCharsIssue)
 	}
 	switch {
 	case in.ActionType == "":

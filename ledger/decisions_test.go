@@ -287,3 +287,29 @@ func TestFingerprintEncodingIsFrozen(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "4e0de1df41a17b675352b224be9dde8e68f1dd1393767d7131c2b13beba9e51d", out.Completed.RequestHash)
 }
+
+// Partner-chosen ids hold printable text only: the HTTP layer refuses
+// control characters and invalid UTF-8 in a path or query, so such an id
+// could be created but never named again.
+func TestDecidePartnerChosenIdsArePrintable(t *testing.T) {
+	t.Parallel()
+	s, m := memLedger(t)
+	sc := memTenant(t, s, 1000)
+	ctx := context.Background()
+	n := len(m.Events())
+	for _, bad := range []string{"k\n", "a\tb", "\x7f", "\u0085", "\xff"} {
+		var e *eventstore.Error
+		_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action(bad, "10", "alice"))
+		require.ErrorAs(t, err, &e, "%q", bad)
+		require.Equal(t, "idempotencyKey", e.Details[0].Field, "%q", bad)
+		_, err = s.SubmitAction(ctx, sc, events.Metadata{}, action("k", "10", bad))
+		require.ErrorAs(t, err, &e, "%q", bad)
+		require.Equal(t, "stakeholders[0].partnerUserId", e.Details[0].Field, "%q", bad)
+		_, err = s.CreateUser(ctx, sc, events.Metadata{}, ledger.UserInput{ExternalID: bad})
+		require.ErrorAs(t, err, &e, "%q", bad)
+		require.Equal(t, "partnerUserId", e.Details[0].Field, "%q", bad)
+	}
+	require.Len(t, m.Events(), n, "refusals append nothing")
+	_, err := s.SubmitAction(ctx, sc, events.Metadata{}, action("Zoë ☃ order 1", "10", "Zoë ☃"))
+	require.NoError(t, err)
+}

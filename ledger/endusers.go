@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger/eventstore"
@@ -83,8 +84,29 @@ func checkExternalID(field, id string) *eventstore.FieldIssue {
 		return &eventstore.FieldIssue{Field: field, Issue: "is required"}
 	case len(id) > 255:
 		return &eventstore.FieldIssue{Field: field, Issue: "must be at most 255 characters"}
+	case !wellFormedID(id):
+		return &eventstore.FieldIssue{Field: field, Issue: idCharsIssue}
 	}
 	return nil
+}
+
+// idCharsIssue is what a partner-chosen id with bad characters is told.
+const idCharsIssue = "must be valid UTF-8 without control characters"
+
+// wellFormedID reports whether a partner-chosen id (external user id,
+// idempotency key) holds only printable text. The HTTP layer refuses
+// anything else in a path or query, so an id holding a control character
+// could be created but never named again.
+func wellFormedID(id string) bool {
+	if !utf8.ValidString(id) {
+		return false
+	}
+	for _, c := range id {
+		if c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 {
+			return false
+		}
+	}
+	return true
 }
 
 func checkEmail(field, e string) *eventstore.FieldIssue {

@@ -309,9 +309,23 @@ func (d *Dispatcher) listen(ctx context.Context) {
 type claim struct {
 	id, subID, partnerID, environment, eventID string
 	body                                       []byte
-	attempts                                   int
+	attempts                                   int // recorded so far, an interrupted one included
 	token                                      uuid.UUID
 }
+
+// Reasons of a delivery log's attempts that are not the receiver's answer.
+const (
+	// reasonBlocked: the address guard refused the endpoint's address.
+	// Permanent: retrying the same URL reaches the same address.
+	reasonBlocked = "blocked_address"
+	// reasonInterrupted: an attempt was claimed but its outcome never
+	// written (its dispatcher crashed, or wrote too late and lost its
+	// lease); whether the receiver got it is unknown.
+	reasonInterrupted = "interrupted"
+)
+
+// interruptedError is the delivery log's error of an interrupted attempt.
+const interruptedError = "the attempt was interrupted before its outcome was recorded (the dispatcher stopped or lost its lease); the receiver may or may not have received it"
 
 // claim leases up to n due deliveries. Candidates are ranked within their
 // subscription and taken round-robin across subscriptions (rank first), and
@@ -348,14 +362,26 @@ WITH RECURSIVE subs AS (
         SELECT id, next_attempt_at, row_number() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at, id) AS rn FROM cand
     ) r ORDER BY rn, next_attempt_at, id LIMIT $2
 ), locked AS (
-    SELECT w.id FROM webhook_deliveries w
+    -- A lease that ran out without being cleared (writing an outcome,
+    -- releasing and cancelling all clear it) is an interrupted attempt.
+    SELECT w.id, w.lease_until AS stale FROM webhook_deliveries w
     WHERE w.id IN (SELECT id FROM pick) AND w.status = 'PENDING' AND (w.lease_until IS NULL OR w.lease_until <= statement_timestamp())
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d SET lease_until = statement_timestamp() + $3::interval, lease_token = $4,
+        attempts = d.attempts + CASE WHEN locked.stale IS NULL THEN 0 ELSE 1 END,
+        last_error = CASE WHEN locked.stale IS NULL THEN d.last_error ELSE $5 END
+    FROM locked WHERE d.id = locked.id
+    RETURNING d.id, d.subscription_id, d.partner_id, d.environment, d.event_id, d.body, d.attempts, locked.stale
+), interrupted AS (
+    -- Recorded as it began: when its lease was taken.
+    INSERT INTO webhook_attempts (delivery_id, attempt, subscription_id, partner_id, environment,
+        attempted_at, success, status_code, latency_ms, reason, error, response_body)
+    SELECT id, attempts, subscription_id, partner_id, environment, stale - $3::interval, false, NULL, 0, $6, $5, NULL
+    FROM claimed WHERE stale IS NOT NULL
 )
-UPDATE webhook_deliveries d SET lease_until = statement_timestamp() + $3::interval, lease_token = $4
-FROM locked WHERE d.id = locked.id
-RETURNING d.id, d.subscription_id, d.partner_id, d.environment, d.event_id, d.body, d.attempts`,
-		d.opts.PerEndpoint, n, d.opts.Lease, token)
+SELECT id, subscription_id, partner_id, environment, event_id, body, attempts FROM claimed`,
+		d.opts.PerEndpoint, n, d.opts.Lease, token, interruptedError, reasonInterrupted)
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +526,7 @@ func classify(err error) string {
 	var certErr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, netguard.ErrBlocked):
-		return "blocked_address"
+		return reasonBlocked
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.As(err, &dnsErr):
@@ -561,6 +587,12 @@ func (d *Dispatcher) record(c claim, o outcome) {
 	switch n := c.attempts + 1; {
 	case o.ok:
 		r.status = "SUCCEEDED"
+	case o.reason == reasonBlocked:
+		// The guard decides on the resolved address, which a retry would
+		// resolve again to the same refusal for a day: fail it now, and
+		// say so in the log.
+		r.status = "FAILED"
+		r.o.errText = "the endpoint's address is not allowed (private, loopback or otherwise internal); not retried: " + o.errText
 	case n >= len(d.opts.Schedule):
 		r.status = "FAILED"
 	default:

@@ -289,21 +289,26 @@ func TestDialerRefusesLoopbackAtConnectTime(t *testing.T) {
 	require.Zero(t, rc.count())
 
 	// End to end: registered while loopback was allowed, delivered by a
-	// dispatcher that does not allow it — refused on the connected address.
+	// dispatcher that does not allow it — refused on the connected address,
+	// and failed at once: a retry would reach the same address.
 	h := newHarness(t)
 	reg := h.register(tenant, "http://localhost"+port+"/hook", true)
 	opts := fastOptions()
 	opts.Addresses = netguard.Policy{}
-	opts.Schedule = opts.Schedule[:2]
+	opts.Schedule = []time.Duration{0, time.Hour, time.Hour}
 	h.dispatch(opts)
 	h.emit(tenant, "pool-pool_1", poolLowBalance{PoolID: "pool_1"})
 	eventually(t, func() bool {
 		ds := h.deliveries(tenant, reg.Event.WebhookID)
 		return len(ds) == 1 && ds[0].Status == "FAILED"
-	}, "delivery fails")
+	}, "delivery fails at its first attempt, not an hour later")
 	d := h.deliveries(tenant, reg.Event.WebhookID)[0]
-	require.Len(t, d.Attempts, 2)
+	require.Len(t, d.Attempts, 1)
 	require.Equal(t, "blocked_address", d.Attempts[0].Reason)
+	require.Contains(t, d.Attempts[0].Error, "not retried")
+	require.Equal(t, d.Attempts[0].Error, d.LastError)
+	require.Nil(t, d.NextAttemptAt)
+	require.NotNil(t, d.CompletedAt)
 	require.Zero(t, rc.count())
 }
 
@@ -435,7 +440,7 @@ func TestManualRetryAndDelete(t *testing.T) {
 // A dispatcher that dies after attempting but before its outcome is
 // written leaves the delivery leased; when the lease runs out another
 // dispatcher attempts it again. The receiver sees the event twice (same
-// id), the log records what was written: one attempt, one success.
+// id), and the log says so: an interrupted attempt, then a success.
 func TestOutcomeLostBeforeRecordingMeansARetry(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -461,9 +466,14 @@ func TestOutcomeLostBeforeRecordingMeansARetry(t *testing.T) {
 	h.dispatch(fastOptions())
 	eventually(t, func() bool { return h.deliveries(tenant, reg.Event.WebhookID)[0].Status == "SUCCEEDED" }, "retried after the lease ran out")
 	d = h.deliveries(tenant, reg.Event.WebhookID)[0]
-	require.Equal(t, 1, d.AttemptCount)
-	require.Len(t, d.Attempts, 1)
-	require.True(t, d.Attempts[0].Success)
+	require.Equal(t, 2, d.AttemptCount)
+	require.Len(t, d.Attempts, 2)
+	require.Equal(t, 1, d.Attempts[0].Attempt)
+	require.False(t, d.Attempts[0].Success)
+	require.Equal(t, "interrupted", d.Attempts[0].Reason)
+	require.Contains(t, d.Attempts[0].Error, "interrupted")
+	require.Equal(t, 2, d.Attempts[1].Attempt)
+	require.True(t, d.Attempts[1].Success)
 	want := projections.WebhookEventID(src.ID.String(), "token_pool.low_balance", 0)
 	got := rc.requests()
 	require.Len(t, got, 2)
@@ -474,7 +484,8 @@ func TestOutcomeLostBeforeRecordingMeansARetry(t *testing.T) {
 
 // A dispatcher whose outcome is written only after its lease ran out and
 // another dispatcher delivered the event writes nothing: the log never
-// holds two successes, or an attempt by a dispatcher that lost the lease.
+// holds two successes, or an attempt by a dispatcher that lost the lease;
+// the second dispatcher logged the first one's attempt as interrupted.
 func TestLateRecordingAfterLosingTheLeaseWritesNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -501,10 +512,12 @@ func TestLateRecordingAfterLosingTheLeaseWritesNothing(t *testing.T) {
 
 	d := h.deliveries(tenant, reg.Event.WebhookID)[0]
 	require.Equal(t, "SUCCEEDED", d.Status)
-	require.Equal(t, 1, d.AttemptCount)
-	require.Len(t, d.Attempts, 1)
+	require.Equal(t, 2, d.AttemptCount)
+	require.Len(t, d.Attempts, 2)
+	require.Equal(t, "interrupted", d.Attempts[0].Reason)
+	require.True(t, d.Attempts[1].Success)
 	require.Equal(t, 2, rc.count())
 	var n int
-	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT count(*) FROM webhook_attempts`).Scan(&n))
+	require.NoError(t, h.db.Pool.QueryRow(h.ctx, `SELECT count(*) FROM webhook_attempts WHERE success`).Scan(&n))
 	require.Equal(t, 1, n)
 }

@@ -22,6 +22,7 @@ const (
 	KindRateLimited                // too many requests
 	KindUnavailable                // a dependency is down; retry later
 	KindNotImplemented             // the capability is not built
+	KindTooLarge                   // the request is larger than the transport accepts
 )
 
 // FieldIssue names one invalid input field.

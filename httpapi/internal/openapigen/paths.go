@@ -38,12 +38,13 @@ type op struct {
 }
 
 var errText = map[int]string{
-	400: "Invalid input: `VALIDATION_ERROR` with `details` naming each field.",
+	400: "Invalid input: `VALIDATION_ERROR` with `details` naming each field by its JSON path (`stakeholders[0].partnerUserId`), or the path or query parameter (invalid UTF-8, control characters, more than 255 bytes). A body member the schema does not define is refused, not ignored.",
 	401: "Missing or invalid credentials. JWT: `MISSING_CREDENTIALS`, `INVALID_TOKEN`. Keys: `MISSING_CREDENTIALS`, `INVALID_KEY` (unknown, deactivated, expired or revoked), `INVALID_SIGNATURE`, `TIMESTAMP_OUT_OF_RANGE`, `REPLAYED_REQUEST`.",
 	402: "Payment Required.",
 	403: "Authenticated but not allowed: `PARTNER_SUSPENDED`, `SECRET_KEY_REQUIRED` (a `pk_` key on an endpoint needing `sk_`), `PUBLISHABLE_KEY_REQUIRED` (an `sk_` key sent without signature to a Widget endpoint).",
 	404: "Not found (or not yours: other partners' and other environments' resources are invisible).",
 	409: "Conflict with the resource's current state.",
+	413: "`PAYLOAD_TOO_LARGE`: the request body is larger than 1 MiB.",
 	422: "Well-formed but cannot be processed.",
 	429: "Rate limit exceeded: `RATE_LIMITED`. Wait `Retry-After` seconds.",
 	500: "Unexpected server error: `INTERNAL`. The message never carries details; quote the `requestId`.",
@@ -290,7 +291,7 @@ var authNote = map[httpapi.AuthKind]string{
 // responseName names the shared error responses in components.responses.
 var responseName = map[int]string{
 	400: "BadRequest", 401: "Unauthorized", 402: "PaymentRequired", 403: "Forbidden", 404: "NotFound",
-	409: "Conflict", 422: "Unprocessable", 429: "TooManyRequests", 500: "InternalError",
+	409: "Conflict", 413: "PayloadTooLarge", 422: "Unprocessable", 429: "TooManyRequests", 500: "InternalError",
 	501: "NotImplemented", 503: "Unavailable",
 }
 
@@ -431,6 +432,10 @@ func operation(o op, rt httpapi.Route) O {
 	}
 	if o.body != "" || o.paged || len(o.query) > 0 || len(pathParams(o.path)) > 0 {
 		codes = append(codes, 400)
+	}
+	// Signed requests are buffered, whatever their method, to hash the body.
+	if o.body != "" || rt.Auth == httpapi.AuthHMAC || rt.Auth == httpapi.AuthHMACSecret {
+		codes = append(codes, 413)
 	}
 	for c := range o.errs {
 		codes = append(codes, c)
