@@ -33,30 +33,74 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	if err := ensureSchema(ctx, pool, p); err != nil {
 		return 0, err
 	}
-	// One rebuild per projection at a time: a second would drop the first's
-	// scratch schema under it.
-	guard, err := pool.Acquire(ctx)
+	release, err := lockRebuild(ctx, pool, p)
 	if err != nil {
 		return 0, err
 	}
-	defer guard.Release()
+	defer release()
+	live := Schema(p.Name())
+	rb := &rebuild{ctx: ctx, rctx: withReplay(ctx), pool: pool, p: p, progress: progress, start: time.Now(),
+		live: live, fresh: live + "_rebuild", freshID: pgx.Identifier{live + "_rebuild"}.Sanitize()}
+	deferred, err := rb.prepare()
+	if err != nil {
+		return 0, err
+	}
+	pos, err := rb.bulk()
+	if err != nil {
+		return 0, err
+	}
+	if err := rb.buildIndexes(deferred); err != nil {
+		return 0, err
+	}
+	if pos, err = rb.swap(pos); err != nil {
+		return 0, err
+	}
+	if progress != nil {
+		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(rb.start)})
+	}
+	return pos, nil
+}
+
+// lockRebuild allows one rebuild per projection at a time: a second would
+// drop the first's scratch schema under it.
+func lockRebuild(ctx context.Context, pool *pgxpool.Pool, p Projection) (release func(), err error) {
+	guard, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	key := applyLockKey("rebuild:" + p.Name())
 	var got bool
 	if err := guard.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
-		return 0, err
+		guard.Release()
+		return nil, err
 	}
 	if !got {
-		return 0, fmt.Errorf("projections: a rebuild of %s is already running", p.Name())
+		guard.Release()
+		return nil, fmt.Errorf("projections: a rebuild of %s is already running", p.Name())
 	}
-	defer guard.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key) //nolint:errcheck
-	start := time.Now()
-	live := Schema(p.Name())
-	fresh := live + "_rebuild"
-	freshID := pgx.Identifier{fresh}.Sanitize()
-	rctx := withReplay(ctx)
+	return func() {
+		_, _ = guard.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
+		guard.Release()
+	}, nil
+}
 
-	var deferred []string // CREATE INDEX statements to run after the bulk phase
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+// rebuild is one rebuild in progress: the live schema, the scratch one it
+// fills, and how to report.
+type rebuild struct {
+	ctx, rctx            context.Context // rctx marks the replay for side-effecting projections
+	pool                 *pgxpool.Pool
+	p                    Projection
+	progress             func(RebuildProgress)
+	start                time.Time
+	live, fresh, freshID string
+}
+
+// prepare creates the scratch schema, and returns the CREATE INDEX
+// statements of the secondary indexes a BulkRebuilder builds after the
+// bulk phase instead of row by row.
+func (rb *rebuild) prepare() (deferred []string, err error) {
+	ctx, p, fresh, freshID := rb.ctx, rb.p, rb.fresh, rb.freshID
+	err = pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+freshID+` CASCADE`); err != nil {
 			return err
 		}
@@ -70,14 +114,15 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
+	return deferred, err
+}
 
-	// Bulk phase, outside the swap lock: one transaction per page keeps
-	// transactions short while live traffic continues. The next page is
-	// read on another connection while this one applies, so reading the
-	// store overlaps writing the tables.
+// bulk replays the event store into the scratch schema, outside the swap
+// lock: one transaction per page keeps transactions short while live
+// traffic continues. The next page is read on another connection while
+// this one applies, so reading the store overlaps writing the tables.
+func (rb *rebuild) bulk() (int64, error) {
+	ctx, pool, p, fresh, freshID := rb.ctx, rb.pool, rb.p, rb.fresh, rb.freshID
 	pages, stopReading := readAhead(ctx, pool)
 	defer stopReading()
 	var pos int64
@@ -89,12 +134,12 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		if pg.err != nil {
 			return 0, pg.err
 		}
-		hctx, hooks := withCommitHooks(rctx)
+		hctx, hooks := withCommitHooks(rb.rctx)
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			*hooks = nil
 			// A crash loses only scratch tables a new rebuild drops, so
 			// the bulk phase need not wait for each page's fsync; the swap
-			// below commits synchronously.
+			// commits synchronously.
 			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
 				return err
 			}
@@ -107,37 +152,42 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		if len(pg.evs) > 0 {
 			pos = pg.evs[len(pg.evs)-1].Position
 		}
-		if progress != nil {
+		if rb.progress != nil {
 			head, _ := eventstore.ReadHead(ctx, pool)
-			progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(start)})
+			rb.progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(rb.start)})
 		}
 		if len(pg.evs) < rebuildPage {
-			break
+			return pos, nil
 		}
 	}
+}
 
-	// Still outside the swap lock: build the deferred indexes once, from
-	// the loaded tables, before the tail and the swap.
-	if len(deferred) > 0 {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
-				return err
-			}
-			for _, def := range deferred {
-				if _, err := tx.Exec(ctx, def); err != nil {
-					return fmt.Errorf("projections: rebuild %s: %s: %w", p.Name(), def, err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, err
-		}
+// buildIndexes builds the deferred indexes once, from the loaded tables,
+// still outside the swap lock.
+func (rb *rebuild) buildIndexes(deferred []string) error {
+	if len(deferred) == 0 {
+		return nil
 	}
+	ctx := rb.ctx
+	return pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+			return err
+		}
+		for _, def := range deferred {
+			if _, err := tx.Exec(ctx, def); err != nil {
+				return fmt.Errorf("projections: rebuild %s: %s: %w", rb.p.Name(), def, err)
+			}
+		}
+		return nil
+	})
+}
 
-	// Swap phase: exclude the live projector, catch up the tail, rename.
-	hctx, hooks := withCommitHooks(rctx)
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+// swap excludes the live projector, catches up the tail committed since
+// the bulk phase, and renames the scratch schema in, in one transaction.
+func (rb *rebuild) swap(pos int64) (int64, error) {
+	ctx, p, fresh, freshID, live := rb.ctx, rb.p, rb.fresh, rb.freshID, rb.live
+	hctx, hooks := withCommitHooks(rb.rctx)
+	err := pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
 		*hooks = nil
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name())); err != nil {
 			return err
@@ -159,24 +209,21 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 		oldID := pgx.Identifier{live + "_old"}.Sanitize()
 		for _, stmt := range []string{
 			`DROP SCHEMA IF EXISTS ` + oldID + ` CASCADE`,
-			`ALTER SCHEMA ` + liveID + ` RENAME TO ` + pgx.Identifier{live + "_old"}.Sanitize(),
-			`ALTER SCHEMA ` + freshID + ` RENAME TO ` + pgx.Identifier{live}.Sanitize(),
+			`ALTER SCHEMA ` + liveID + ` RENAME TO ` + oldID,
+			`ALTER SCHEMA ` + freshID + ` RENAME TO ` + liveID,
 			`DROP SCHEMA ` + oldID + ` CASCADE`,
 		} {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, checkpointSQL, p.Name(), pos)
+		_, err := tx.Exec(ctx, checkpointSQL, p.Name(), pos)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	runHooks(hooks)
-	if progress != nil {
-		progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: pos, Elapsed: time.Since(start)})
-	}
 	return pos, nil
 }
 

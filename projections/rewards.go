@@ -118,93 +118,20 @@ func (Rewards) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 }
 
 func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event, exec func(string, ...any) error) error {
+	r := rewardRow{p: p, env: env, at: at, e: e, exec: exec}
 	switch v := pl.(type) {
 	case events.EndUserCreated:
-		if err := exec(`INSERT INTO users (partner_id, environment, external_id, user_id, email, first_name, last_name, metadata, auto_created, created_at, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)`, p, env, v.ExternalID, v.UserID, v.Email, v.FirstName, v.LastName, jsonOrEmpty(v.Metadata), v.AutoCreated, at); err != nil {
-			return err
-		}
-		return exec(`INSERT INTO balances (partner_id, environment, user_id, external_id, updated_at) VALUES ($1,$2,$3,$4,$5)`, p, env, v.UserID, v.ExternalID, at)
+		return r.endUserCreated(v)
 	case events.EndUserUpdated:
-		var md *string
-		if len(v.Metadata) > 0 {
-			s := string(v.Metadata)
-			md = &s
-		}
-		return exec(`UPDATE users SET email = coalesce($4, email), first_name = coalesce($5, first_name), last_name = coalesce($6, last_name),
-			metadata = coalesce($7::jsonb, metadata), updated_at = $8 WHERE partner_id = $1 AND environment = $2 AND external_id = $3`,
-			p, env, v.ExternalID, v.Email, v.FirstName, v.LastName, md, at)
+		return r.endUserUpdated(v)
 	case events.ActionCompleted:
-		sh, _ := json.Marshal(v.Stakeholders)
-		ids, _ := json.Marshal(v.TransactionIDs)
-		if err := exec(`INSERT INTO actions (action_id, partner_id, environment, idempotency_key, action_type, amount, currency, status,
-			tokens_distributed, pool_id, campaign_id, stakeholders, transaction_ids, metadata, created_at, updated_at, position)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,'COMPLETED',$8,$9,$10,$11,$12,$13,$14,$14,$15)
-			ON CONFLICT (action_id) DO UPDATE SET status = 'COMPLETED', tokens_distributed = $8, pool_id = $9, campaign_id = $10,
-			stakeholders = $11, transaction_ids = $12, failure_code = '', failure_reason = '', attempts = actions.attempts + 1, updated_at = $14`,
-			v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.TokensDistributed, v.PoolID, v.CampaignID,
-			string(sh), string(ids), jsonOrEmpty(v.Metadata), at, e.Position); err != nil {
-			return err
-		}
-		for _, r := range v.Stakeholders {
-			if r.Tokens == 0 {
-				continue
-			}
-			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
-				VALUES ($1,$2,$3,'REWARD','CREDIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
-				v.ActionID, v.PoolID, v.CampaignID, fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency), at, e.Position, r.StakeholderTypeCode); err != nil {
-				return err
-			}
-			if err := exec(`UPDATE balances SET balance = balance + $4, total_earned = total_earned + $4, updated_at = $5
-				WHERE partner_id = $1 AND environment = $2 AND user_id = $3`, p, env, r.UserID, r.Tokens, at); err != nil {
-				return err
-			}
-		}
-		return nil
+		return r.actionCompleted(v)
 	case events.ActionFailed:
-		sh, _ := json.Marshal(v.Stakeholders)
-		return exec(`INSERT INTO actions (action_id, partner_id, environment, idempotency_key, action_type, amount, currency, status,
-			tokens_distributed, pool_id, campaign_id, stakeholders, transaction_ids, metadata, failure_code, failure_reason, created_at, updated_at, position)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,'FAILED',0,$8,$9,$10,'[]',$11,$12,$13,$14,$14,$15)
-			ON CONFLICT (action_id) DO UPDATE SET status = 'FAILED', failure_code = $12, failure_reason = $13,
-			attempts = actions.attempts + 1, updated_at = $14`,
-			v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID, string(sh),
-			jsonOrEmpty(v.Metadata), v.Code, v.Reason, at, e.Position)
+		return r.actionFailed(v)
 	case events.ActionReversed:
-		ids, _ := json.Marshal(v.TransactionIDs)
-		if err := exec(`UPDATE actions SET status = 'REVERSED', tokens_reversed = $2, reversal_reason = $3, reversed_at = $4, updated_at = $4,
-			transaction_ids = transaction_ids || $5::jsonb WHERE action_id = $1`, v.ActionID, v.TokensReversed, v.Reason, at, string(ids)); err != nil {
-			return err
-		}
-		for _, r := range v.Stakeholders {
-			if r.Tokens == 0 {
-				continue
-			}
-			if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
-				VALUES ($1,$2,$3,'REVERSAL','DEBIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
-				v.ActionID, v.PoolID, v.CampaignID, "reversal: "+v.Reason, at, e.Position, r.StakeholderTypeCode); err != nil {
-				return err
-			}
-			if err := exec(`UPDATE balances SET balance = balance - $4, total_reversed = total_reversed + $4, updated_at = $5
-				WHERE partner_id = $1 AND environment = $2 AND user_id = $3`, p, env, r.UserID, r.Tokens, at); err != nil {
-				return err
-			}
-		}
-		return nil
+		return r.actionReversed(v)
 	case events.PoolProvisioned:
-		if err := exec(`INSERT INTO pools (pool_id, partner_id, environment, name, allocated, low_balance_threshold, expires_at, vesting_days,
-			auto_refill, auto_refill_threshold, auto_refill_amount, created_at, updated_at, provisioned) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12,true)
-			ON CONFLICT (pool_id) DO UPDATE SET name = $4, allocated = pools.allocated + $5, low_balance_threshold = $6, expires_at = $7,
-			vesting_days = $8, auto_refill = $9, auto_refill_threshold = $10, auto_refill_amount = $11, updated_at = $12, provisioned = true`,
-			v.PoolID, p, env, v.Name, v.Allocated, v.LowBalanceThreshold, v.ExpiresAt, v.VestingDays, v.AutoRefill,
-			v.AutoRefillThreshold, v.AutoRefillAmount, at); err != nil {
-			return err
-		}
-		if v.Allocated > 0 {
-			return exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, pool_id, description, created_at, position)
-				VALUES ($1,$2,$3,'ALLOCATION','CREDIT',$4,$5,'initial pool allocation',$6,$7)`, allocationTxnID(e), p, env, v.Allocated, v.PoolID, at, e.Position)
-		}
-		return nil
+		return r.poolProvisioned(v)
 	case events.PoolDebited:
 		return exec(`UPDATE pools SET distributed = distributed + $2, updated_at = $3 WHERE pool_id = $1`, v.PoolID, v.Amount, at)
 	case events.PoolCredited:
@@ -212,40 +139,13 @@ func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event
 	case events.PoolLowBalance:
 		return exec(`UPDATE pools SET low_balance_at = $2 WHERE pool_id = $1`, v.PoolID, at)
 	case events.PoolAllocationRequested:
-		// A pool that does not exist yet (production before its first
-		// approval) gets a placeholder row so the request has a home.
-		if err := exec(`INSERT INTO pools (pool_id, partner_id, environment, created_at, updated_at) VALUES ($1,$2,$3,$4,$4)
-			ON CONFLICT (pool_id) DO NOTHING`, v.PoolID, p, env, at); err != nil {
-			return err
-		}
-		return exec(`INSERT INTO allocation_requests (request_id, partner_id, environment, pool_id, amount, reason, status, auto, created_at)
-			VALUES ($1,$2,$3,$4,$5,$6,'PENDING',$7,$8)`, v.RequestID, p, env, v.PoolID, v.Amount, v.Reason, v.Auto, at)
+		return r.poolAllocationRequested(v)
 	case events.PoolAllocationApproved:
-		if err := exec(`UPDATE allocation_requests SET status = 'APPROVED', decided_by = $2, decided_at = $3 WHERE request_id = $1`, v.RequestID, v.ApprovedBy, at); err != nil {
-			return err
-		}
-		if err := exec(`UPDATE pools SET allocated = allocated + $2, updated_at = $3 WHERE pool_id = $1`, v.PoolID, v.Amount, at); err != nil {
-			return err
-		}
-		return exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, pool_id, description, created_at, position)
-			VALUES ($1,$2,$3,'ALLOCATION','CREDIT',$4,$5,$6,$7,$8)`, allocationTxnID(e), p, env, v.Amount, v.PoolID, "allocation request "+v.RequestID, at, e.Position)
+		return r.poolAllocationApproved(v)
 	case events.CampaignCreated:
-		c := v.Config
-		at2, _ := json.Marshal(c.ActionTypes)
-		tiers, _ := json.Marshal(c.Tiers)
-		splits, _ := json.Marshal(c.Splits)
-		return exec(`INSERT INTO campaigns (campaign_id, partner_id, environment, name, description, status, starts_at, ends_at, action_types,
-			multiplier, tiers, splits, token_budget, token_pool_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
-			v.CampaignID, p, env, c.Name, c.Description, v.Status, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits),
-			c.TokenBudget, c.TokenPoolID, at)
+		return r.campaignCreated(v)
 	case events.CampaignUpdated:
-		c := v.Config
-		at2, _ := json.Marshal(c.ActionTypes)
-		tiers, _ := json.Marshal(c.Tiers)
-		splits, _ := json.Marshal(c.Splits)
-		return exec(`UPDATE campaigns SET name = $2, description = $3, starts_at = $4, ends_at = $5, action_types = $6, multiplier = $7,
-			tiers = $8, splits = $9, token_budget = $10, token_pool_id = $11, updated_at = $12 WHERE campaign_id = $1`,
-			v.CampaignID, c.Name, c.Description, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits), c.TokenBudget, c.TokenPoolID, at)
+		return r.campaignUpdated(v)
 	case events.CampaignStatusChanged:
 		return exec(`UPDATE campaigns SET status = $2, updated_at = $3 WHERE campaign_id = $1`, v.CampaignID, v.To, at)
 	case events.CampaignBudgetDebited:
@@ -257,4 +157,164 @@ func applyRewards(pl events.Payload, p, env string, at time.Time, e events.Event
 			v.RequestID, v.RejectedBy, v.Reason, at)
 	}
 	return nil
+}
+
+// rewardRow is what applying one event to the rewards tables needs: its
+// tenant, its time and position, and where statements go.
+type rewardRow struct {
+	p, env string
+	at     time.Time
+	e      events.Event
+	exec   func(string, ...any) error
+}
+
+func (r rewardRow) endUserCreated(v events.EndUserCreated) error {
+	p, env, at, exec := r.p, r.env, r.at, r.exec
+	if err := exec(`INSERT INTO users (partner_id, environment, external_id, user_id, email, first_name, last_name, metadata, auto_created, created_at, updated_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$10)`, p, env, v.ExternalID, v.UserID, v.Email, v.FirstName, v.LastName, jsonOrEmpty(v.Metadata), v.AutoCreated, at); err != nil {
+		return err
+	}
+	return exec(`INSERT INTO balances (partner_id, environment, user_id, external_id, updated_at) VALUES ($1,$2,$3,$4,$5)`, p, env, v.UserID, v.ExternalID, at)
+}
+
+func (r rewardRow) endUserUpdated(v events.EndUserUpdated) error {
+	p, env, at, exec := r.p, r.env, r.at, r.exec
+	var md *string
+	if len(v.Metadata) > 0 {
+		s := string(v.Metadata)
+		md = &s
+	}
+	return exec(`UPDATE users SET email = coalesce($4, email), first_name = coalesce($5, first_name), last_name = coalesce($6, last_name),
+		metadata = coalesce($7::jsonb, metadata), updated_at = $8 WHERE partner_id = $1 AND environment = $2 AND external_id = $3`,
+		p, env, v.ExternalID, v.Email, v.FirstName, v.LastName, md, at)
+}
+
+func (r rewardRow) actionCompleted(v events.ActionCompleted) error {
+	p, env, at, e, exec := r.p, r.env, r.at, r.e, r.exec
+	sh, _ := json.Marshal(v.Stakeholders)
+	ids, _ := json.Marshal(v.TransactionIDs)
+	if err := exec(`INSERT INTO actions (action_id, partner_id, environment, idempotency_key, action_type, amount, currency, status,
+		tokens_distributed, pool_id, campaign_id, stakeholders, transaction_ids, metadata, created_at, updated_at, position)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,'COMPLETED',$8,$9,$10,$11,$12,$13,$14,$14,$15)
+		ON CONFLICT (action_id) DO UPDATE SET status = 'COMPLETED', tokens_distributed = $8, pool_id = $9, campaign_id = $10,
+		stakeholders = $11, transaction_ids = $12, failure_code = '', failure_reason = '', attempts = actions.attempts + 1, updated_at = $14`,
+		v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.TokensDistributed, v.PoolID, v.CampaignID,
+		string(sh), string(ids), jsonOrEmpty(v.Metadata), at, e.Position); err != nil {
+		return err
+	}
+	for _, r := range v.Stakeholders {
+		if r.Tokens == 0 {
+			continue
+		}
+		if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
+			VALUES ($1,$2,$3,'REWARD','CREDIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
+			v.ActionID, v.PoolID, v.CampaignID, fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency), at, e.Position, r.StakeholderTypeCode); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE balances SET balance = balance + $4, total_earned = total_earned + $4, updated_at = $5
+			WHERE partner_id = $1 AND environment = $2 AND user_id = $3`, p, env, r.UserID, r.Tokens, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r rewardRow) actionFailed(v events.ActionFailed) error {
+	p, env, at, e, exec := r.p, r.env, r.at, r.e, r.exec
+	sh, _ := json.Marshal(v.Stakeholders)
+	return exec(`INSERT INTO actions (action_id, partner_id, environment, idempotency_key, action_type, amount, currency, status,
+		tokens_distributed, pool_id, campaign_id, stakeholders, transaction_ids, metadata, failure_code, failure_reason, created_at, updated_at, position)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,'FAILED',0,$8,$9,$10,'[]',$11,$12,$13,$14,$14,$15)
+		ON CONFLICT (action_id) DO UPDATE SET status = 'FAILED', failure_code = $12, failure_reason = $13,
+		attempts = actions.attempts + 1, updated_at = $14`,
+		v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID, string(sh),
+		jsonOrEmpty(v.Metadata), v.Code, v.Reason, at, e.Position)
+}
+
+func (r rewardRow) actionReversed(v events.ActionReversed) error {
+	p, env, at, e, exec := r.p, r.env, r.at, r.e, r.exec
+	ids, _ := json.Marshal(v.TransactionIDs)
+	if err := exec(`UPDATE actions SET status = 'REVERSED', tokens_reversed = $2, reversal_reason = $3, reversed_at = $4, updated_at = $4,
+		transaction_ids = transaction_ids || $5::jsonb WHERE action_id = $1`, v.ActionID, v.TokensReversed, v.Reason, at, string(ids)); err != nil {
+		return err
+	}
+	for _, r := range v.Stakeholders {
+		if r.Tokens == 0 {
+			continue
+		}
+		if err := exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, user_id, external_id, action_id, pool_id, campaign_id, description, created_at, position, stakeholder_type_code)
+			VALUES ($1,$2,$3,'REVERSAL','DEBIT',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`, r.TransactionID, p, env, r.Tokens, r.UserID, r.PartnerUserID,
+			v.ActionID, v.PoolID, v.CampaignID, "reversal: "+v.Reason, at, e.Position, r.StakeholderTypeCode); err != nil {
+			return err
+		}
+		if err := exec(`UPDATE balances SET balance = balance - $4, total_reversed = total_reversed + $4, updated_at = $5
+			WHERE partner_id = $1 AND environment = $2 AND user_id = $3`, p, env, r.UserID, r.Tokens, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r rewardRow) poolProvisioned(v events.PoolProvisioned) error {
+	p, env, at, e, exec := r.p, r.env, r.at, r.e, r.exec
+	if err := exec(`INSERT INTO pools (pool_id, partner_id, environment, name, allocated, low_balance_threshold, expires_at, vesting_days,
+		auto_refill, auto_refill_threshold, auto_refill_amount, created_at, updated_at, provisioned) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12,true)
+		ON CONFLICT (pool_id) DO UPDATE SET name = $4, allocated = pools.allocated + $5, low_balance_threshold = $6, expires_at = $7,
+		vesting_days = $8, auto_refill = $9, auto_refill_threshold = $10, auto_refill_amount = $11, updated_at = $12, provisioned = true`,
+		v.PoolID, p, env, v.Name, v.Allocated, v.LowBalanceThreshold, v.ExpiresAt, v.VestingDays, v.AutoRefill,
+		v.AutoRefillThreshold, v.AutoRefillAmount, at); err != nil {
+		return err
+	}
+	if v.Allocated > 0 {
+		return exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, pool_id, description, created_at, position)
+			VALUES ($1,$2,$3,'ALLOCATION','CREDIT',$4,$5,'initial pool allocation',$6,$7)`, allocationTxnID(e), p, env, v.Allocated, v.PoolID, at, e.Position)
+	}
+	return nil
+}
+
+func (r rewardRow) poolAllocationRequested(v events.PoolAllocationRequested) error {
+	p, env, at, exec := r.p, r.env, r.at, r.exec
+	// A pool that does not exist yet (production before its first
+	// approval) gets a placeholder row so the request has a home.
+	if err := exec(`INSERT INTO pools (pool_id, partner_id, environment, created_at, updated_at) VALUES ($1,$2,$3,$4,$4)
+		ON CONFLICT (pool_id) DO NOTHING`, v.PoolID, p, env, at); err != nil {
+		return err
+	}
+	return exec(`INSERT INTO allocation_requests (request_id, partner_id, environment, pool_id, amount, reason, status, auto, created_at)
+		VALUES ($1,$2,$3,$4,$5,$6,'PENDING',$7,$8)`, v.RequestID, p, env, v.PoolID, v.Amount, v.Reason, v.Auto, at)
+}
+
+func (r rewardRow) poolAllocationApproved(v events.PoolAllocationApproved) error {
+	p, env, at, e, exec := r.p, r.env, r.at, r.e, r.exec
+	if err := exec(`UPDATE allocation_requests SET status = 'APPROVED', decided_by = $2, decided_at = $3 WHERE request_id = $1`, v.RequestID, v.ApprovedBy, at); err != nil {
+		return err
+	}
+	if err := exec(`UPDATE pools SET allocated = allocated + $2, updated_at = $3 WHERE pool_id = $1`, v.PoolID, v.Amount, at); err != nil {
+		return err
+	}
+	return exec(`INSERT INTO transactions (transaction_id, partner_id, environment, type, direction, tokens, pool_id, description, created_at, position)
+		VALUES ($1,$2,$3,'ALLOCATION','CREDIT',$4,$5,$6,$7,$8)`, allocationTxnID(e), p, env, v.Amount, v.PoolID, "allocation request "+v.RequestID, at, e.Position)
+}
+
+func (r rewardRow) campaignCreated(v events.CampaignCreated) error {
+	p, env, at, exec := r.p, r.env, r.at, r.exec
+	c := v.Config
+	at2, _ := json.Marshal(c.ActionTypes)
+	tiers, _ := json.Marshal(c.Tiers)
+	splits, _ := json.Marshal(c.Splits)
+	return exec(`INSERT INTO campaigns (campaign_id, partner_id, environment, name, description, status, starts_at, ends_at, action_types,
+		multiplier, tiers, splits, token_budget, token_pool_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)`,
+		v.CampaignID, p, env, c.Name, c.Description, v.Status, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits),
+		c.TokenBudget, c.TokenPoolID, at)
+}
+
+func (r rewardRow) campaignUpdated(v events.CampaignUpdated) error {
+	at, exec := r.at, r.exec
+	c := v.Config
+	at2, _ := json.Marshal(c.ActionTypes)
+	tiers, _ := json.Marshal(c.Tiers)
+	splits, _ := json.Marshal(c.Splits)
+	return exec(`UPDATE campaigns SET name = $2, description = $3, starts_at = $4, ends_at = $5, action_types = $6, multiplier = $7,
+		tiers = $8, splits = $9, token_budget = $10, token_pool_id = $11, updated_at = $12 WHERE campaign_id = $1`,
+		v.CampaignID, c.Name, c.Description, c.StartsAt, c.EndsAt, string(at2), c.Multiplier, string(tiers), string(splits), c.TokenBudget, c.TokenPoolID, at)
 }
