@@ -192,17 +192,9 @@ func (a *api) listActions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getAction(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	act, err := projections.GetAction(r.Context(), a.DB, t, mux.Vars(r)["id"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, act)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetAction(r.Context(), a.DB, t, mux.Vars(r)["id"])
+	})
 }
 
 func (a *api) reverseAction(w http.ResponseWriter, r *http.Request) {

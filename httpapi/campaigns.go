@@ -38,31 +38,15 @@ func (a *api) listCampaigns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) activeCampaign(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	c, err := projections.ActiveCampaign(r.Context(), a.DB, t)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.ActiveCampaign(r.Context(), a.DB, t)
+	})
 }
 
 func (a *api) getCampaign(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	c, err := projections.GetCampaign(r.Context(), a.DB, t, mux.Vars(r)["id"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetCampaign(r.Context(), a.DB, t, mux.Vars(r)["id"])
+	})
 }
 
 func (a *api) campaignAnalytics(w http.ResponseWriter, r *http.Request) {
@@ -74,17 +58,9 @@ func (a *api) campaignAnalytics(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	an, err := projections.GetCampaignAnalytics(r.Context(), a.DB, t, mux.Vars(r)["id"], from, to)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, an)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetCampaignAnalytics(r.Context(), a.DB, t, mux.Vars(r)["id"], from, to)
+	})
 }
 
 // answerCampaign answers a committed campaign write from the command's

@@ -8,21 +8,14 @@ import (
 	"time"
 
 	"github.com/sirgiving/ledger/apiusage"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
 func (a *api) dashboardSummary(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s, err := projections.Summary(r.Context(), a.DB, t, time.Now())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.Summary(r.Context(), a.DB, t, time.Now())
+	})
 }
 
 func (a *api) dashboardTrends(w http.ResponseWriter, r *http.Request) {
@@ -31,17 +24,9 @@ func (a *api) dashboardTrends(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	tr, err := projections.DailyTrends(r.Context(), a.DB, t, days, time.Now())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tr)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.DailyTrends(r.Context(), a.DB, t, days, time.Now())
+	})
 }
 
 func (a *api) topEarners(w http.ResponseWriter, r *http.Request) {

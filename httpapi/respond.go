@@ -198,3 +198,20 @@ func writeList[T any](w http.ResponseWriter, p Page, total int64, data []T) {
 		Page: p.Page, Limit: p.Limit, Total: total, HasMore: int64(p.Offset()+len(data)) < total,
 	}})
 }
+
+// serveRead answers a read of the caller's tenant: once the read models
+// reflect the tenant's last write (bounded by ReadWait), read's result is
+// the 200 body; either error is the answer instead.
+func (a *api) serveRead(w http.ResponseWriter, r *http.Request, read func(t eventstore.Tenant) (any, error)) {
+	t, err := a.readTenant(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, err := read(t)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
 )
 
@@ -50,15 +51,7 @@ func (a *api) listTransactions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) getTransaction(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	tx, err := projections.GetTransaction(r.Context(), a.DB, t, mux.Vars(r)["id"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tx)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetTransaction(r.Context(), a.DB, t, mux.Vars(r)["id"])
+	})
 }

@@ -71,17 +71,9 @@ func (a *api) answerUser(w http.ResponseWriter, r *http.Request, sc eventstore.T
 }
 
 func (a *api) getUser(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	u, err := projections.GetUser(r.Context(), a.DB, t, mux.Vars(r)["externalId"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, u)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetUser(r.Context(), a.DB, t, mux.Vars(r)["externalId"])
+	})
 }
 
 func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
@@ -104,17 +96,9 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) userBalance(w http.ResponseWriter, r *http.Request) {
-	t, err := a.readTenant(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	b, err := projections.GetBalance(r.Context(), a.DB, t, mux.Vars(r)["externalId"])
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
+	a.serveRead(w, r, func(t eventstore.Tenant) (any, error) {
+		return projections.GetBalance(r.Context(), a.DB, t, mux.Vars(r)["externalId"])
+	})
 }
 
 func (a *api) userTransactions(w http.ResponseWriter, r *http.Request) {
