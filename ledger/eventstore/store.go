@@ -525,7 +525,7 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*d
 			if isInfra(err) {
 				return d, err
 			}
-			if e := AsError(err); e.Kind == KindInternal {
+			if e := (*Error)(nil); errors.As(err, &e) && e.Kind == KindInternal {
 				s.log.Error("a command failed on its own; its group commit goes on", "err", err)
 			}
 			d.results[i] = response{err: err, res: Result{Position: s.knownHead}}
