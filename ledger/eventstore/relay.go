@@ -204,6 +204,9 @@ func (r *Relay) drain() {
 		r.log.Warn("relay could not drain at shutdown; events stay in PostgreSQL for the next start", "err", err)
 		return
 	}
+	// Another process may have led between this one's last round and now:
+	// start from the checkpoint and stream as they are, not as remembered.
+	r.synced = false
 	for {
 		n, err := r.Flush(ctx)
 		if err != nil {
