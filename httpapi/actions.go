@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
@@ -234,8 +235,6 @@ func (a *api) reverseAction(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, act)
 }
-
-// --- token pools
 
 // stakeholderRequest is one stakeholder of a submitted action.
 type stakeholderRequest struct {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/projections"
 )
@@ -94,8 +95,6 @@ func (a *api) listRequests(w http.ResponseWriter, r *http.Request) {
 	}
 	writeList(w, p, total, reqs)
 }
-
-// --- transactions
 
 // allocationRequest is the body of POST /token-pools/request; tokenPoolId
 // is accepted as an alias of poolId.

@@ -125,8 +125,6 @@ func oneOf(field, v string, allowed ...string) error {
 	return eventstore.Invalid("bad filter", eventstore.FieldIssue{Field: field, Issue: "must be one of " + strings.Join(allowed, ", ")})
 }
 
-// --- users
-
 // intParam reads an optional integer query parameter within [min, max].
 func intParam(r *http.Request, name string, min, max, def int) (int, error) {
 	v := r.URL.Query().Get(name)

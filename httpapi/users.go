@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
@@ -130,8 +131,6 @@ func (a *api) userTransactions(w http.ResponseWriter, r *http.Request) {
 	}
 	writeList(w, p, total, txns)
 }
-
-// --- actions
 
 // userRequest is the body of POST /users; externalId is accepted as an
 // alias of partnerUserId.

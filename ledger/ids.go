@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
