@@ -470,41 +470,49 @@ func (s *Service) ReverseAction(ctx context.Context, sc eventstore.Tenant, meta 
 		reason = "reversed by partner"
 	}
 	return s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Decide: func(ss *eventstore.Session) error {
-		st, err := ss.Load(ActionStream(actionID))
-		if err != nil {
-			return err
-		}
-		a := st.State.(*Action)
-		if st.Version == 0 || a.PartnerID != sc.PartnerID || a.Environment != sc.Environment {
-			return eventstore.Errorf(eventstore.KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
-		}
-		switch a.Status {
-		case StatusReversed:
-			return eventstore.Errorf(eventstore.KindConflict, "ALREADY_REVERSED", "action %s is already reversed", actionID)
-		case StatusFailed:
-			return eventstore.Errorf(eventstore.KindConflict, "NOT_REVERSIBLE", "action %s failed and has nothing to reverse", actionID)
-		}
-		c := a.Completed
-		rewards := make([]events.ActionReward, len(c.Stakeholders))
-		txids := []string{}
-		for i, r := range c.Stakeholders {
-			r.TransactionID = ""
-			if r.Tokens > 0 {
-				r.TransactionID = transactionID(actionID, "reversal", i)
-				txids = append(txids, r.TransactionID)
-			}
-			rewards[i] = r
-		}
-		ss.Emit(st.ID, events.ActionReversed{ActionID: actionID, IdempotencyKey: c.IdempotencyKey, ActionType: c.ActionType,
-			Amount: c.Amount, Currency: c.Currency, Status: StatusReversed, TokensDistributed: c.TokensDistributed,
-			TokensReversed: c.TokensDistributed, TransactionIDs: txids, Stakeholders: rewards, PoolID: c.PoolID,
-			CampaignID: c.CampaignID, Reason: reason})
-		if c.TokensDistributed > 0 {
-			ss.Emit(PoolStream(c.PoolID), events.PoolCredited{PoolID: c.PoolID, ActionID: actionID, Amount: c.TokensDistributed, Reason: "reversal"})
-			if err := creditCampaign(ss, sc, c); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := reverse(ss, sc, actionID, reason)
+		return err
 	}})
+}
+
+// reverse is the decision of a reversal, shared by ReverseAction and a
+// refunded donation: it emits the reversal and the pool and budget
+// credits, and returns the tokens taken back.
+func reverse(ss *eventstore.Session, sc eventstore.Tenant, actionID, reason string) (int64, error) {
+	st, err := ss.Load(ActionStream(actionID))
+	if err != nil {
+		return 0, err
+	}
+	a := st.State.(*Action)
+	if st.Version == 0 || a.PartnerID != sc.PartnerID || a.Environment != sc.Environment {
+		return 0, eventstore.Errorf(eventstore.KindNotFound, "ACTION_NOT_FOUND", "no action %s", actionID)
+	}
+	switch a.Status {
+	case StatusReversed:
+		return 0, eventstore.Errorf(eventstore.KindConflict, "ALREADY_REVERSED", "action %s is already reversed", actionID)
+	case StatusFailed:
+		return 0, eventstore.Errorf(eventstore.KindConflict, "NOT_REVERSIBLE", "action %s failed and has nothing to reverse", actionID)
+	}
+	c := a.Completed
+	rewards := make([]events.ActionReward, len(c.Stakeholders))
+	txids := []string{}
+	for i, r := range c.Stakeholders {
+		r.TransactionID = ""
+		if r.Tokens > 0 {
+			r.TransactionID = transactionID(actionID, "reversal", i)
+			txids = append(txids, r.TransactionID)
+		}
+		rewards[i] = r
+	}
+	ss.Emit(st.ID, events.ActionReversed{ActionID: actionID, IdempotencyKey: c.IdempotencyKey, ActionType: c.ActionType,
+		Amount: c.Amount, Currency: c.Currency, Status: StatusReversed, TokensDistributed: c.TokensDistributed,
+		TokensReversed: c.TokensDistributed, TransactionIDs: txids, Stakeholders: rewards, PoolID: c.PoolID,
+		CampaignID: c.CampaignID, Reason: reason})
+	if c.TokensDistributed > 0 {
+		ss.Emit(PoolStream(c.PoolID), events.PoolCredited{PoolID: c.PoolID, ActionID: actionID, Amount: c.TokensDistributed, Reason: "reversal"})
+		if err := creditCampaign(ss, sc, c); err != nil {
+			return 0, err
+		}
+	}
+	return c.TokensDistributed, nil
 }

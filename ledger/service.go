@@ -48,6 +48,12 @@ type Options struct {
 	// WebhookHosts decides which webhook hosts registration accepts; nil
 	// accepts every host (unit tests).
 	WebhookHosts HostChecker
+	// Checkout opens donation checkouts with the configured providers;
+	// nil refuses every donation link as PROVIDER_NOT_CONFIGURED.
+	Checkout Checkout
+	// MaxDonationAmount bounds a donation link's amount in cents (zero:
+	// DefaultMaxDonationAmount).
+	MaxDonationAmount int64
 }
 
 // Service holds every command of the reward domain. It is safe for
