@@ -21,6 +21,7 @@ import (
 var WebhookTypes = []string{
 	"action.completed", "action.failed", "action.reversed", "transaction.completed",
 	"token_pool.low_balance", "campaign.status_changed", "webhook.test",
+	"donation.completed", "donation.failed", "donation.refunded",
 }
 
 // WebhookStreamID is the stream of one webhook subscription.

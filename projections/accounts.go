@@ -64,6 +64,13 @@ CREATE TABLE api_keys (
     updated_at    timestamptz NOT NULL
 );
 CREATE INDEX api_keys_partner_idx ON api_keys (partner_id, created_at);
+CREATE TABLE partner_configs (
+    partner_id          text PRIMARY KEY,
+    enabled_features    jsonb NOT NULL,
+    tip_enabled         boolean NOT NULL,
+    tip_default_percent bigint NOT NULL,
+    updated_at          timestamptz NOT NULL
+);
 `
 }
 
@@ -71,7 +78,7 @@ CREATE INDEX api_keys_partner_idx ON api_keys (partner_id, created_at);
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	switch e.Type {
 	case "portaluser.created", "portaluser.partner_linked", "partner.registered", "partner.approved",
-		"partner.suspended", "partner.tier_changed", "apikey.created", "apikey.updated", "apikey.revoked":
+		"partner.suspended", "partner.tier_changed", "apikey.created", "apikey.updated", "apikey.revoked", "partner.configured":
 	default:
 		return nil
 	}
@@ -109,6 +116,8 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 			WHERE key_id = $1`, v.KeyID, v.Name, v.IsActive, v.ExpiresAt, v.ClearExpiry, at)
 	case events.APIKeyRevoked:
 		_, err = tx.Exec(ctx, `UPDATE api_keys SET is_active = false, revoked_at = $2, updated_at = $2 WHERE key_id = $1`, v.KeyID, at)
+	case events.PartnerConfigured:
+		err = applyPartnerConfigured(ctx, tx, v, at)
 	}
 	return err
 }

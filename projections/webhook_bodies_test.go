@@ -48,6 +48,15 @@ func webhookSamples(t *testing.T) []events.Event {
 		events.CampaignStatusChanged{CampaignID: "cmp_1", From: "SCHEDULED", To: "ACTIVE"},
 		events.CampaignStatusChanged{CampaignID: "cmp_1", From: "ACTIVE", To: "ENDED", Reason: "budget exhausted"},
 		events.WebhookTestRequested{WebhookID: "wh_1"},
+		events.DonationCompleted{DonationID: "don_1", Provider: "stripe", ProviderRef: "pi_1", NonprofitSlug: "american-red-cross",
+			Amount: 2500, TipAmount: 250, Currency: "USD", PartnerUserID: "ada@example.com", ActionID: "act_6",
+			RewardStatus: "COMPLETED", TokensRewarded: 25},
+		events.DonationCompleted{DonationID: "don_2", Provider: "sandbox", NonprofitSlug: "feeding-america", Amount: 100,
+			Currency: "USD", PartnerUserID: "u-1", RewardStatus: "FAILED", RewardCode: "INSUFFICIENT_POOL"},
+		events.DonationFailed{DonationID: "don_3", Provider: "stripe", NonprofitSlug: "american-red-cross", Amount: 2500,
+			Currency: "USD", Reason: "card declined"},
+		events.DonationRefunded{DonationID: "don_1", Provider: "stripe", NonprofitSlug: "american-red-cross", Amount: 2500,
+			Currency: "USD", ActionID: "act_6", TokensReversed: 25, Reason: "requested_by_customer"},
 	}
 	out := make([]events.Event, len(payloads))
 	for i, p := range payloads {

@@ -101,6 +101,45 @@ type WebhookTestData struct {
 	WebhookID string `json:"webhookId"`
 }
 
+// DonationCompletedData is the data of donation.completed: the payment
+// and the reward it earned. Amounts are integer cents, as in create-link.
+type DonationCompletedData struct {
+	PartnerDonationID string `json:"partnerDonationId"`
+	Status            string `json:"status"`
+	Provider          string `json:"provider"`
+	NonprofitSlug     string `json:"nonprofitSlug"`
+	Amount            int64  `json:"amount"`
+	TipAmount         int64  `json:"tipAmount"`
+	Currency          string `json:"currency"`
+	PartnerUserID     string `json:"partnerUserId"`
+	ActionID          string `json:"actionId,omitempty"`
+	TokensRewarded    int64  `json:"tokensRewarded"`
+}
+
+// DonationFailedData is the data of donation.failed.
+type DonationFailedData struct {
+	PartnerDonationID string `json:"partnerDonationId"`
+	Status            string `json:"status"`
+	Provider          string `json:"provider"`
+	NonprofitSlug     string `json:"nonprofitSlug"`
+	Amount            int64  `json:"amount"`
+	Currency          string `json:"currency"`
+	Reason            string `json:"reason,omitempty"`
+}
+
+// DonationRefundedData is the data of donation.refunded.
+type DonationRefundedData struct {
+	PartnerDonationID string `json:"partnerDonationId"`
+	Status            string `json:"status"`
+	Provider          string `json:"provider"`
+	NonprofitSlug     string `json:"nonprofitSlug"`
+	Amount            int64  `json:"amount"`
+	Currency          string `json:"currency"`
+	ActionID          string `json:"actionId,omitempty"`
+	TokensReversed    int64  `json:"tokensReversed"`
+	Reason            string `json:"reason,omitempty"`
+}
+
 // webhookTestMessage is the text of every webhook.test.
 const webhookTestMessage = "This is a test webhook from SIR Giving."
 
@@ -150,6 +189,17 @@ func webhookData(e events.Event) (typ string, data any, transactionIDs []string,
 		return typ, PoolLowBalanceData(v), nil, true, nil
 	case events.CampaignStatusChanged:
 		return typ, CampaignStatusChangedData(v), nil, true, nil
+	case events.DonationCompleted:
+		return typ, DonationCompletedData{PartnerDonationID: v.DonationID, Status: "COMPLETED", Provider: v.Provider,
+			NonprofitSlug: v.NonprofitSlug, Amount: v.Amount, TipAmount: v.TipAmount, Currency: v.Currency,
+			PartnerUserID: v.PartnerUserID, ActionID: v.ActionID, TokensRewarded: v.TokensRewarded}, nil, true, nil
+	case events.DonationFailed:
+		return typ, DonationFailedData{PartnerDonationID: v.DonationID, Status: "FAILED", Provider: v.Provider,
+			NonprofitSlug: v.NonprofitSlug, Amount: v.Amount, Currency: v.Currency, Reason: v.Reason}, nil, true, nil
+	case events.DonationRefunded:
+		return typ, DonationRefundedData{PartnerDonationID: v.DonationID, Status: "REFUNDED", Provider: v.Provider,
+			NonprofitSlug: v.NonprofitSlug, Amount: v.Amount, Currency: v.Currency, ActionID: v.ActionID,
+			TokensReversed: v.TokensReversed, Reason: v.Reason}, nil, true, nil
 	}
 	return "", nil, nil, false, fmt.Errorf("webhooks: %s has no public payload", e.Type)
 }

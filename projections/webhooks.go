@@ -323,6 +323,9 @@ var webhookTypeOf = map[string]string{
 	"action.reversed":         "action.reversed",
 	"pool.low_balance":        "token_pool.low_balance",
 	"campaign.status_changed": "campaign.status_changed",
+	"donation.completed":      "donation.completed",
+	"donation.failed":         "donation.failed",
+	"donation.refunded":       "donation.refunded",
 }
 
 // WebhookEventID is the envelope id of the index-th webhook of type typ

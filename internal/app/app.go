@@ -202,7 +202,7 @@ func (a *App) MetricsHandler() http.Handler {
 
 // Projections is every read model the service maintains.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Accounts{}, projections.NewWebhooks(), projections.Rewards{}}
+	return []projections.Projection{projections.Accounts{}, projections.NewWebhooks(), projections.Rewards{}, projections.Donations{}}
 }
 
 // Demo portal login created in development mode.
