@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sirgiving/ledger/checkout"
 	"github.com/sirgiving/ledger/ledger"
 )
 
@@ -25,15 +26,21 @@ type HandlerDeps struct {
 	ReadWait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Checkout is the donation checkout providers: the widget's
+	// configuration lists them, and the provider webhooks and the sandbox
+	// checkout page (WidgetRoutes) use them.
+	Checkout *checkout.Registry
+	// MaxDonationAmount is the largest donation in cents (zero: the
+	// domain's default), as the widget configuration tells it.
+	MaxDonationAmount int64
 }
 
 // api is the receiver of every endpoint handler; each resource's handlers
 // live in the file named after it (users.go, actions.go, …).
 type api struct{ HandlerDeps }
 
-// Handlers implements every endpoint of the contract that has a handler;
-// the four widget endpoints are not among them (they answer 501). Each
-// handler runs only for well-formed path and query parameters (params.go).
+// Handlers implements every endpoint of the contract. Each handler runs
+// only for well-formed path and query parameters (params.go).
 func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
 	if d.ReadWait <= 0 {
 		d.ReadWait = 2 * time.Second
@@ -52,6 +59,11 @@ func Handlers(d HandlerDeps) map[RouteKey]http.HandlerFunc {
 		{http.MethodGet, "/v1/partner/keys/:id"}:          a.getKey,
 		{http.MethodPatch, "/v1/partner/keys/:id"}:        a.patchKey,
 		{http.MethodDelete, "/v1/partner/keys/:id"}:       a.deleteKey,
+
+		{http.MethodGet, "/v1/partner/config"}:                              a.widgetConfig,
+		{http.MethodGet, "/v1/partner/organizations/:slug"}:                 a.getOrganization,
+		{http.MethodPost, "/v1/partner/donations/create-link"}:              a.createDonationLink,
+		{http.MethodGet, "/v1/partner/donations/status/:partnerDonationId"}: a.donationStatus,
 
 		{http.MethodGet, "/v1/partner/users"}:                          a.listUsers,
 		{http.MethodPost, "/v1/partner/users"}:                         a.createUser,

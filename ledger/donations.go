@@ -593,6 +593,9 @@ type DonationNotice struct {
 	// Ref is the provider's id of the payment (or refund), for the record.
 	Ref    string
 	Reason string
+	// NonprofitSlug, when the provider names the nonprofit paid, must be
+	// the donation's: a notice about another payment is refused.
+	NonprofitSlug string
 }
 
 // DonationNoticeOutcome is what a notice changed.
@@ -634,6 +637,9 @@ func (s *Service) RecordDonationNotice(ctx context.Context, sc eventstore.Tenant
 		}
 		out.Status, out.ActionID, out.Tokens = d.Status, d.ActionID, d.Tokens
 		l := d.Link
+		if n.NonprofitSlug != "" && n.NonprofitSlug != l.NonprofitSlug {
+			return eventstore.Errorf(eventstore.KindUnprocessable, "NOTICE_MISMATCH", "the notice pays %s, donation %s is for %s", n.NonprofitSlug, n.DonationID, l.NonprofitSlug)
+		}
 		switch n.Kind {
 		case NoticeCompleted:
 			if d.Status == DonationCompleted || d.Status == DonationRefunded {

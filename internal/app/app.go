@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sirgiving/ledger/apiusage"
+	"github.com/sirgiving/ledger/checkout"
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/httpapi"
 	"github.com/sirgiving/ledger/internal/infra/bus"
@@ -63,6 +64,8 @@ type App struct {
 	// Usage counts requests per tenant for the API-usage dashboards; its
 	// Flush writes the counts gathered so far.
 	Usage *apiusage.Recorder
+	// Checkout is the configured donation checkout providers.
+	Checkout *checkout.Registry
 
 	// MasterKey and JWTSecret are the resolved 32-byte secrets.
 	MasterKey []byte
@@ -137,8 +140,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	a.Store = eventstore.OpenStore(a.Pool, eventstore.StoreOptions{Registerer: a.Registry, Logger: log})
 	a.closers = append(a.closers, a.Store.Close)
 	guard := netguard.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks && !cfg.Production()}
+	if a.Checkout, err = checkoutProviders(cfg); err != nil {
+		return nil, err
+	}
 	a.Ledger = ledger.NewService(a.Store, ledger.Options{
 		MasterKey: a.MasterKey, WebhookRequireHTTPS: cfg.Production(), WebhookHosts: guard,
+		Checkout: a.Checkout, MaxDonationAmount: cfg.Donations.MaxAmount,
 	})
 	a.Campaigns = &scheduler.Campaigns{Ledger: a.Ledger, DB: a.Pool, Log: log}
 	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}); err != nil {
@@ -158,12 +165,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	wopts.Addresses, wopts.Registerer, wopts.Logger = guard, a.Registry, log
 	a.Dispatcher = webhooks.New(a.Pool, a.Ledger, a.MasterKey, wopts)
 	a.Usage = apiusage.NewRecorder(a.Bookkeeping, apiusage.Options{Now: cfg.Now, Logger: log})
-	handlers := httpapi.Handlers(httpapi.HandlerDeps{
+	hd := httpapi.HandlerDeps{
 		Ledger: a.Ledger, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait, Now: cfg.Now,
-	})
+		Checkout: a.Checkout, MaxDonationAmount: cfg.Donations.MaxAmount,
+	}
+	handlers := httpapi.Handlers(hd)
 	if !cfg.Production() {
 		if err := a.ensureDemoUser(ctx); err != nil {
 			return nil, err
+		}
+		if cfg.Donations.DevNonprofits {
+			if err := a.ensureDevNonprofits(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	deps := httpapi.Deps{
@@ -174,6 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		Gatherer:   a.Registry,
 		Logger:     log,
 		Usage:      a.Usage,
+		Extra:      httpapi.WidgetRoutes(hd),
 	}
 	if cfg.MetricsAddr != "" {
 		deps.Gatherer = nil // served by MetricsHandler on its own listener

@@ -6,6 +6,7 @@ package app
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,6 +77,38 @@ type Config struct {
 	// DisableBackground turns off relay and projectors (tests that drive
 	// them by hand).
 	DisableBackground bool
+	// PublicURL is where browsers reach this server (PUBLIC_URL; default
+	// http://localhost and LISTEN_ADDR's port): checkout links and the
+	// pages providers send donors back to start with it.
+	PublicURL string
+	// Donations configures the checkout providers and donation limits.
+	Donations DonationsConfig
+}
+
+// DonationsConfig configures donation checkout. A provider is configured
+// when its secrets are set; sandbox keys always have the sandbox checkout.
+type DonationsConfig struct {
+	// MaxAmount bounds a donation in cents (DONATION_MAX_AMOUNT; default
+	// ledger.DefaultMaxDonationAmount).
+	MaxAmount int64
+	// StripeSecretKey (STRIPE_SECRET_KEY), StripeWebhookSecret
+	// (STRIPE_WEBHOOK_SECRET) and StripeAPIURL (STRIPE_API_URL, for
+	// stripe-mock) configure Stripe Checkout; the key's mode (sk_test_ or
+	// sk_live_) decides which environment it serves.
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripeAPIURL        string
+	// EveryOrgWebhookToken (EVERYORG_WEBHOOK_TOKEN),
+	// EveryOrgWebhookSecret (EVERYORG_WEBHOOK_SECRET), EveryOrgDonateURL
+	// (EVERYORG_DONATE_URL) and EveryOrgEnvironment (EVERYORG_ENVIRONMENT,
+	// default production) configure Every.org donate links.
+	EveryOrgWebhookToken  string
+	EveryOrgWebhookSecret string
+	EveryOrgDonateURL     string
+	EveryOrgEnvironment   string
+	// DevNonprofits loads the development set of well-known US nonprofits
+	// at start (development only; on by default there).
+	DevNonprofits bool
 }
 
 // Production reports whether the service runs with production rules.
@@ -95,6 +128,13 @@ func FromEnv() (Config, error) {
 		MasterKey:             os.Getenv("LEDGER_MASTER_KEY"),
 		JWTSecret:             os.Getenv("JWT_SECRET"),
 		AllowLoopbackWebhooks: os.Getenv("WEBHOOKS_ALLOW_LOOPBACK") == "true",
+		PublicURL:             strings.TrimRight(os.Getenv("PUBLIC_URL"), "/"),
+		Donations: DonationsConfig{
+			StripeSecretKey: os.Getenv("STRIPE_SECRET_KEY"), StripeWebhookSecret: os.Getenv("STRIPE_WEBHOOK_SECRET"),
+			StripeAPIURL: os.Getenv("STRIPE_API_URL"), EveryOrgWebhookToken: os.Getenv("EVERYORG_WEBHOOK_TOKEN"),
+			EveryOrgWebhookSecret: os.Getenv("EVERYORG_WEBHOOK_SECRET"), EveryOrgDonateURL: os.Getenv("EVERYORG_DONATE_URL"),
+			EveryOrgEnvironment: os.Getenv("EVERYORG_ENVIRONMENT"), DevNonprofits: getenv("DEV_NONPROFITS", "true") == "true",
+		},
 	}
 	var err error
 	if c.NATSReplicas, err = strconv.Atoi(getenv("NATS_REPLICAS", "1")); err != nil || c.NATSReplicas < 1 {
@@ -114,6 +154,18 @@ func FromEnv() (Config, error) {
 	}
 	if c.LoginLimits.TrustedProxies, err = httpapi.ParseTrustedProxies(os.Getenv("TRUSTED_PROXIES")); err != nil {
 		return c, err
+	}
+	if v := os.Getenv("DONATION_MAX_AMOUNT"); v != "" {
+		if c.Donations.MaxAmount, err = strconv.ParseInt(v, 10, 64); err != nil || c.Donations.MaxAmount < 100 {
+			return c, fmt.Errorf("DONATION_MAX_AMOUNT must be an integer number of cents, at least 100")
+		}
+	}
+	if c.PublicURL == "" {
+		port := "8080"
+		if _, p, err := net.SplitHostPort(c.ListenAddr); err == nil && p != "" {
+			port = p
+		}
+		c.PublicURL = "http://localhost:" + port
 	}
 	if c.Env != "development" && c.Env != "production" {
 		return c, fmt.Errorf("LEDGER_ENV must be development or production, not %q", c.Env)

@@ -67,6 +67,11 @@ func start(t testing.TB, db *testenv.DB, nt *testenv.NATS, opts ...Option) *Serv
 		RateLimits:  map[string]int{"STANDARD": 1_000_000, "PROFESSIONAL": 1_000_000, "ENTERPRISE": 1_000_000},
 		LoginLimits: httpapi.LoginLimits{PerEmail: 1_000_000, PerIP: 1_000_000},
 	}
+	// Listen first, so the service knows the URL browsers reach it at
+	// (checkout links start with it).
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	require.NoError(t, err)
+	cfg.PublicURL = "http://" + ln.Addr().String()
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -78,8 +83,9 @@ func start(t testing.TB, db *testenv.DB, nt *testenv.NATS, opts ...Option) *Serv
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		_ = ln.Close()
+	}
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx, ln) }()
