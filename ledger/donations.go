@@ -572,7 +572,9 @@ func errProviderNotConfigured(provider, env string) *eventstore.Error {
 
 // ErrProviderNotConfigured is the refusal a Checkout gives for a provider
 // it has no configuration for in the donation's environment.
-func ErrProviderNotConfigured(provider, env string) error { return errProviderNotConfigured(provider, env) }
+func ErrProviderNotConfigured(provider, env string) error {
+	return errProviderNotConfigured(provider, env)
+}
 
 // ---- provider notifications ----
 
