@@ -101,7 +101,7 @@ func TestStripeDonations(t *testing.T) {
 	require.True(t, strings.HasPrefix(ref, "cs_"), "the session id is recorded: %q", ref)
 
 	session := map[string]any{"id": ref, "object": "checkout.session", "client_reference_id": link.PartnerDonationID,
-		"metadata": map[string]string{"partnerDonationId": link.PartnerDonationID, "partnerId": p.PartnerID},
+		"metadata":       map[string]string{"partnerDonationId": link.PartnerDonationID, "partnerId": p.PartnerID},
 		"payment_status": "paid", "payment_intent": "pi_donation_1"}
 	completed := stripeEvent("checkout.session.completed", session)
 
