@@ -608,6 +608,7 @@ type DonationNoticeOutcome struct {
 	// older than what is already known (a cancel after the payment).
 	Recorded bool
 	ActionID string
+	// Tokens are the tokens rewarded, or for a recorded refund reversed.
 	Tokens   int64
 	Position int64
 }
@@ -683,7 +684,7 @@ func (s *Service) RecordDonationNotice(ctx context.Context, sc eventstore.Tenant
 			}
 			ss.Emit(stream, events.DonationRefunded{DonationID: n.DonationID, Provider: n.Provider, NonprofitSlug: l.NonprofitSlug,
 				Amount: l.Amount, Currency: l.Currency, ActionID: d.ActionID, TokensReversed: reversed, Reason: n.Reason})
-			out.Status, out.Recorded = DonationRefunded, true
+			out.Status, out.Recorded, out.Tokens = DonationRefunded, true, reversed
 		}
 		return nil
 	}})

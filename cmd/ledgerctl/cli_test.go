@@ -47,7 +47,9 @@ func TestEveryCommandTakesFlagsAfterArguments(t *testing.T) {
 		{"events", "export"},
 		{"users", "create"},
 		{"partners", "approve", "ptr_x"}, {"partners", "suspend", "ptr_x"}, {"partners", "set-tier", "ptr_x", "STANDARD"},
+		{"partners", "configure", "ptr_x"},
 		{"pools", "pending"}, {"pools", "approve", "REQ"}, {"pools", "reject", "REQ"},
+		{"nonprofits", "import", "FILE"}, {"donations", "refund", "don_x"},
 		{"sign"},
 	}
 	covered := map[string]bool{}

@@ -12,20 +12,23 @@ import (
 )
 
 func init() {
-	register(group{name: "partners", summary: "partner approval, suspension and tier (approve, suspend, set-tier)", run: runPartners})
+	register(group{name: "partners", summary: "partner approval, suspension, tier and widget configuration (approve, suspend, set-tier, configure)", run: runPartners})
 }
 
-const partnersHelp = `usage: ledgerctl partners <approve|suspend|set-tier> [flags]
+const partnersHelp = `usage: ledgerctl partners <approve|suspend|set-tier|configure> [flags]
 
   approve PARTNER_ID                 make the partner ACTIVE: production keys start working
   suspend [--reason R] PARTNER_ID    every key of the partner gets 403 PARTNER_SUSPENDED
-  set-tier PARTNER_ID TIER           STANDARD, PROFESSIONAL or ENTERPRISE (sets the rate limit)`
+  set-tier PARTNER_ID TIER           STANDARD, PROFESSIONAL or ENTERPRISE (sets the rate limit)
+  configure PARTNER_ID [--features DONATIONS,ACTIONS] [--tips on|off] [--tip-percent N]
+                                     what the partner's widget offers (GET /v1/partner/config)`
 
 func runPartners(ctx context.Context, args []string, out io.Writer) error {
 	return subcommands(ctx, "partners", args, out, map[string]func(context.Context, []string, io.Writer) error{
-		"approve":  partnersApprove,
-		"suspend":  partnersSuspend,
-		"set-tier": partnersSetTier,
+		"approve":   partnersApprove,
+		"suspend":   partnersSuspend,
+		"set-tier":  partnersSetTier,
+		"configure": partnersConfigure,
 	}, partnersHelp)
 }
 
@@ -90,6 +93,49 @@ func partnersSetTier(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "partner %s tier is %s\n", id, tier)
+		return nil
+	})
+}
+
+func partnersConfigure(ctx context.Context, args []string, out io.Writer) error {
+	fs, dbURL := newFlags("partners configure", "partners configure [--features LIST] [--tips on|off] [--tip-percent N] [--database-url URL] PARTNER_ID")
+	features := fs.String("features", "", "comma-separated features the widget offers: DONATIONS, ACTIONS (\"none\" for neither; unset: unchanged)")
+	tips := fs.String("tips", "", "on or off: whether donations may carry a tip (unset: unchanged)")
+	tipPercent := fs.Int64("tip-percent", -1, "the tip the widget proposes, a whole percentage 0-100 (unset: unchanged)")
+	id, _, err := partnerArgs(fs, args, 0)
+	if err != nil {
+		return err
+	}
+	var patch ledger.WidgetConfigPatch
+	switch f := strings.TrimSpace(*features); f {
+	case "":
+	case "none":
+		patch.Features = []string{}
+	default:
+		for _, x := range strings.Split(f, ",") {
+			patch.Features = append(patch.Features, strings.ToUpper(strings.TrimSpace(x)))
+		}
+	}
+	switch *tips {
+	case "":
+	case "on", "off":
+		on := *tips == "on"
+		patch.TipEnabled = &on
+	default:
+		return fmt.Errorf("--tips must be on or off, not %q", *tips)
+	}
+	if *tipPercent >= 0 {
+		patch.TipDefaultPercent = tipPercent
+	}
+	if patch.Features == nil && patch.TipEnabled == nil && patch.TipDefaultPercent == nil {
+		fs.Usage()
+		return errUsage
+	}
+	return withLedger(ctx, *dbURL, ledger.Options{}, func(s *ledger.Service) error {
+		if _, err := s.ConfigurePartner(ctx, events.Metadata{Actor: "ledgerctl"}, id, patch); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "partner %s configured\n", id)
 		return nil
 	})
 }
