@@ -28,9 +28,11 @@ type NonprofitListed struct {
 // EventType implements Payload.
 func (NonprofitListed) EventType() string { return "nonprofit.listed" }
 
-// PartnerConfigured sets what the partner's widget offers. The whole
+// WidgetConfigured sets what the partner's widget offers. The whole
 // configuration is restated each time, so the latest event is the truth.
-type PartnerConfigured struct {
+// It changes nothing of the partner's standing or keys (hence not a
+// partner.* event, which authentication folds).
+type WidgetConfigured struct {
 	PartnerID       string   `json:"partnerId"`
 	EnabledFeatures []string `json:"enabledFeatures"`
 	TipEnabled      bool     `json:"tipEnabled"`
@@ -40,7 +42,7 @@ type PartnerConfigured struct {
 }
 
 // EventType implements Payload.
-func (PartnerConfigured) EventType() string { return "partner.configured" }
+func (WidgetConfigured) EventType() string { return "widget.configured" }
 
 // DonationLinkCreated records a donation a partner's page started: who
 // gives how much to which nonprofit, through which checkout provider, and
@@ -135,7 +137,7 @@ func (DonationRefunded) EventType() string { return "donation.refunded" }
 
 func init() {
 	Register[NonprofitListed](1)
-	Register[PartnerConfigured](1)
+	Register[WidgetConfigured](1)
 	Register[DonationLinkCreated](1)
 	Register[DonationCompleted](1)
 	Register[DonationCancelled](1)

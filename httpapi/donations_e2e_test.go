@@ -247,3 +247,34 @@ func TestSandboxDonationFlow(t *testing.T) {
 	require.Equal(t, "FAILED", hooks.waitFor(t, "donation.failed", link2.PartnerDonationID)["status"])
 	require.Equal(t, 1, hooks.count("donation.completed", link.PartnerDonationID))
 }
+
+// Every widget answer, successes and errors, matches the OpenAPI document.
+func TestWidgetResponsesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
+	srv := apptest.Start(t, withDevNonprofits)
+	p := srv.NewPartner(t, "sandbox")
+	check(t, "GET", "/v1/partner/config", p.Widget(t, "GET", "/v1/partner/config", nil))
+	for _, path := range []string{"/v1/partner/organizations/american-red-cross", "/v1/partner/organizations/nope"} {
+		check(t, "GET", path, p.Widget(t, "GET", path, nil))
+	}
+	const create = "/v1/partner/donations/create-link"
+	var link linkAnswer
+	resp := p.Widget(t, "POST", create, donationBody("stripe", 2500))
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.NoError(t, json.Unmarshal(check(t, "POST", create, resp), &link))
+	for _, b := range []map[string]any{donationBody("stripe", 12.5), donationBody("stripe", 50)} {
+		check(t, "POST", create, p.Widget(t, "POST", create, b))
+	}
+	b := donationBody("stripe", 2500)
+	b["nonprofitSlug"] = "nope"
+	check(t, "POST", create, p.Widget(t, "POST", create, b))
+	b = donationBody("stripe", 2500)
+	b["tipAmount"] = 5
+	check(t, "POST", create, p.Widget(t, "POST", create, b))
+	check(t, "GET", "/v1/partner/donations/status/"+link.PartnerDonationID, p.Widget(t, "GET", "/v1/partner/donations/status/"+link.PartnerDonationID, nil))
+	resp, err := noRedirects().PostForm(link.DonationLink+"/pay", url.Values{"card": {"4242424242424242"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	check(t, "GET", "/v1/partner/donations/status/"+link.PartnerDonationID, p.Widget(t, "GET", "/v1/partner/donations/status/"+link.PartnerDonationID, nil))
+	check(t, "GET", "/v1/partner/donations/status/don_00000000000000000000000000000000", p.Widget(t, "GET", "/v1/partner/donations/status/don_00000000000000000000000000000000", nil))
+}

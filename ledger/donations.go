@@ -111,7 +111,7 @@ func (c *WidgetConfig) Apply(e events.Event) error {
 	if err != nil {
 		return err
 	}
-	if v, ok := pl.(events.PartnerConfigured); ok {
+	if v, ok := pl.(events.WidgetConfigured); ok {
 		c.Configured, c.Features, c.TipEnabled, c.TipDefaultPercent = true, v.EnabledFeatures, v.TipEnabled, v.TipDefaultPercent
 	}
 	return nil
@@ -317,7 +317,7 @@ func (s *Service) ConfigurePartner(ctx context.Context, meta events.Metadata, pa
 			return err
 		}
 		cur := st.State.(*WidgetConfig)
-		next := events.PartnerConfigured{PartnerID: partnerID, EnabledFeatures: DefaultFeatures, Actor: meta.Actor}
+		next := events.WidgetConfigured{PartnerID: partnerID, EnabledFeatures: DefaultFeatures, Actor: meta.Actor}
 		if cur.Configured {
 			next.EnabledFeatures, next.TipEnabled, next.TipDefaultPercent = cur.Features, cur.TipEnabled, cur.TipDefaultPercent
 		}

@@ -78,7 +78,7 @@ CREATE TABLE partner_configs (
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 	switch e.Type {
 	case "portaluser.created", "portaluser.partner_linked", "partner.registered", "partner.approved",
-		"partner.suspended", "partner.tier_changed", "apikey.created", "apikey.updated", "apikey.revoked", "partner.configured":
+		"partner.suspended", "partner.tier_changed", "apikey.created", "apikey.updated", "apikey.revoked", "widget.configured":
 	default:
 		return nil
 	}
@@ -116,8 +116,8 @@ func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
 			WHERE key_id = $1`, v.KeyID, v.Name, v.IsActive, v.ExpiresAt, v.ClearExpiry, at)
 	case events.APIKeyRevoked:
 		_, err = tx.Exec(ctx, `UPDATE api_keys SET is_active = false, revoked_at = $2, updated_at = $2 WHERE key_id = $1`, v.KeyID, at)
-	case events.PartnerConfigured:
-		err = applyPartnerConfigured(ctx, tx, v, at)
+	case events.WidgetConfigured:
+		err = applyWidgetConfigured(ctx, tx, v, at)
 	}
 	return err
 }

@@ -16,7 +16,7 @@ import (
 // whose accounts schema predates the table gets it with
 // `ledgerctl projections rebuild accounts`.
 
-func applyPartnerConfigured(ctx context.Context, tx pgx.Tx, v events.PartnerConfigured, at time.Time) error {
+func applyWidgetConfigured(ctx context.Context, tx pgx.Tx, v events.WidgetConfigured, at time.Time) error {
 	features := v.EnabledFeatures
 	if features == nil {
 		features = []string{}

@@ -75,11 +75,11 @@ func TestPartnersConfigureAndDonationsRefund(t *testing.T) {
 	code, out, errOut := ctl(t, "partners", "configure", k.PartnerID, "--features", "DONATIONS", "--tips", "on", "--tip-percent", "12", "--database-url", db.URL)
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "configured")
-	var cfg events.PartnerConfigured
+	var cfg events.WidgetConfigured
 	var raw []byte
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT payload::text FROM events WHERE event_type = 'partner.configured'`).Scan(&raw))
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT payload::text FROM events WHERE event_type = 'widget.configured'`).Scan(&raw))
 	require.NoError(t, json.Unmarshal(raw, &cfg))
-	require.Equal(t, events.PartnerConfigured{PartnerID: k.PartnerID, EnabledFeatures: []string{"DONATIONS"}, TipEnabled: true, TipDefaultPercent: 12, Actor: "ledgerctl"}, cfg)
+	require.Equal(t, events.WidgetConfigured{PartnerID: k.PartnerID, EnabledFeatures: []string{"DONATIONS"}, TipEnabled: true, TipDefaultPercent: 12, Actor: "ledgerctl"}, cfg)
 	code, _, errOut = ctl(t, "partners", "configure", k.PartnerID, "--features", "COFFEE", "--database-url", db.URL)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, `"COFFEE" is not a feature`)

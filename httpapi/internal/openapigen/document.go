@@ -222,5 +222,8 @@ func webhooks() O {
 		"token_pool.low_balance", one("token_pool.low_balance", "A pool's available tokens fell below its threshold.", "LowBalanceEventData"),
 		"campaign.status_changed", one("campaign.status_changed", "A campaign changed status.", "CampaignStatusEventData"),
 		"webhook.test", one("webhook.test", "Sent by POST /v1/partner/webhooks/{id}/test.", "TestEventData"),
+		"donation.completed", one("donation.completed", "A donation was paid (the provider confirmed it) and its donor rewarded; sent once however often the provider repeats itself.", "DonationEventData"),
+		"donation.failed", one("donation.failed", "The provider refused a donation's payment.", "DonationEventData"),
+		"donation.refunded", one("donation.refunded", "A completed donation was paid back; its reward was reversed.", "DonationEventData"),
 	)
 }

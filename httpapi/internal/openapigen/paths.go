@@ -10,11 +10,8 @@ import (
 	"github.com/sirgiving/ledger/httpapi"
 )
 
-// The widget endpoints are routed (with their auth) but not built yet.
-const (
-	notYet         = "**Not available yet**: the widget capability has not shipped, and this endpoint answers 501 `NOT_IMPLEMENTED`; the shapes below are the planned ones. "
-	notImplemented = "`NOT_IMPLEMENTED`: the widget capability has not shipped yet."
-)
+// widgetAuth is what every widget operation says about its caller.
+const widgetAuth = "For browsers: send only `X-Partner-Key: pk_…` (a secret key is refused with 403 `PUBLISHABLE_KEY_REQUIRED`); answers carry CORS headers for any origin. "
 
 // op describes one operation; summary and auth come from httpapi.Routes()
 // so the document cannot drift from the router.
@@ -59,7 +56,7 @@ func pathParamDesc(name string) string {
 	case "slug":
 		return "The nonprofit's slug."
 	case "partnerDonationId":
-		return "Your donation id, as given to create-link."
+		return "The donation id create-link answered (`don_…`)."
 	case "actionId":
 		return "Action id (`act_…`)."
 	case "jobId":
@@ -114,14 +111,23 @@ func operations() []op {
 			}},
 		{method: "GET", path: "/v1/partner/auth/me", id: "getMe", tag: "Partner auth", result: "Me"},
 		{method: "GET", path: "/v1/partner/config", id: "getWidgetConfig", tag: "Widget", result: "WidgetConfig",
-			desc: notYet + "For browsers: send only `X-Partner-Key: pk_…`.", errs: map[int]string{501: notImplemented}},
+			desc: widgetAuth + "The partner's widget configuration, from the accounts read model."},
 		{method: "GET", path: "/v1/partner/organizations/:slug", id: "getOrganization", tag: "Widget", result: "Organization",
-			desc: notYet, errs: map[int]string{404: "`ORGANIZATION_NOT_FOUND`.", 501: notImplemented}},
+			desc: widgetAuth + "A nonprofit of the directory (`ledgerctl nonprofits import`; development servers list a set of well-known US nonprofits).",
+			errs: map[int]string{404: "`NONPROFIT_NOT_FOUND`."}},
 		{method: "POST", path: "/v1/partner/donations/create-link", id: "createDonationLink", tag: "Widget", body: "CreateDonationLinkRequest", status: 201, result: "DonationLink",
-			desc: notYet + "Amounts are integer cents. When the donation completes, `partnerUserId` (if given) is rewarded as a DONATION action.",
-			errs: map[int]string{404: "`ORGANIZATION_NOT_FOUND`.", 409: "`DUPLICATE_DONATION_ID`: partnerDonationId already used.", 501: notImplemented}},
+			desc: widgetAuth + "Records the donation (PENDING) and opens the provider's checkout. Send the donor's browser to `donationLink`. " +
+				"When the provider confirms the payment the donation is COMPLETED, once, and the donor is rewarded as a DONATION action of `amount` (the tip earns nothing; an active campaign's multiplier applies); " +
+				"`donation.completed` goes to webhooks. Sandbox keys get the sandbox checkout, served by this server at `/checkout/{id}` (test card 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined), in place of any provider not configured for the sandbox.",
+			errs: map[int]string{
+				403: "Also `DONATIONS_DISABLED`: the partner's configuration does not offer donations.",
+				404: "`NONPROFIT_NOT_FOUND`.",
+				422: "`PROVIDER_NOT_CONFIGURED` (the provider takes no payments for this environment on this server), `TIPS_DISABLED`, `PROVIDER_REFUSED` (the provider refused the checkout).",
+				503: "Also `PROVIDER_UNAVAILABLE`: the provider could not be reached; nothing was recorded, retry.",
+			}},
 		{method: "GET", path: "/v1/partner/donations/status/:partnerDonationId", id: "getDonationStatus", tag: "Widget", result: "DonationStatus",
-			desc: notYet, errs: map[int]string{404: "`DONATION_NOT_FOUND`.", 501: notImplemented}},
+			desc: widgetAuth + "Poll after the donor returns from checkout: the status, and the tokens the donation earned. A donation of another partner or environment is not found.",
+			errs: map[int]string{404: "`DONATION_NOT_FOUND`."}},
 
 		{method: "GET", path: "/v1/partner/users", id: "listUsers", tag: "Users", paged: true, result: "EndUserList",
 			query: []O{qStr("email", "Only the user with this e-mail.", obj("type", "string", "format", "email"))}},
