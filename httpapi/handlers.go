@@ -33,6 +33,9 @@ type HandlerDeps struct {
 	// MaxDonationAmount is the largest donation in cents (zero: the
 	// domain's default), as the widget configuration tells it.
 	MaxDonationAmount int64
+	// Directory, if set, is an upstream nonprofit directory asked about
+	// slugs the directory does not list; what it finds is listed.
+	Directory NonprofitDirectory
 }
 
 // api is the receiver of every endpoint handler; each resource's handlers

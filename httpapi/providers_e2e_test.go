@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,4 +280,55 @@ func TestEveryOrgDonations(t *testing.T) {
 	require.Equal(t, "REFUNDED", st.Status)
 	require.Equal(t, int64(25), st.TokensReversed)
 	hooks.waitFor(t, "donation.refunded", link.PartnerDonationID)
+}
+
+// The upstream directory (Every.org's nonprofit API, here a local fake):
+// a slug the directory does not list is looked up once and listed, so
+// later lookups and donation links never leave the server; an unknown
+// slug is NONPROFIT_NOT_FOUND and asked about once for a while.
+func TestUpstreamNonprofitDirectory(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls := map[string]int{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slug := strings.TrimPrefix(r.URL.Path, "/v0.2/nonprofit/")
+		mu.Lock()
+		calls[slug]++
+		mu.Unlock()
+		if r.URL.Query().Get("apiKey") != "pk_every" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch slug {
+		case "givedirectly":
+			_, _ = io.WriteString(w, `{"data":{"nonprofit":{"name":"GiveDirectly","primarySlug":"givedirectly","ein":"271661997",
+				"description":"Sends money directly to people living in poverty.","websiteUrl":"https://www.givedirectly.org",
+				"logoUrl":"https://res.cloudinary.com/everydotorg/image/upload/givedirectly.png","locationAddress":"New York, NY, USA"},
+				"nonprofitTags":[{"tagName":"poverty"}]}}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(api.Close)
+	srv := apptest.Start(t, func(c *app.Config) { c.Donations.EveryOrgAPIKey, c.Donations.EveryOrgAPIURL = "pk_every", api.URL })
+	p := srv.NewPartner(t, "sandbox")
+
+	for range 2 {
+		var org map[string]any
+		require.Equal(t, http.StatusOK, widgetJSON(t, p, http.MethodGet, "/v1/partner/organizations/givedirectly", nil, &org))
+		require.Equal(t, "GiveDirectly", org["name"])
+		require.Equal(t, "27-1661997", org["ein"])
+		require.Equal(t, map[string]any{"city": "New York", "state": "NY", "country": "US"}, org["location"])
+		require.Equal(t, []any{"poverty"}, org["categories"])
+	}
+	for range 2 {
+		errBody(t, p.Widget(t, http.MethodGet, "/v1/partner/organizations/no-such-org", nil), 404, "NONPROFIT_NOT_FOUND")
+	}
+	var link linkAnswer
+	b := donationBody("sandbox", 1000)
+	b["nonprofitSlug"] = "givedirectly"
+	require.Equal(t, http.StatusCreated, widgetJSON(t, p, http.MethodPost, "/v1/partner/donations/create-link", b, &link))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[string]int{"givedirectly": 1, "no-such-org": 1}, calls)
 }

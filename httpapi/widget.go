@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/projections"
@@ -149,17 +151,53 @@ var errNonprofitNotFound = func(slug string) error {
 	return eventstore.Errorf(eventstore.KindNotFound, "NONPROFIT_NOT_FOUND", "no nonprofit %q in the directory", slug)
 }
 
+// NonprofitDirectory is an upstream directory of nonprofits (Every.org's
+// public API).
+type NonprofitDirectory interface {
+	// Lookup returns the nonprofit, nil when the directory does not know
+	// it; an error is an outage.
+	Lookup(ctx context.Context, slug string) (*ledger.NonprofitInput, error)
+}
+
+// nonprofit returns the directory entry of slug. A slug not listed is
+// looked up upstream, when a directory is configured, and listed (the
+// ledger is the cache), waiting until the read model shows it.
+func (a *api) nonprofit(r *http.Request, slug string) (*projections.NonprofitRecord, error) {
+	if !ledger.ValidSlug(slug) {
+		return nil, nil
+	}
+	n, err := projections.NonprofitBySlug(r.Context(), a.DB, slug)
+	if err != nil || n != nil || a.Directory == nil {
+		return n, err
+	}
+	in, err := a.Directory.Lookup(r.Context(), slug)
+	if err != nil {
+		loggerFrom(r.Context()).Warn("upstream nonprofit directory", "slug", slug, "err", err)
+		return nil, nil // the local directory's answer stands
+	}
+	if in == nil {
+		return nil, nil
+	}
+	_, res, err := a.Ledger.ListNonprofits(r.Context(), events.Metadata{RequestID: requestIDFrom(r.Context()), Actor: "directory:every.org"},
+		"every.org", []ledger.NonprofitInput{*in})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.ReadWait)
+	defer cancel()
+	if err := projections.WaitFor(ctx, a.DB, res.Position, projections.DonationsName); err != nil {
+		return nil, err
+	}
+	return projections.NonprofitBySlug(r.Context(), a.DB, slug)
+}
+
 func (a *api) getOrganization(w http.ResponseWriter, r *http.Request) {
 	if _, err := scope(r); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	slug := mux.Vars(r)["slug"]
-	if !ledger.ValidSlug(slug) {
-		writeError(w, r, errNonprofitNotFound(slug))
-		return
-	}
-	n, err := projections.NonprofitBySlug(r.Context(), a.DB, slug)
+	n, err := a.nonprofit(r, slug)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -257,6 +295,13 @@ func (a *api) createDonationLink(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	if a.Directory != nil {
+		// A nonprofit only the upstream directory knows is listed first.
+		if _, err := a.nonprofit(r, in.NonprofitSlug); err != nil {
+			writeError(w, r, err)
+			return
+		}
 	}
 	out, err := a.Ledger.CreateDonationLink(r.Context(), sc, commandMeta(r), in)
 	if err != nil {

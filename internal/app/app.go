@@ -29,6 +29,7 @@ import (
 	"github.com/sirgiving/ledger/internal/infra/bus"
 	"github.com/sirgiving/ledger/internal/infra/natsembed"
 	"github.com/sirgiving/ledger/internal/infra/netguard"
+	"github.com/sirgiving/ledger/internal/nonprofits"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 	"github.com/sirgiving/ledger/migrations"
@@ -168,6 +169,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	hd := httpapi.HandlerDeps{
 		Ledger: a.Ledger, DB: a.Pool, Auth: a.Auth, MasterKey: a.MasterKey, ReadWait: cfg.ReadWait, Now: cfg.Now,
 		Checkout: a.Checkout, MaxDonationAmount: cfg.Donations.MaxAmount,
+	}
+	if cfg.Donations.EveryOrgAPIKey != "" {
+		hd.Directory = &nonprofits.EveryOrgDirectory{BaseURL: cfg.Donations.EveryOrgAPIURL, APIKey: cfg.Donations.EveryOrgAPIKey}
 	}
 	handlers := httpapi.Handlers(hd)
 	if !cfg.Production() {

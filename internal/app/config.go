@@ -106,6 +106,11 @@ type DonationsConfig struct {
 	EveryOrgWebhookSecret string
 	EveryOrgDonateURL     string
 	EveryOrgEnvironment   string
+	// EveryOrgAPIKey (EVERYORG_API_KEY) turns on Every.org's public
+	// nonprofit API for slugs the directory does not list;
+	// EveryOrgAPIURL (EVERYORG_API_URL) replaces its base URL.
+	EveryOrgAPIKey string
+	EveryOrgAPIURL string
 	// DevNonprofits loads the development set of well-known US nonprofits
 	// at start (development only; on by default there).
 	DevNonprofits bool
@@ -133,7 +138,8 @@ func FromEnv() (Config, error) {
 			StripeSecretKey: os.Getenv("STRIPE_SECRET_KEY"), StripeWebhookSecret: os.Getenv("STRIPE_WEBHOOK_SECRET"),
 			StripeAPIURL: os.Getenv("STRIPE_API_URL"), EveryOrgWebhookToken: os.Getenv("EVERYORG_WEBHOOK_TOKEN"),
 			EveryOrgWebhookSecret: os.Getenv("EVERYORG_WEBHOOK_SECRET"), EveryOrgDonateURL: os.Getenv("EVERYORG_DONATE_URL"),
-			EveryOrgEnvironment: os.Getenv("EVERYORG_ENVIRONMENT"), DevNonprofits: getenv("DEV_NONPROFITS", "true") == "true",
+			EveryOrgEnvironment: os.Getenv("EVERYORG_ENVIRONMENT"), EveryOrgAPIKey: os.Getenv("EVERYORG_API_KEY"),
+			EveryOrgAPIURL: os.Getenv("EVERYORG_API_URL"), DevNonprofits: getenv("DEV_NONPROFITS", "true") == "true",
 		},
 	}
 	var err error
