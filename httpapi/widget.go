@@ -86,6 +86,10 @@ func (a *api) widgetConfig(w http.ResponseWriter, r *http.Request) {
 	if !cfg.Configured {
 		cfg.EnabledFeatures = ledger.DefaultFeatures
 	}
+	if err := projections.WaitTenant(r.Context(), a.DB, t, a.ReadWait, projections.WebhooksName); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	hooks, _, err := projections.ListWebhooks(r.Context(), a.DB, t, 0, 100)
 	if err != nil {
 		writeError(w, r, err)
