@@ -172,7 +172,7 @@ func (f *fakeEveryOrg) donate(t *testing.T, link string) (slug string, params ur
 	require.NoError(t, err)
 	require.Equal(t, f.URL, u.Scheme+"://"+u.Host)
 	require.True(t, strings.HasPrefix(u.Fragment, "/donate?"), u.Fragment)
-	params, err = url.ParseQuery(strings.TrimPrefix(u.Fragment, "/donate?"))
+	params, err = url.ParseQuery(strings.TrimPrefix(u.EscapedFragment(), "/donate?"))
 	require.NoError(t, err)
 	slug = strings.Trim(u.Path, "/")
 	notice, _ = json.Marshal(map[string]any{
