@@ -53,7 +53,7 @@ not json
 `)
 	code, _, errOut = ctl(t, "nonprofits", "import", "--database-url", db.URL, bad)
 	require.Equal(t, 1, code)
-	require.Contains(t, errOut, "3 bad rows, nothing imported")
+	require.Contains(t, errOut, "3 problems, nothing imported")
 	require.Contains(t, errOut, "line 2 (Bad Slug): slug:")
 	require.Contains(t, errOut, "line 3 (mozilla-foundation): websiteUrl: must be an https URL")
 	require.Contains(t, errOut, "line 4: not a JSON object")

@@ -77,7 +77,7 @@ func (e *RowError) Error() string {
 		more = fmt.Sprintf("\n  … and %d more", len(p)-most)
 		p = p[:most]
 	}
-	return fmt.Sprintf("%d bad rows, nothing imported:\n  %s%s", len(e.Problems), strings.Join(p, "\n  "), more)
+	return fmt.Sprintf("%d problems, nothing imported:\n  %s%s", len(e.Problems), strings.Join(p, "\n  "), more)
 }
 
 // Parse reads every row of r, checks each as the domain would list it, and
