@@ -59,6 +59,20 @@ validation errors (400, code ` + "`VALIDATION_ERROR`" + `) add ` + "`\"details\"
 Branch on ` + "`code`" + `, never on ` + "`message`" + `. Every operation may answer 501 ` + "`NOT_IMPLEMENTED`" + ` where a server does not offer
 it yet, 503 while the service is briefly unable to answer, and 500 on an unexpected failure.
 
+## Donations and the embeddable button
+
+A partner page holding only its publishable key calls the Widget operations: ` + "`GET /v1/partner/organizations/{slug}`" + `,
+` + "`POST /v1/partner/donations/create-link`" + ` (amounts in integer cents), then sends the donor to ` + "`donationLink`" + ` and polls
+` + "`GET /v1/partner/donations/status/{partnerDonationId}`" + ` when the donor comes back (or listens for ` + "`donation.completed`" + `).
+A completed donation rewards the donor once, as a DONATION action of the amount without the tip.
+
+` + "`GET /widget.js`" + ` is a script that does all of it on a page:
+` + "`<script src=\"https://API_HOST/widget.js\" data-partner-key=\"pk_…\" data-nonprofit=\"american-red-cross\" data-amount=\"2500\" data-provider=\"stripe\" async></script>`" + `.
+It loads nothing else and writes no inline script or style: a page's Content-Security-Policy needs only this origin in
+` + "`script-src`" + ` and ` + "`connect-src`" + `. With sandbox keys, checkout is this server's test page ` + "`/checkout/{id}`" + `.
+Providers notify this server at ` + "`POST /providers/stripe/webhook`" + ` (Stripe-Signature verified) and
+` + "`POST /providers/every.org/webhook`" + `; those are for the providers, not for partners.
+
 ## Rate limits and request ids
 
 Every authenticated response carries ` + "`X-RateLimit-Limit`" + ` (requests per minute for your tier),
