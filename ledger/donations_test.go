@@ -1,17 +1,21 @@
 package ledger_test
 
 // Donation decisions in memory (see decisions_test.go): link creation,
-// completion exactly once with its reward, refunds, and the refusals.
+// completion exactly once with its reward, refunds, and the refusals; and
+// against PostgreSQL, racing notices from two processes.
 
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
 	"github.com/sirgiving/ledger/ledger"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
@@ -188,4 +192,59 @@ func TestDecideNonprofitListingIsIdempotentAndValidated(t *testing.T) {
 	require.Equal(t, []eventstore.FieldIssue{{Field: "nonprofits[0].ein", Issue: "must be a US EIN such as 53-0196605"},
 		{Field: "nonprofits[0].slug", Issue: "must be 1 to 100 lower-case letters, digits and dashes, starting with a letter or digit"}},
 		eventstore.AsError(err).Details)
+}
+
+// However many notifications of one payment race (a provider retrying
+// while its first delivery is still being answered, two ledgerd
+// processes), the donation completes once and its donor is rewarded once.
+func TestDonationCompletesOnceUnderConcurrentNotices(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	open := func(pool *pgxpool.Pool) *ledger.Service {
+		st := eventstore.OpenStore(pool, eventstore.StoreOptions{})
+		t.Cleanup(st.Close)
+		return ledger.NewService(st, ledger.Options{MasterKey: make([]byte, 32), Checkout: testCheckout{}})
+	}
+	s1, s2 := open(db.Pool), open(db.NewPool(t)) // two processes
+	ctx := context.Background()
+	uid, _, err := s1.CreatePortalUser(ctx, events.Metadata{}, "owner@example.com", "password-1")
+	require.NoError(t, err)
+	k, _, err := s1.CreateAPIKey(ctx, events.Metadata{}, uid, "widget", ledger.EnvSandbox, nil)
+	require.NoError(t, err)
+	sc := eventstore.Tenant{PartnerID: k.PartnerID, Environment: ledger.EnvSandbox}
+	_, _, err = s1.ListNonprofits(ctx, events.Metadata{}, "test", []ledger.NonprofitInput{{Slug: "american-red-cross", Name: "American Red Cross"}})
+	require.NoError(t, err)
+	link, err := s1.CreateDonationLink(ctx, sc, events.Metadata{}, donation(4999))
+	require.NoError(t, err)
+
+	const n = 16
+	var wg sync.WaitGroup
+	outs := make([]ledger.DonationNoticeOutcome, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			outs[i], errs[i] = s.RecordDonationNotice(ctx, sc, events.Metadata{}, ledger.DonationNotice{DonationID: link.Draft.ID, Provider: "stripe", Kind: ledger.NoticeCompleted})
+		}()
+	}
+	wg.Wait()
+	first := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, int64(50), outs[i].Tokens)
+		if outs[i].Recorded {
+			first++
+		}
+	}
+	require.Equal(t, 1, first)
+	var completions, rewards int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE event_type = 'donation.completed'),
+		count(*) FILTER (WHERE event_type = 'action.completed') FROM events`).Scan(&completions, &rewards))
+	require.Equal(t, 1, completions)
+	require.Equal(t, 1, rewards)
 }
