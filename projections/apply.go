@@ -59,9 +59,15 @@ func createSchema(ctx context.Context, tx pgx.Tx, p Projection, schema string) e
 // event store, and returns the new checkpoint. Events at or below the
 // checkpoint are skipped: that is what makes redelivery harmless.
 func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []events.Event) (int64, error) {
-	var cp int64
+	_, cp, err := applyBatchFrom(ctx, pool, p, evs)
+	return cp, err
+}
+
+// applyBatchFrom is applyBatch that also returns the checkpoint the batch
+// started from, so the caller can tell first applications from skips.
+func applyBatchFrom(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []events.Event) (from, cp int64, err error) {
 	var committed []func()
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		committed = nil
 		// One round trip: the apply lock (serialises with a rebuild's swap,
 		// which takes the same lock) before the checkpoint row, in that
@@ -79,6 +85,7 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 			return err
 		}
 		start := cp
+		from = cp
 		// The events to apply, in order: new ones, with any hole (JetStream
 		// lost or re-ordered something) filled from PostgreSQL, the source
 		// of truth.
@@ -123,12 +130,12 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 		return nil
 	})
 	if err != nil {
-		return cp, err
+		return from, cp, err
 	}
 	for _, fn := range committed {
 		fn()
 	}
-	return cp, nil
+	return from, cp, nil
 }
 
 // checkpointSQL moves a projection's checkpoint and, since it moved,

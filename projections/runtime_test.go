@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
@@ -375,4 +377,33 @@ func TestStalledProjectionShowsItsCauseUntilItRecovers(t *testing.T) {
 	require.Nil(t, st.FailingSince)
 	require.Empty(t, st.LastError)
 	require.Equal(t, int64(0), st.Lag)
+}
+
+// The commit-to-projected delay histogram counts each event once, when it
+// is first applied: redelivered events (already at or below the
+// checkpoint) would otherwise report the broker's age as the read model's
+// delay and inflate the p99 the throughput target is stated in.
+func TestDelayHistogramCountsFirstApplicationsOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(s.Close)
+	p := &tallyProjection{}
+	reg := prometheus.NewRegistry()
+	r, err := NewRunner(db.Pool, nil, RunnerOptions{Registerer: reg}, p)
+	require.NoError(t, err)
+	require.NoError(t, r.Setup(ctx))
+	appendTallies(t, s, 0, 30)
+	all, err := eventstore.ReadFrom(ctx, db.Pool, 0, 100)
+	require.NoError(t, err)
+
+	require.NoError(t, r.apply(ctx, p, append([]events.Event{}, all[:10]...)))
+	require.NoError(t, r.apply(ctx, p, append([]events.Event{}, all[:10]...))) // redelivered
+	require.NoError(t, r.apply(ctx, p, append([]events.Event{}, all[5:30]...)))
+
+	h := &dto.Metric{}
+	require.NoError(t, r.delay.WithLabelValues(p.Name()).(prometheus.Histogram).Write(h))
+	require.Equal(t, uint64(30), h.GetHistogram().GetSampleCount())
+	require.Positive(t, h.GetHistogram().GetSampleSum())
 }
