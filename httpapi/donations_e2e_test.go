@@ -98,22 +98,24 @@ func widgetJSON(t *testing.T, p *apptest.Partner, method, path string, body any,
 }
 
 type linkAnswer struct {
-	PartnerDonationID string `json:"partnerDonationId"`
-	DonationLink      string `json:"donationLink"`
-	Provider          string `json:"provider"`
-	Status            string `json:"status"`
-	Amount            int64  `json:"amount"`
-	TipAmount         int64  `json:"tipAmount"`
+	PartnerDonationID string    `json:"partnerDonationId"`
+	DonationLink      string    `json:"donationLink"`
+	Provider          string    `json:"provider"`
+	Status            string    `json:"status"`
+	Amount            int64     `json:"amount"`
+	TipAmount         int64     `json:"tipAmount"`
+	CreatedAt         time.Time `json:"createdAt"`
 }
 
 type statusAnswer struct {
-	PartnerDonationID string  `json:"partnerDonationId"`
-	Status            string  `json:"status"`
-	Amount            int64   `json:"amount"`
-	Currency          string  `json:"currency"`
-	TokensRewarded    int64   `json:"tokensRewarded"`
-	TokensReversed    int64   `json:"tokensReversed"`
-	ActionID          *string `json:"actionId"`
+	PartnerDonationID string    `json:"partnerDonationId"`
+	Status            string    `json:"status"`
+	Amount            int64     `json:"amount"`
+	Currency          string    `json:"currency"`
+	TokensRewarded    int64     `json:"tokensRewarded"`
+	TokensReversed    int64     `json:"tokensReversed"`
+	ActionID          *string   `json:"actionId"`
+	CreatedAt         time.Time `json:"createdAt"`
 	Nonprofit         struct {
 		Slug string `json:"slug"`
 		Name string `json:"name"`
@@ -200,6 +202,7 @@ func TestSandboxDonationFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, widgetJSON(t, p, http.MethodGet, "/v1/partner/donations/status/"+link.PartnerDonationID, nil, &st))
 	require.Equal(t, "PENDING", st.Status)
 	require.Nil(t, st.ActionID)
+	require.True(t, link.CreatedAt.Equal(st.CreatedAt), "%s vs %s", link.CreatedAt, st.CreatedAt)
 
 	pay := func() *http.Response {
 		resp, err := noRedirects().PostForm(link.DonationLink+"/pay", url.Values{"card": {"4242 4242 4242 4242"}})

@@ -315,7 +315,7 @@ func (a *api) createDonationLink(w http.ResponseWriter, r *http.Request) {
 	d := out.Draft
 	writeJSON(w, http.StatusCreated, donationLinkBody{PartnerDonationID: d.ID, DonationLink: out.Link.URL, Provider: out.Link.Provider,
 		Status: ledger.DonationPending, NonprofitSlug: d.NonprofitSlug, Amount: d.Amount, TipAmount: d.TipAmount,
-		Currency: d.Currency, Frequency: d.Frequency, CreatedAt: a.Now().UTC().Truncate(time.Second)})
+		Currency: d.Currency, Frequency: d.Frequency, CreatedAt: out.CreatedAt})
 }
 
 // nonprofitRef names a donation's nonprofit.

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -409,6 +410,8 @@ type DonationLinkOutcome struct {
 	Draft    DonationDraft
 	Link     CheckoutLink
 	Position int64
+	// CreatedAt is when donation.link_created was recorded.
+	CreatedAt time.Time
 }
 
 func (s *Service) maxDonation() int64 {
@@ -541,7 +544,9 @@ func (s *Service) CreateDonationLink(ctx context.Context, sc eventstore.Tenant, 
 		return DonationLinkOutcome{}, err
 	}
 	stream := DonationStream(d.ID)
+	var at time.Time
 	res, err := s.store.Execute(ctx, eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: []string{stream}, Decide: func(ss *eventstore.Session) error {
+		at = ss.Now()
 		if err := admit(ss, &d); err != nil {
 			return err
 		}
@@ -561,7 +566,7 @@ func (s *Service) CreateDonationLink(ctx context.Context, sc eventstore.Tenant, 
 	if err != nil {
 		return DonationLinkOutcome{}, err
 	}
-	return DonationLinkOutcome{Draft: d, Link: link, Position: res.Position}, nil
+	return DonationLinkOutcome{Draft: d, Link: link, Position: res.Position, CreatedAt: at.UTC().Truncate(time.Microsecond)}, nil
 }
 
 func errProviderNotConfigured(provider, env string) *eventstore.Error {
