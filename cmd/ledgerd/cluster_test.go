@@ -740,8 +740,8 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 }
 
 func (h *hookReceiver) count(k string) int { h.mu.Lock(); defer h.mu.Unlock(); return h.seen[k] }
-func (h *hookReceiver) total() int    { h.mu.Lock(); defer h.mu.Unlock(); return h.n }
-func (h *hookReceiver) distinct() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.seen) }
+func (h *hookReceiver) total() int         { h.mu.Lock(); defer h.mu.Unlock(); return h.n }
+func (h *hookReceiver) distinct() int      { h.mu.Lock(); defer h.mu.Unlock(); return len(h.seen) }
 
 // --- helpers ---------------------------------------------------------------------
 
