@@ -296,14 +296,18 @@ func TestClusterFailover(t *testing.T) {
 			require.Positive(t, hooks.count("action.reversed "+id), "action.reversed of %s", id)
 		}
 	}
+	// The size the event table grows by, for sizing partitions
+	// (docs/operations.md).
+	var tableBytes int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT pg_total_relation_size('events')`).Scan(&tableBytes))
 	received, distinct := hooks.total(), hooks.distinct()
 	for _, p := range procs {
 		require.Empty(t, p.DataRaces(), "%s", p.Name)
 	}
 	t.Logf("cluster: acknowledged %d actions (%d reversed; %d retried after a process or node failure); stored %d events, "+
 		"%d in JetStream in position order without duplicates; listed through both ledgerd: %d; webhooks received %d, "+
-		"%d distinct (duplicates %d); projector lag 0; audit verify: %s; audit reconcile: %s",
-		numActions, numReversed, l.retried(), end, len(inStream), numActions, received, distinct, received-distinct,
+		"%d distinct (duplicates %d); projector lag 0; events table %d bytes per event with its indexes; audit verify: %s; audit reconcile: %s",
+		numActions, numReversed, l.retried(), end, len(inStream), numActions, received, distinct, received-distinct, tableBytes/end,
 		strings.TrimSpace(verify), strings.TrimSpace(reconcile))
 	t.Logf("cluster: failover: stream leader %s, relay publishing %s, relay leadership %s, projector leadership %s (bound %s); "+
 		"quorum regained → relay caught up %s",
