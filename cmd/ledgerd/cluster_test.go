@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -93,6 +94,16 @@ func TestClusterFailover(t *testing.T) {
 	b := proctest.NewLedgerd(t, ledgerd, "ledgerd-b", append(common, "DATABASE_URL="+dbURL("ledgerd-b"),
 		"NATS_URL="+dead+","+nodes.URL(), "DATA_DIR="+t.TempDir())...)
 	procs := []*proctest.Process{a, b}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("%s log (tail):\n%s", p.Name, tail(p.Log(), 6000))
+			}
+			for i, n := range nodes.Nodes {
+				t.Logf("%s log (tail):\n%s", n.Name, tail(nodes.Log(i), 3000))
+			}
+		}
+	})
 
 	// A starts alone, so it leads the relay and every projector.
 	a.Start(60 * time.Second)
@@ -165,7 +176,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 		return relayMoved > 0 && projectorsMoved > 0
 	})
-	t.Logf("cluster: %s killed while leading the relay and projectors %v; %s took the relay after %s and every projector after %s",
+	report(t, "cluster: %s killed while leading the relay and projectors %v; %s took the relay after %s and every projector after %s",
 		victim.Name, led, survivor.Name, relayMoved.Round(time.Millisecond), projectorsMoved.Round(time.Millisecond))
 	victim.Start(60 * time.Second)
 	time.Sleep(2 * time.Second)
@@ -188,7 +199,7 @@ func TestClusterFailover(t *testing.T) {
 	seqAtElection := lastSeq(t, js)
 	eventually(t, time.Minute, "the relay publishes again", func() bool { return lastSeq(t, js) > seqAtElection })
 	relayResumed := time.Since(killed)
-	t.Logf("cluster: stream leader %s killed; %s leads after %s; the relay published again after %s", leader, newLeader,
+	report(t, "cluster: stream leader %s killed; %s leads after %s; the relay published again after %s", leader, newLeader,
 		brokerFailover.Round(time.Millisecond), relayResumed.Round(time.Millisecond))
 	nodes.Restart(li)
 	time.Sleep(2 * time.Second)
@@ -220,7 +231,7 @@ func TestClusterFailover(t *testing.T) {
 		return cp >= headDuringLoss
 	})
 	quorumCatchUp := time.Since(returned)
-	t.Logf("cluster: quorum lost (%s and %s down) for %s: %d actions acknowledged meanwhile; the relay caught up %s after quorum returned",
+	report(t, "cluster: quorum lost (%s and %s down) for %s: %d actions acknowledged meanwhile; the relay caught up %s after quorum returned",
 		nodes.Nodes[down[0]].Name, nodes.Nodes[down[1]].Name, returned.Sub(lossStart).Round(time.Second), committedWithoutQuorum, quorumCatchUp.Round(time.Millisecond))
 
 	time.Sleep(2 * time.Second)
@@ -318,12 +329,12 @@ func TestClusterFailover(t *testing.T) {
 	for _, p := range procs {
 		require.Empty(t, p.DataRaces(), "%s", p.Name)
 	}
-	t.Logf("cluster: acknowledged %d actions (%d reversed; %d retried after a process or node failure); stored %d events, "+
+	report(t, "cluster: acknowledged %d actions (%d reversed; %d retried after a process or node failure); stored %d events, "+
 		"%d in JetStream in position order without duplicates; listed through both ledgerd: %d; webhooks received %d, "+
 		"%d distinct (duplicates %d); projector lag 0; events table %d bytes per event with its indexes; audit verify: %s; audit reconcile: %s",
 		numActions, numReversed, l.retried(), end, len(inStream), numActions, received, distinct, received-distinct, tableBytes/end,
 		strings.TrimSpace(verify), strings.TrimSpace(reconcile))
-	t.Logf("cluster: failover: stream leader %s, relay publishing %s, relay leadership %s, projector leadership %s (bound %s); "+
+	report(t, "cluster: failover: stream leader %s, relay publishing %s, relay leadership %s, projector leadership %s (bound %s); "+
 		"quorum regained → relay caught up %s",
 		brokerFailover.Round(time.Millisecond), relayResumed.Round(time.Millisecond), relayMoved.Round(time.Millisecond),
 		projectorsMoved.Round(time.Millisecond), failoverBound, quorumCatchUp.Round(time.Millisecond))
@@ -762,6 +773,30 @@ func (h *hookReceiver) total() int         { h.mu.Lock(); defer h.mu.Unlock(); r
 func (h *hookReceiver) distinct() int      { h.mu.Lock(); defer h.mu.Unlock(); return len(h.seen) }
 
 // --- helpers ---------------------------------------------------------------------
+
+// report logs a line of the test's findings and, when CLUSTER_REPORT
+// names a file (`make test` sets it), appends it there too: go test shows
+// a passing package's output only with -v, and these figures are wanted
+// from every run.
+func report(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	t.Log(line)
+	if path := os.Getenv("CLUSTER_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		require.NoError(t, err)
+		defer f.Close()
+		_, err = fmt.Fprintf(f, "%s %s\n", t.Name(), line)
+		require.NoError(t, err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
 
 func mustJSON(t *testing.T, v any) []byte {
 	raw, err := json.Marshal(v)
