@@ -60,10 +60,14 @@ const failoverBound = 12 * time.Second
 // everywhere (docs/operations.md describes this topology).
 func TestClusterFailover(t *testing.T) {
 	t.Parallel()
+	began := time.Now()
 	ctx := context.Background()
+	mark := func(what string) { t.Logf("cluster: %s at %s", what, time.Since(began).Round(100*time.Millisecond)) }
 	bins := proctest.Binaries(t, raceEnabled)
+	mark("binaries built")
 	db := testenv.NewDB(t)
 	nodes := natscluster.Start(t)
+	mark("JetStream cluster up")
 	nc := nodes.Connect(t)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
@@ -123,6 +127,7 @@ func TestClusterFailover(t *testing.T) {
 		return cp == head(t, db.Pool)
 	})
 	b.Start(60 * time.Second)
+	mark("both ledgerd up")
 
 	// A ledgerd configured with the default NATS_REPLICAS=1 against this
 	// cluster is told, and would never lower the stream's replicas.
@@ -145,7 +150,8 @@ func TestClusterFailover(t *testing.T) {
 	require.Equal(t, http.StatusCreated, code, "%s", body)
 
 	l := &load{t: t, s: s, procs: procs, acked: map[string]*ackedAction{}}
-	l.start(3)
+	l.start(2)
+	mark("load started")
 	time.Sleep(3 * time.Second)
 
 	// 1. Kill the ledgerd leading the relay and every projector, under load.
@@ -179,6 +185,7 @@ func TestClusterFailover(t *testing.T) {
 	report(t, "cluster: %s killed while leading the relay and projectors %v; %s took the relay after %s and every projector after %s",
 		victim.Name, led, survivor.Name, relayMoved.Round(time.Millisecond), projectorsMoved.Round(time.Millisecond))
 	victim.Start(60 * time.Second)
+	mark("killed ledgerd restarted")
 	time.Sleep(2 * time.Second)
 
 	// 2. Kill the node leading the stream, under load.
@@ -202,6 +209,7 @@ func TestClusterFailover(t *testing.T) {
 	report(t, "cluster: stream leader %s killed; %s leads after %s; the relay published again after %s", leader, newLeader,
 		brokerFailover.Round(time.Millisecond), relayResumed.Round(time.Millisecond))
 	nodes.Restart(li)
+	mark("killed node restarted")
 	time.Sleep(2 * time.Second)
 
 	// 3. Quorum lost: two of three nodes down. Commands still commit into
@@ -231,6 +239,7 @@ func TestClusterFailover(t *testing.T) {
 		return cp >= headDuringLoss
 	})
 	quorumCatchUp := time.Since(returned)
+	mark("quorum back, relay caught up")
 	report(t, "cluster: quorum lost (%s and %s down) for %s: %d actions acknowledged meanwhile; the relay caught up %s after quorum returned",
 		nodes.Nodes[down[0]].Name, nodes.Nodes[down[1]].Name, returned.Sub(lossStart).Round(time.Second), committedWithoutQuorum, quorumCatchUp.Round(time.Millisecond))
 
@@ -255,6 +264,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	eventually(t, 2*time.Minute, "every webhook arrives", func() bool { return hooks.distinct() >= numActions+numReversed })
+	mark("converged")
 
 	// Exactly once in the event store.
 	acked := l.snapshot()
@@ -312,6 +322,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	verify := ctl("audit", "verify")
 	reconcile := ctl("audit", "reconcile")
+	mark("checked")
 	require.Contains(t, reconcile, "reconciled as of position")
 
 	// Every webhook arrived (at least once).
@@ -434,12 +445,18 @@ func streamPositions(t *testing.T, js jetstream.JetStream, n int64) []int64 {
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	var out []int64
+	progress := time.Now()
 	for int64(len(out)) < n {
+		// An ordered consumer is re-created, from where it stopped, when its
+		// node or the stream leader changes; a fetch meanwhile returns
+		// nothing. Only a minute without progress is a failure.
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
-		require.NoError(t, err)
-		got := 0
+		if err != nil {
+			require.Less(t, time.Since(progress), time.Minute, "fetching the stream: %v", err)
+			continue
+		}
 		for m := range batch.Messages() {
-			got++
+			progress = time.Now()
 			id := m.Headers().Get("Nats-Msg-Id")
 			require.False(t, seen[id], "event %s twice in the stream", id)
 			seen[id] = true
@@ -447,8 +464,7 @@ func streamPositions(t *testing.T, js jetstream.JetStream, n int64) []int64 {
 			require.NoError(t, err)
 			out = append(out, p)
 		}
-		require.NoError(t, batch.Error())
-		require.Positive(t, got, "the stream ended after %d of %d messages", len(out), n)
+		require.Less(t, time.Since(progress), time.Minute, "the stream ended after %d of %d messages (%v)", len(out), n, batch.Error())
 	}
 	return out
 }
@@ -590,12 +606,14 @@ func (l *load) start(workers int) {
 		go func() {
 			defer l.wg.Done()
 			for i := 0; ; i++ {
+				l.step(w, i)
+				// A steady trickle, not a benchmark: the test shares two
+				// cores with the rest of the suite, and race-built ledgerd.
 				select {
 				case <-l.stopping:
 					return
-				default:
+				case <-time.After(10 * time.Millisecond):
 				}
-				l.step(w, i)
 			}
 		}()
 	}
