@@ -165,7 +165,11 @@ func (l *rateLimiter) prune(ctx context.Context, now time.Time) {
 	start := now.Unix() - now.Unix()%60
 	l.mu.Lock()
 	for k, w := range l.windows {
-		w.mu.Lock()
+		// A window locked now is in use (perhaps waiting for a lease):
+		// not one to prune, and not one to wait for while holding l.mu.
+		if !w.mu.TryLock() {
+			continue
+		}
 		if w.start < start {
 			delete(l.windows, k)
 		}
