@@ -67,9 +67,10 @@ func TestRateLimitHoldsAcrossProcesses(t *testing.T) {
 	t.Logf("limit %d/min, %d requests through two processes: %d admitted, %d refused; %d leases (round trips)", limit, sent, admitted, refused, leases)
 	require.Equal(t, sent, admitted+refused)
 	require.LessOrEqual(t, admitted, limit, "never more than the limit across processes")
-	// Slots the other process leased and did not spend: at most one slice
-	// (limit/50), and a portal call of the partner's may have spent one.
-	require.GreaterOrEqual(t, admitted, limit-limit/50-2, "nearly the whole limit is usable")
+	// Slots the other process leased and did not spend: at most one and a
+	// half slices (limit/50 each), and a portal call of the partner's may
+	// have spent one.
+	require.GreaterOrEqual(t, admitted, limit-3*(limit/50)/2-2, "nearly the whole limit is usable")
 	require.Less(t, leases, int64(admitted/4), "most requests are counted without a round trip")
 }
 
