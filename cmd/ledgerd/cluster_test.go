@@ -347,10 +347,10 @@ func TestClusterFailover(t *testing.T) {
 		"%d distinct (duplicates %d); projector lag 0; events table %d bytes per event with its indexes; audit verify: %s; audit reconcile: %s",
 		numActions, numReversed, l.retried(), end, len(inStream), numActions, received, distinct, received-distinct, tableBytes/end,
 		strings.TrimSpace(verify), strings.TrimSpace(reconcile))
-	report(t, "cluster: failover: stream leader %s, relay publishing %s, relay leadership %s, projector leadership %s (bound %s); "+
+	report(t, "cluster: failover: stream leader %s, relay publishing %s, relay leadership %s, projector leadership %s (bound %s; relay publishing %s); "+
 		"quorum regained → relay caught up %s",
 		brokerFailover.Round(time.Millisecond), relayResumed.Round(time.Millisecond), relayMoved.Round(time.Millisecond),
-		projectorsMoved.Round(time.Millisecond), failoverBound, quorumCatchUp.Round(time.Millisecond))
+		projectorsMoved.Round(time.Millisecond), failoverBound, failoverBound+10*time.Second, quorumCatchUp.Round(time.Millisecond))
 	require.LessOrEqual(t, brokerFailover, failoverBound, "stream leader failover")
 	// A publish in flight to the dead leader waits up to the relay's
 	// acknowledgement timeout (10 s) before the relay retries.
