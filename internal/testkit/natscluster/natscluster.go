@@ -66,6 +66,14 @@ func Binary() (string, error) {
 	return binPath, binErr
 }
 
+// RemoveBinary deletes the nats-server Binary built, if it built one; a
+// test binary's TestMain calls it after the tests.
+func RemoveBinary() {
+	if binPath != "" && os.Getenv("NATS_SERVER_BIN") == "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Node is one cluster member.
 type Node struct {
 	Name        string

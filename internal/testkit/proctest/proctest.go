@@ -50,6 +50,15 @@ func Binaries(t testing.TB, race bool) string {
 	return buildDir
 }
 
+// RemoveBinaries deletes what Binaries built; a test binary's TestMain
+// calls it after the tests, so runs do not pile binaries up in the temp
+// directory.
+func RemoveBinaries() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+}
+
 // Buffer is a bytes.Buffer safe for a process writing while a test reads.
 type Buffer struct {
 	mu  sync.Mutex
