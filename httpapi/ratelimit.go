@@ -12,7 +12,8 @@ import (
 // portal user), shared by every ledgerd process through PostgreSQL
 // (rate_limit_windows) without a round trip per request: a process leases
 // a slice of the bucket's minute from the shared count and spends it from
-// memory, and asks for the next slice only when it has spent this one.
+// memory, leasing the next slice while it spends the second half of this
+// one.
 //
 // What it promises, with N processes and a limit L per minute:
 //
@@ -29,8 +30,9 @@ import (
 //     slice(L) = clamp(L/50, 1, 100), and a lease takes no more than a
 //     quarter of what is left, so near the limit the slices shrink to one.
 //     With one process the count is exact.
-//   - At most L/slice(L) leases per bucket per minute per process (50 for
-//     any L ≥ 50, a few more as slices shrink near the limit). The next
+//   - At most about L/slice(L) leases per bucket per minute per process
+//     (50 for 50 ≤ L ≤ 5000, L/100 above; a few more as slices shrink near
+//     the limit). The next
 //     slice is leased in the background once half of the current one is
 //     spent, so a request waits for a lease only when requests outrun it
 //     (a burst) or at the first request of a minute; requests of other
