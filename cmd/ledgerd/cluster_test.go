@@ -343,7 +343,7 @@ func TestClusterFailover(t *testing.T) {
 		require.Empty(t, p.DataRaces(), "%s", p.Name)
 	}
 	report(t, "cluster: acknowledged %d actions (%d reversed; %d retried after a process or node failure); stored %d events, "+
-		"%d in JetStream in position order without duplicates; listed through both ledgerd: %d; webhooks received %d, "+
+		"%d in JetStream in position order without duplicates; projected (listed with the right status through both ledgerd): %d; webhooks received %d, "+
 		"%d distinct (duplicates %d); projector lag 0; events table %d bytes per event with its indexes; audit verify: %s; audit reconcile: %s",
 		numActions, numReversed, l.retried(), end, len(inStream), numActions, received, distinct, received-distinct, tableBytes/end,
 		strings.TrimSpace(verify), strings.TrimSpace(reconcile))
