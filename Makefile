@@ -54,7 +54,9 @@ test: check-go ## go test -race ./... against a local PostgreSQL (what CI runs)
 		export TEST_NATS_URL=nats://127.0.0.1:4222; \
 		echo "make: a server listens on 127.0.0.1:4222; TEST_NATS_URL=$$TEST_NATS_URL" >&2; \
 	fi; \
-	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) ./...
+	mkdir -p .data; export CLUSTER_REPORT="$(CURDIR)/.data/cluster-report.txt"; rm -f "$$CLUSTER_REPORT"; \
+	$(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) ./...; \
+	if [[ -s "$$CLUSTER_REPORT" ]]; then echo "make: the cluster test's figures (TestClusterFailover):"; cat "$$CLUSTER_REPORT"; fi
 
 bench: check-go ## run the benchmarks (BENCHTIME=5s for the store, BENCHN=3000x for HTTP and webhooks, one pass of apply and rebuild; REBUILD_EVENTS=1000000 for the large rebuild); output in .data/bench.txt
 	@url=$$(scripts/ensure-postgres.sh --test); \

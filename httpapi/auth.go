@@ -74,8 +74,9 @@ type KeyAuthConfig struct {
 //
 // Replay refusal uses the shared seen_signatures table, so it holds across
 // processes; the claims of concurrent requests share one statement. Rate
-// limits are counted in process memory: with N ledgerd processes behind a
-// balancer a partner can get up to N times its limit.
+// limits hold across processes too, without a round trip per request: each
+// process leases slices of a partner's minute from a shared counter
+// (ratelimit.go), so N processes admit at most the limit.
 type KeyAuth struct {
 	cfg     KeyAuthConfig
 	limiter *rateLimiter
@@ -111,7 +112,7 @@ func NewKeyAuth(cfg KeyAuthConfig) *KeyAuth {
 	}
 	cfg.RateLimits = limits
 	cfg.Login = cfg.Login.withDefaults()
-	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(), logins: newAttemptLimiter(), used: map[string]time.Time{},
+	return &KeyAuth{cfg: cfg, limiter: newRateLimiter(cfg.Bookkeeping, cfg.Logger), logins: newAttemptLimiter(), used: map[string]time.Time{},
 		keys: newKeyCache(cfg.DB, cfg.MasterKey), claims: newClaimBatcher(cfg.Bookkeeping)}
 }
 
@@ -155,8 +156,9 @@ func (a *KeyAuth) Run(ctx context.Context) {
 			if _, err := projections.PruneSignatures(ctx, a.cfg.Bookkeeping, a.cfg.Now().Add(-time.Minute)); err != nil && ctx.Err() == nil {
 				a.cfg.Logger.Warn("pruning seen signatures failed", "err", err)
 			}
-			a.limiter.prune(a.cfg.Now())
+			a.limiter.prune(ctx, a.cfg.Now())
 			a.logins.prune(a.cfg.Now())
+			a.pruneLoginAttempts(ctx)
 		}
 	}
 }
@@ -217,7 +219,7 @@ func (a *KeyAuth) admit(w http.ResponseWriter, r *http.Request, p *Principal, k 
 		bucket = "user:" + p.UserID
 	}
 	now := a.cfg.Now()
-	limit, err := a.rateLimit(w, bucket, p.Tier, now)
+	limit, err := a.rateLimit(r.Context(), w, bucket, p.Tier, now)
 	if err != nil && k != nil {
 		// The cached tier may be behind a tier change committed
 		// elsewhere: confirm it before refusing (without claiming).
@@ -225,7 +227,7 @@ func (a *KeyAuth) admit(w http.ResponseWriter, r *http.Request, p *Principal, k 
 			return nil, terr
 		} else if tier != p.Tier {
 			p.Tier = tier
-			limit, err = a.rateLimit(w, bucket, p.Tier, now)
+			limit, err = a.rateLimit(r.Context(), w, bucket, p.Tier, now)
 		}
 	}
 	if err != nil {
@@ -312,9 +314,9 @@ func (a *KeyAuth) limitOf(tier string) int {
 
 // rateLimit spends one request of bucket's per-minute allowance, setting
 // the X-RateLimit headers; it returns the limit applied.
-func (a *KeyAuth) rateLimit(w http.ResponseWriter, bucket, tier string, now time.Time) (int, error) {
+func (a *KeyAuth) rateLimit(ctx context.Context, w http.ResponseWriter, bucket, tier string, now time.Time) (int, error) {
 	limit := a.limitOf(tier)
-	remaining, reset, ok := a.limiter.take(bucket, limit, now)
+	remaining, reset, ok := a.limiter.take(ctx, bucket, limit, now)
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
@@ -554,78 +556,4 @@ func (a *KeyAuth) authJWT(r *http.Request) (*Principal, error) {
 		}
 	}
 	return p, nil
-}
-
-// rateLimiter is a fixed one-minute window per bucket, in process memory.
-type rateLimiter struct {
-	mu      sync.Mutex
-	windows map[string]*window
-}
-
-type window struct {
-	start int64 // Unix second the minute began
-	count int
-}
-
-func newRateLimiter() *rateLimiter { return &rateLimiter{windows: map[string]*window{}} }
-
-// take counts one request; it returns the remaining allowance, the reset
-// time (Unix seconds) and whether the request is within the limit.
-func (l *rateLimiter) take(bucket string, limit int, now time.Time) (int, int64, bool) {
-	start := now.Unix() - now.Unix()%60
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.windows[bucket]
-	if w == nil || w.start != start {
-		w = &window{start: start}
-		l.windows[bucket] = w
-	}
-	reset := start + 60
-	if w.count >= limit {
-		return 0, reset, false
-	}
-	w.count++
-	return limit - w.count, reset, true
-}
-
-// give returns a request's allowance taken at now (its window still
-// open) and reports the remaining allowance.
-func (l *rateLimiter) give(bucket string, limit int, now time.Time) int {
-	start := now.Unix() - now.Unix()%60
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.windows[bucket]
-	if w == nil || w.start != start {
-		return limit
-	}
-	if w.count > 0 {
-		w.count--
-	}
-	return limit - w.count
-}
-
-// remaining reports bucket's allowance left under limit at now.
-func (l *rateLimiter) remaining(bucket string, limit int, now time.Time) int {
-	start := now.Unix() - now.Unix()%60
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.windows[bucket]
-	if w == nil || w.start != start {
-		return limit
-	}
-	if w.count >= limit {
-		return 0
-	}
-	return limit - w.count
-}
-
-func (l *rateLimiter) prune(now time.Time) {
-	start := now.Unix() - now.Unix()%60
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for k, w := range l.windows {
-		if w.start < start {
-			delete(l.windows, k)
-		}
-	}
 }

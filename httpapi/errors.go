@@ -31,6 +31,9 @@ func statusOf(err error) (int, *eventstore.Error) {
 		return http.StatusServiceUnavailable, &eventstore.Error{Kind: eventstore.KindUnavailable, Code: "TIMEOUT", Message: "the request did not complete in time"}
 	}
 	e := eventstore.AsError(err)
+	if e.Kind == eventstore.KindInternal && databaseDown(err) {
+		return http.StatusServiceUnavailable, errDatabaseUnavailable
+	}
 	switch e.Kind {
 	case eventstore.KindInvalid:
 		return http.StatusBadRequest, e

@@ -18,7 +18,8 @@ import (
 // LoginLimits bound password logins, which are unauthenticated and cost a
 // bcrypt check each: a flood is a CPU denial of service and a way to
 // stuff credentials. Zero fields take DefaultLoginLimits' values. Counts
-// are kept in process memory, like the partner rate limits.
+// hold across ledgerd processes (loginshared.go says how, and the one rule
+// that is per process).
 type LoginLimits struct {
 	// PerEmail failed attempts per normalized email and client address
 	// within EmailWindow; past it that address is refused for that account,
@@ -283,7 +284,11 @@ func loginRefused(w http.ResponseWriter, now, until time.Time, what string) erro
 // refuses it (429 RATE_LIMITED with Retry-After).
 func (a *KeyAuth) admitLoginFrom(w http.ResponseWriter, r *http.Request) error {
 	now := a.cfg.Now()
-	until, ok := a.logins.take("ip:"+clientIP(r, a.cfg.Login.TrustedProxies), a.cfg.Login.PerIP, a.cfg.Login.IPWindow, now)
+	addr := clientIP(r, a.cfg.Login.TrustedProxies)
+	until, ok := a.logins.take("ip:"+addr, a.cfg.Login.PerIP, a.cfg.Login.IPWindow, now)
+	if ok {
+		until, ok = a.sharedAttempt(r.Context(), loginIPKey(addr), a.cfg.Login.PerIP, a.cfg.Login.IPWindow, now)
+	}
 	if !ok {
 		return loginRefused(w, now, until, "from this address")
 	}
@@ -295,7 +300,11 @@ func (a *KeyAuth) admitLoginFrom(w http.ResponseWriter, r *http.Request) error {
 // clears it, so concurrent guesses cannot overshoot the limit.
 func (a *KeyAuth) admitLoginAs(w http.ResponseWriter, r *http.Request, email string) error {
 	now := a.cfg.Now()
-	until, ok := a.logins.takeLogin(ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies), a.cfg.Login, now)
+	email, addr := ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies)
+	until, ok := a.logins.takeLogin(email, addr, a.cfg.Login, now)
+	if ok {
+		until, ok = a.sharedAttempt(r.Context(), loginAccountKey(email, addr), a.cfg.Login.PerEmail, a.cfg.Login.EmailWindow, now)
+	}
 	if !ok {
 		return loginRefused(w, now, until, "for this account from this address")
 	}
@@ -305,5 +314,7 @@ func (a *KeyAuth) admitLoginAs(w http.ResponseWriter, r *http.Request, email str
 // loginSucceeded clears the failed attempts on email from r's client
 // address.
 func (a *KeyAuth) loginSucceeded(r *http.Request, email string) {
-	a.logins.loginOK(ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies))
+	email, addr := ledger.NormalizeEmail(email), clientIP(r, a.cfg.Login.TrustedProxies)
+	a.logins.loginOK(email, addr)
+	a.clearSharedAttempts(r.Context(), loginAccountKey(email, addr))
 }

@@ -336,8 +336,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); _ = a.Dispatcher.Run(bg) }()
 	}
 	if !a.Config.DisableBackground {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); a.Campaigns.Run(bg) }()
+		go func() { defer wg.Done(); a.adviseReplicas(bg) }()
 	}
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 2)

@@ -46,7 +46,7 @@ var errText = map[int]string{
 	429: "Rate limit exceeded: `RATE_LIMITED`. Wait `Retry-After` seconds.",
 	500: "Unexpected server error: `INTERNAL`. The message never carries details; quote the `requestId`.",
 	501: "`NOT_IMPLEMENTED`: this endpoint is not available on this server yet.",
-	503: "Temporarily unavailable: `READ_MODEL_LAGGING` (reads have not caught up with your last write; retry shortly), `TIMEOUT`.",
+	503: "Temporarily unavailable: `READ_MODEL_LAGGING` (reads have not caught up with your last write; retry shortly), `TIMEOUT`, `DATABASE_UNAVAILABLE` (the ledger database cannot be reached; nothing was written, retry shortly).",
 }
 
 func pathParamDesc(name string) string {

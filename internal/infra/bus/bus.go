@@ -110,12 +110,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstr
 	// server's refusal says so.
 	upd := have
 	upd.Subjects, upd.Storage, upd.Retention = want.Subjects, want.Storage, want.Retention
-	upd.Replicas, upd.Duplicates, upd.Discard = want.Replicas, want.Duplicates, want.Discard
+	upd.Replicas, upd.Duplicates, upd.Discard = max(have.Replicas, want.Replicas), want.Duplicates, want.Discard
 	return js.UpdateStream(ctx, upd)
 }
 
 // drifted reports whether the live stream differs from want in a setting
-// we own. Fields we leave at the server's default are not compared, so an
+// we own. Replicas only count when the stream has fewer than we want: a
+// replica started with a lower NATS_REPLICAS (the default is 1) must not
+// take the redundancy of a clustered stream away when it wins the relay. Fields we leave at the server's default are not compared, so an
 // operator's additions (limits, placement) are not fought over.
 func drifted(have, want jetstream.StreamConfig) bool {
 	if len(have.Subjects) != len(want.Subjects) {
@@ -127,7 +129,7 @@ func drifted(have, want jetstream.StreamConfig) bool {
 		}
 	}
 	return have.Storage != want.Storage || have.Retention != want.Retention ||
-		have.Replicas != want.Replicas || have.Duplicates != want.Duplicates ||
+		have.Replicas < want.Replicas || have.Duplicates != want.Duplicates ||
 		have.Discard != want.Discard
 }
 
@@ -158,4 +160,36 @@ func streamConfig(c Config) jetstream.StreamConfig {
 		Duplicates: c.DuplicateWindow,
 		Discard:    jetstream.DiscardOld,
 	}
+}
+
+// MinClusterReplicas is the replication a stream needs on a cluster to
+// survive the loss of one node without losing availability or data.
+const MinClusterReplicas = 3
+
+// ReplicaAdvice explains, for an operator, what is wrong with the
+// replication of a stream described by info when configured is the
+// NATS_REPLICAS this process runs with, and how to fix it; it is empty
+// when nothing is wrong. A stream on a single server (no cluster) is
+// fine with one replica: there is nothing to replicate to.
+func ReplicaAdvice(info *jetstream.StreamInfo, configured int) string {
+	if info == nil || info.Cluster == nil || info.Cluster.Name == "" {
+		return ""
+	}
+	have := info.Config.Replicas
+	switch {
+	case have < MinClusterReplicas && configured < MinClusterReplicas:
+		return fmt.Sprintf("stream %s has %d replica(s) on JetStream cluster %q: losing the node that holds it stops the relay and the projectors "+
+			"until that node returns, and losing its disk loses the copy. Fix: set NATS_REPLICAS=%d on every ledgerd and restart them; "+
+			"the relay raises the stream's replicas in place (or run `nats stream edit %s --replicas %d`)",
+			info.Config.Name, have, info.Cluster.Name, MinClusterReplicas, info.Config.Name, MinClusterReplicas)
+	case have < configured:
+		return fmt.Sprintf("stream %s has %d replica(s) on JetStream cluster %q but NATS_REPLICAS=%d: the relay raises it to %d when it leads; "+
+			"if this warning persists, the cluster refused (too few nodes up?): run `nats stream edit %s --replicas %d`",
+			info.Config.Name, have, info.Cluster.Name, configured, configured, info.Config.Name, configured)
+	case configured < MinClusterReplicas:
+		return fmt.Sprintf("NATS_REPLICAS=%d but NATS is a cluster (%q) and stream %s has %d replicas: set NATS_REPLICAS=%d so that a new "+
+			"deployment creates the stream replicated (this process never lowers an existing stream's replicas)",
+			configured, info.Cluster.Name, info.Config.Name, have, MinClusterReplicas)
+	}
+	return ""
 }

@@ -46,3 +46,33 @@ func TestEnsureStreamUpdatesOnlyOnDrift(t *testing.T) {
 	require.Equal(t, info.Created, again.CachedInfo().Created)
 	require.Equal(t, info.Config, again.CachedInfo().Config)
 }
+
+// ReplicaAdvice is silent off a cluster and when the stream is replicated
+// as a cluster needs; otherwise it names the stream, the replicas and the
+// fix. (TestClusterFailover checks it, and the relay raising a stream's
+// replicas, against a real three-node cluster.)
+func TestReplicaAdvice(t *testing.T) {
+	t.Parallel()
+	info := func(cluster string, replicas int) *jetstream.StreamInfo {
+		i := &jetstream.StreamInfo{Config: jetstream.StreamConfig{Name: "LEDGER", Replicas: replicas}}
+		if cluster != "" {
+			i.Cluster = &jetstream.ClusterInfo{Name: cluster}
+		}
+		return i
+	}
+	require.Empty(t, bus.ReplicaAdvice(info("", 1), 1), "a single server has nothing to replicate to")
+	require.Empty(t, bus.ReplicaAdvice(info("ledger", 3), 3))
+	require.Empty(t, bus.ReplicaAdvice(nil, 3))
+
+	one := bus.ReplicaAdvice(info("ledger", 1), 1)
+	require.Contains(t, one, "stream LEDGER has 1 replica(s)")
+	require.Contains(t, one, "NATS_REPLICAS=3")
+	require.Contains(t, one, "nats stream edit LEDGER --replicas 3")
+
+	raising := bus.ReplicaAdvice(info("ledger", 1), 3)
+	require.Contains(t, raising, "the relay raises it to 3")
+
+	low := bus.ReplicaAdvice(info("ledger", 3), 1)
+	require.Contains(t, low, "set NATS_REPLICAS=3")
+	require.Contains(t, low, "never lowers")
+}
