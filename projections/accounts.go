@@ -64,7 +64,12 @@ CREATE TABLE api_keys (
     updated_at    timestamptz NOT NULL
 );
 CREATE INDEX api_keys_partner_idx ON api_keys (partner_id, created_at);
-CREATE TABLE partner_configs (
+` + partnerConfigsDDL
+}
+
+// partnerConfigsDDL creates the widget configuration table; it came after
+// the rest of the accounts model, so Upgrade adds it to older schemas.
+const partnerConfigsDDL = `CREATE TABLE IF NOT EXISTS partner_configs (
     partner_id          text PRIMARY KEY,
     enabled_features    jsonb NOT NULL,
     tip_enabled         boolean NOT NULL,
@@ -72,7 +77,11 @@ CREATE TABLE partner_configs (
     updated_at          timestamptz NOT NULL
 );
 `
-}
+
+// Upgrade implements Upgrader: widget.configured events are as new as
+// partner_configs, so a schema created before it gets it empty, which is
+// what a rebuild would produce.
+func (Accounts) Upgrade() string { return partnerConfigsDDL }
 
 // Apply implements Projection.
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {

@@ -34,6 +34,13 @@ func ensureSchema(ctx context.Context, pool *pgxpool.Pool, p Projection) error {
 			if err := createSchema(ctx, tx, p, Schema(p.Name())); err != nil {
 				return err
 			}
+		} else if u, ok := p.(Upgrader); ok {
+			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+pgx.Identifier{Schema(p.Name())}.Sanitize()+`, public`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, u.Upgrade()); err != nil {
+				return fmt.Errorf("projections: upgrade %s: %w", p.Name(), err)
+			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING`, p.Name())
 		return err

@@ -13,8 +13,8 @@ import (
 
 // The partner's widget configuration lives in the accounts read model
 // (table partner_configs), beside the partner it configures. A database
-// whose accounts schema predates the table gets it with
-// `ledgerctl projections rebuild accounts`.
+// whose accounts schema predates the table gets it, empty, at start-up
+// (Accounts.Upgrade).
 
 func applyWidgetConfigured(ctx context.Context, tx pgx.Tx, v events.WidgetConfigured, at time.Time) error {
 	features := v.EnabledFeatures

@@ -36,6 +36,17 @@ type Projection interface {
 	Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
 }
 
+// Upgrader is implemented by a projection whose tables grew after some
+// databases already had its schema: Upgrade is idempotent DDL (CREATE
+// TABLE IF NOT EXISTS …) run on an existing schema at start-up, for
+// tables whose events cannot predate them (the event types are as new as
+// the table), so an empty table is the correct read model and no rebuild
+// is needed. Anything else (a new column derived from old events) still
+// takes a rebuild.
+type Upgrader interface {
+	Upgrade() string
+}
+
 // SideEffecter marks projections that cause effects outside their own
 // tables (webhook fan-out). The runtime sets Replaying(ctx) during every
 // rebuild, for all projections, and such a projection's Apply must then

@@ -407,3 +407,22 @@ func TestDelayHistogramCountsFirstApplicationsOnly(t *testing.T) {
 	require.Equal(t, uint64(30), h.GetHistogram().GetSampleCount())
 	require.Positive(t, h.GetHistogram().GetSampleSum())
 }
+
+// A schema created before a table of its projection existed gets the
+// table at the next start (Upgrader), and starting again changes nothing:
+// the accounts model of a database from before the widget serves the
+// widget configuration without a rebuild.
+func TestEnsureSchemaUpgradesAnOlderSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	require.NoError(t, ensureSchema(ctx, db.Pool, Accounts{}))
+	_, err := db.Pool.Exec(ctx, `DROP TABLE proj_accounts.partner_configs`)
+	require.NoError(t, err)
+	for range 2 {
+		require.NoError(t, ensureSchema(ctx, db.Pool, Accounts{}))
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM proj_accounts.partner_configs`).Scan(&n))
+		require.Zero(t, n)
+	}
+}
