@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
@@ -23,8 +24,11 @@ import (
 // it before this one's claim returns, the cache is already current when
 // this request compares revisions: it must still be judged again, because
 // it was judged on the state before the revocation.
-func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
-	t.Parallel()
+// keyFixture is a database with one portal user, email, and a sandbox key
+// of theirs, written through the domain service it returns with the
+// master key that seals the key's secrets.
+func keyFixture(t *testing.T, email string) (*pgxpool.Pool, *ledger.Service, []byte, *ledger.NewKey) {
+	t.Helper()
 	db := testenv.NewDB(t)
 	pool := db.NewPool(t)
 	store := eventstore.OpenStore(pool, eventstore.StoreOptions{})
@@ -33,10 +37,17 @@ func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
 	_, _ = rand.Read(mk)
 	svc := ledger.NewService(store, ledger.Options{MasterKey: mk})
 	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
-	userID, _, err := svc.CreatePortalUser(ctx, meta, "judged-once@example.com", "password-1")
+	userID, _, err := svc.CreatePortalUser(ctx, meta, email, "password-1")
 	require.NoError(t, err)
 	key, _, err := svc.CreateAPIKey(ctx, meta, userID, "k", ledger.EnvSandbox, nil)
 	require.NoError(t, err)
+	return pool, svc, mk, key
+}
+
+func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
+	t.Parallel()
+	pool, svc, mk, key := keyFixture(t, "judged-once@example.com")
+	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
 	a := NewKeyAuth(KeyAuthConfig{DB: pool, MasterKey: mk, JWTSecret: mk})
 
 	signed := func(path string) *http.Request {
@@ -68,21 +79,11 @@ func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
 // every waiter (revision-only ones too) gets the same accounts revision.
 func TestClaimBatchAnswersEachWaiter(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t)
-	pool := db.NewPool(t)
-	store := eventstore.OpenStore(pool, eventstore.StoreOptions{})
-	t.Cleanup(store.Close)
-	mk := make([]byte, 32)
-	_, _ = rand.Read(mk)
-	svc := ledger.NewService(store, ledger.Options{MasterKey: mk})
+	pool, svc, _, key := keyFixture(t, "batch@example.com")
 	ctx, meta := context.Background(), events.Metadata{Actor: "test"}
-	userID, _, err := svc.CreatePortalUser(ctx, meta, "batch@example.com", "password-1")
-	require.NoError(t, err)
-	key, _, err := svc.CreateAPIKey(ctx, meta, userID, "k", ledger.EnvSandbox, nil)
-	require.NoError(t, err)
 	// Events after the key's, of other types (the sandbox pool, another
 	// user), do not move the revision.
-	_, _, err = svc.CreatePortalUser(ctx, meta, "other@example.com", "password-1")
+	_, _, err := svc.CreatePortalUser(ctx, meta, "other@example.com", "password-1")
 	require.NoError(t, err)
 	partnerEvents, err := eventstore.ReadStream(ctx, pool, ledger.PartnerStream(key.PartnerID))
 	require.NoError(t, err)
