@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // RunnerOptions configures a Runner.
 type RunnerOptions struct {
 	Bus bus.Config
-	// FetchBatch is how many messages one transaction applies at most.
+	// FetchBatch is how many events one transaction applies, at most
+	// (plus the rest of the message that crosses it).
 	FetchBatch int
 	// Idle is how long the runner waits for JetStream to deliver before it
 	// checks PostgreSQL directly for events JetStream has not delivered
@@ -200,12 +202,18 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 			r.log.Debug("JetStream consumer lost; re-subscribing", "projection", p.Name(), "err", err)
 			stop()
 		case m := <-msgs:
+			// A message carries a run of events (its count is in a header),
+			// so the batch is bounded by events, not messages; a message is
+			// never split across transactions, because it is acknowledged
+			// as a whole.
 			batch := []jetstream.Msg{m}
+			n := msgEvents(m)
 		drain:
-			for len(batch) < r.opts.FetchBatch {
+			for n < r.opts.FetchBatch {
 				select {
 				case m := <-msgs:
 					batch = append(batch, m)
+					n += msgEvents(m)
 				default:
 					break drain
 				}
@@ -252,7 +260,9 @@ func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstr
 		case <-ctx.Done():
 		}
 	},
-		jetstream.PullMaxMessages(r.opts.FetchBatch),
+		// Messages, not events: a message may carry a run of up to a few
+		// hundred events, and a consumer buffers what it pulls.
+		jetstream.PullMaxMessages(pullMessages),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
 				errors.Is(err, jetstream.ErrConnectionClosed) {
@@ -264,13 +274,25 @@ func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstr
 		}))
 }
 
+// pullMessages is how many messages a consumer asks JetStream for at once.
+const pullMessages = 64
+
+// msgEvents is how many events m carries, from its header (1 for the
+// one-event messages of earlier releases).
+func msgEvents(m jetstream.Msg) int {
+	if n, err := strconv.Atoi(m.Headers().Get(bus.HeaderCount)); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
 // applyMsgs applies a batch of delivered messages in one transaction and
 // acknowledges them only after it committed.
 func (r *Runner) applyMsgs(ctx context.Context, p Projection, msgs []jetstream.Msg) error {
 	evs := make([]events.Event, 0, len(msgs))
 	keep := msgs[:0]
 	for _, m := range msgs {
-		e, err := eventstore.EventOf(m.Headers(), m.Data())
+		es, err := eventstore.EventsOf(m.Headers(), m.Data())
 		if err != nil {
 			// Not ours to interpret; the event store still has every event
 			// and hole-filling applies it from there.
@@ -279,7 +301,7 @@ func (r *Runner) applyMsgs(ctx context.Context, p Projection, msgs []jetstream.M
 			continue
 		}
 		keep = append(keep, m)
-		evs = append(evs, e)
+		evs = append(evs, es...)
 	}
 	if len(evs) == 0 {
 		return nil

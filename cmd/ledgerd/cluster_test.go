@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -33,6 +34,7 @@ import (
 	"github.com/sirgiving/ledger/internal/testkit/natscluster"
 	"github.com/sirgiving/ledger/internal/testkit/proctest"
 	"github.com/sirgiving/ledger/internal/testkit/testenv"
+	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // failoverBound is the longest a failover may take before the test fails.
@@ -251,7 +253,7 @@ func TestClusterFailover(t *testing.T) {
 	// 4. Everything converges: the stream holds the event store, the read
 	// models are at the head, every webhook arrived.
 	end := head(t, db.Pool)
-	eventually(t, time.Minute, "JetStream holds every event", func() bool { return lastSeq(t, js) >= uint64(end) })
+	eventually(t, time.Minute, "JetStream holds every event", func() bool { return lastPosition(t, js) >= end })
 	eventually(t, time.Minute, "every projector reaches the head", func() bool {
 		var lagging int
 		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM projection_checkpoints WHERE position < $1`, end).Scan(&lagging))
@@ -437,10 +439,27 @@ func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
 	return st.CachedInfo().State.LastSeq
 }
 
+// lastPosition is the event position the stream's last message ends
+// with (0 while the stream cannot be read).
+func lastPosition(t *testing.T, js jetstream.JetStream) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "LEDGER")
+	if err != nil {
+		return 0
+	}
+	m, err := st.GetMsg(ctx, st.CachedInfo().State.LastSeq)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.ParseInt(m.Header.Get(bus.HeaderPosition), 10, 64)
+	return p
+}
+
 // streamPositions reads the whole stream in sequence order from its
 // leader (the authoritative copy; an ordered consumer may sit on a replica
-// still catching up after the restarts) and returns each message's event
-// position, checking no event id appears twice.
+// still catching up after the restarts) and returns the position of every
+// event the messages carry, checking no event appears twice.
 func streamPositions(t *testing.T, js jetstream.JetStream, n int64) []int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -448,8 +467,7 @@ func streamPositions(t *testing.T, js jetstream.JetStream, n int64) []int64 {
 	st, err := js.Stream(ctx, "LEDGER")
 	require.NoError(t, err)
 	state := st.CachedInfo().State
-	require.Equal(t, uint64(n), state.Msgs, "messages in the stream")
-	seen := map[string]bool{}
+	seen := map[uuid.UUID]bool{}
 	var out []int64
 	for seq := state.FirstSeq; seq <= state.LastSeq; seq++ {
 		var m *jetstream.RawStreamMsg
@@ -460,13 +478,15 @@ func streamPositions(t *testing.T, js jetstream.JetStream, n int64) []int64 {
 			time.Sleep(100 * time.Millisecond) // a leader change: ask again
 		}
 		require.NoError(t, err, "stream sequence %d", seq)
-		id := m.Header.Get("Nats-Msg-Id")
-		require.False(t, seen[id], "event %s twice in the stream", id)
-		seen[id] = true
-		p, err := strconv.ParseInt(m.Header.Get(bus.HeaderPosition), 10, 64)
-		require.NoError(t, err)
-		out = append(out, p)
+		evs, err := eventstore.EventsOf(m.Header, m.Data)
+		require.NoError(t, err, "stream sequence %d", seq)
+		for _, e := range evs {
+			require.False(t, seen[e.ID], "event %s twice in the stream", e.ID)
+			seen[e.ID] = true
+			out = append(out, e.Position)
+		}
 	}
+	require.Len(t, out, int(n), "events in the stream")
 	return out
 }
 

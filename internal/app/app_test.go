@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/app"
+	"github.com/sirgiving/ledger/internal/infra/bus"
 	"github.com/sirgiving/ledger/internal/testkit/apptest"
 	"github.com/sirgiving/ledger/internal/testkit/testenv"
 	"github.com/sirgiving/ledger/ledger/eventstore"
@@ -93,7 +95,9 @@ func TestShutdownFlushesTheRelay(t *testing.T) {
 	require.NoError(t, err)
 	info, err := st.Info(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, uint64(head), info.State.Msgs)
+	last, err := st.GetMsg(context.Background(), info.State.LastSeq)
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatInt(head, 10), last.Header.Get(bus.HeaderPosition), "the stream ends with the last event")
 }
 
 type shutdownNote struct {

@@ -14,26 +14,91 @@ import (
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// Consumers read both envelopes: the binary one the relay publishes, and
-// the JSON one earlier releases published, which a stream may still hold.
-func TestEventOfReadsBothEnvelopes(t *testing.T) {
-	t.Parallel()
-	e := events.Event{Position: 7, StreamID: "note-x", StreamVersion: 1, ID: uuid.New(), Type: "test.note", SchemaVersion: 1,
-		PartnerID: "p1", Environment: "sandbox", Payload: json.RawMessage(`{"n":1}`), Metadata: json.RawMessage(`{}`),
+func testEvent(pos int64, partner, typ string) events.Event {
+	e := events.Event{Position: pos, StreamID: "note-x", StreamVersion: pos, ID: uuid.New(), Type: typ, SchemaVersion: 1,
+		PartnerID: partner, Environment: "sandbox", Payload: json.RawMessage(`{"n":1}`), Metadata: json.RawMessage(`{}`),
 		RecordedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), PrevHash: events.GenesisHash}
 	e.Hash = events.ComputeHash(&e)
+	return e
+}
 
-	msg, err := eventstore.Message(bus.Config{}, e)
+// A run message carries its events exactly, with headers that let tools
+// and the relay's re-sync read positions without decoding.
+func TestMessageCarriesARunOfEvents(t *testing.T) {
+	t.Parallel()
+	evs := []events.Event{testEvent(7, "p1", "test.note"), testEvent(8, "p1", "test.other"), testEvent(9, "p1", "test.note")}
+	msg, err := eventstore.Message(bus.Config{}, evs...)
 	require.NoError(t, err)
-	require.Equal(t, bus.EncodingBinary, msg.Header.Get(bus.HeaderEncoding))
-	require.Equal(t, "7", msg.Header.Get(bus.HeaderPosition))
-	got, err := eventstore.EventOf(msg.Header, msg.Data)
+	require.Equal(t, bus.EncodingRun, msg.Header.Get(bus.HeaderEncoding))
+	require.Equal(t, "7", msg.Header.Get(bus.HeaderFirstPosition))
+	require.Equal(t, "9", msg.Header.Get(bus.HeaderPosition))
+	require.Equal(t, "3", msg.Header.Get(bus.HeaderCount))
+	require.Equal(t, "test.note,test.other", msg.Header.Get(bus.HeaderType))
+	require.Equal(t, "ledger.events.p1.sandbox.run", msg.Subject)
+	got, err := eventstore.EventsOf(msg.Header, msg.Data)
 	require.NoError(t, err)
-	require.Equal(t, e, got)
+	require.Equal(t, evs, got)
+
+	// A truncated body or a count that disagrees is refused, not half-read.
+	_, err = eventstore.EventsOf(msg.Header, msg.Data[:len(msg.Data)-3])
+	require.Error(t, err)
+	bad := nats.Header{}
+	for k, v := range msg.Header {
+		bad[k] = v
+	}
+	bad.Set(bus.HeaderCount, "2")
+	_, err = eventstore.EventsOf(bad, msg.Data)
+	require.Error(t, err)
+}
+
+// Runs never mixes tenants in one message (a consumer can filter by
+// tenant), keeps position order, and bounds a message's size.
+func TestRunsSplitByTenantAndSize(t *testing.T) {
+	t.Parallel()
+	var evs []events.Event
+	for i := int64(1); i <= 600; i++ {
+		partner := "p1"
+		if i > 300 && i <= 310 {
+			partner = "p2"
+		}
+		evs = append(evs, testEvent(i, partner, "test.note"))
+	}
+	runs, err := eventstore.Runs(bus.Config{}, evs)
+	require.NoError(t, err)
+	next := 0
+	for _, r := range runs {
+		require.Equal(t, next, r.First, "runs cover every event once, in order")
+		require.LessOrEqual(t, r.First, r.Last)
+		got, err := eventstore.EventsOf(r.Msg.Header, r.Msg.Data)
+		require.NoError(t, err)
+		require.Equal(t, evs[r.First:r.Last+1], got)
+		for _, e := range got {
+			require.Equal(t, got[0].PartnerID, e.PartnerID, "one tenant per message")
+		}
+		require.LessOrEqual(t, len(got), 256)
+		require.Less(t, len(r.Msg.Data), 1<<20)
+		next = r.Last + 1
+	}
+	require.Equal(t, len(evs), next)
+	// p1 1..256, p1 257..300, p2 301..310, p1 311..566, p1 567..600
+	require.Len(t, runs, 5)
+}
+
+// Consumers still read the one-event envelopes earlier releases
+// published, binary and JSON, which a stream may still hold.
+func TestEventsOfReadsEarlierEnvelopes(t *testing.T) {
+	t.Parallel()
+	e := testEvent(7, "p1", "test.note")
+	bin, err := e.MarshalBinary()
+	require.NoError(t, err)
+	got, err := eventstore.EventsOf(nats.Header{bus.HeaderEncoding: []string{bus.EncodingBinary}}, bin)
+	require.NoError(t, err)
+	require.Equal(t, []events.Event{e}, got)
 
 	old, err := json.Marshal(e)
 	require.NoError(t, err)
-	got, err = eventstore.EventOf(nats.Header{}, old)
+	got, err = eventstore.EventsOf(nats.Header{}, old)
 	require.NoError(t, err)
-	require.Equal(t, e.Hash, events.ComputeHash(&got), "a JSON envelope still verifies")
+	require.Len(t, got, 1)
+	require.Equal(t, e.Hash, events.ComputeHash(&got[0]), "a JSON envelope still verifies")
 }

@@ -2,12 +2,15 @@ package eventstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,8 +40,9 @@ type RelayOptions struct {
 	Logger     *slog.Logger
 }
 
-// Relay publishes committed events, in position order, to JetStream with
-// Nats-Msg-Id set to the event id, and records how far it got in
+// Relay publishes committed events, in position order, to JetStream, one
+// message per run of a tenant's consecutive events (Runs), with
+// Nats-Msg-Id set to the run's first event id, and records how far it got in
 // relay_checkpoints only after JetStream acknowledged every message up to
 // there. One relay per database is active at a time (a PostgreSQL advisory
 // lock elects it); others wait as hot standbys.
@@ -304,16 +308,18 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		r.lag.Set(0)
 		return 0, nil
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(evs))
-	for i, e := range evs {
-		msg, err := Message(r.opts.Bus, e)
-		if err != nil {
-			return 0, err
-		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID.String()), jetstream.WithExpectLastSequence(r.seq+uint64(i)))
+	runs, err := Runs(r.opts.Bus, evs)
+	if err != nil {
+		return 0, err
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(runs))
+	for i, run := range runs {
+		// The first event's id is the message id: a run re-published from
+		// the same event is dropped as a duplicate, and the relay re-syncs.
+		f, err := r.js.PublishMsgAsync(run.Msg, jetstream.WithMsgID(evs[run.First].ID.String()), jetstream.WithExpectLastSequence(r.seq+uint64(i)))
 		if err != nil {
 			r.synced = false
-			return 0, fmt.Errorf("relay: publish position %d: %w", e.Position, err)
+			return 0, fmt.Errorf("relay: publish position %d: %w", evs[run.First].Position, err)
 		}
 		futures = append(futures, f)
 	}
@@ -322,25 +328,26 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	// Acknowledgements are read in publish order; on the first failure the
 	// checkpoint still moves past the acknowledged prefix, and the next
 	// round re-syncs with the stream before publishing again.
-	acked, failure := 0, error(nil)
+	acked, failure := 0, error(nil) // events in the acknowledged runs
 	var lastSeq uint64
 wait:
 	for i, f := range futures {
+		first := evs[runs[i].First].Position
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate {
 				// Stored before, by a relay that did not record it: the
 				// stream's sequence is not where this round assumed.
-				failure = fmt.Errorf("relay: position %d was already in the stream", evs[i].Position)
+				failure = fmt.Errorf("relay: position %d was already in the stream", first)
 				break wait
 			}
-			acked++
+			acked = runs[i].Last + 1
 			lastSeq = ack.Sequence
 		case err := <-f.Err():
-			failure = fmt.Errorf("relay: publish position %d: %w", evs[i].Position, err)
+			failure = fmt.Errorf("relay: publish position %d: %w", first, err)
 			break wait
 		case <-timeout.C:
-			failure = fmt.Errorf("relay: no acknowledgement for position %d within %s", evs[i].Position, r.opts.AckWait)
+			failure = fmt.Errorf("relay: no acknowledgement for position %d within %s", first, r.opts.AckWait)
 			break wait
 		case <-ctx.Done():
 			failure = ctx.Err()
@@ -381,28 +388,128 @@ wait:
 	return len(evs), nil
 }
 
-// Message is the broker message of e: its binary envelope (no JSON to
-// encode or to parse on the way), with its position and type in headers so
-// tools can read them without decoding.
-func Message(c bus.Config, e events.Event) (*nats.Msg, error) {
-	body, err := e.MarshalBinary()
+// Bounds on one message: JetStream's default max_payload is 1 MB, and a
+// consumer applies whole messages, so a run stays well below both limits.
+const (
+	maxRunEvents = 256
+	maxRunBytes  = 256 << 10
+)
+
+// Run is one broker message and the slice of the relayed events it
+// carries: evs[First..Last], inclusive.
+type Run struct {
+	Msg         *nats.Msg
+	First, Last int
+}
+
+// Runs splits evs (consecutive, in position order) into messages: each a
+// run of consecutive events of one tenant, bounded in count and size.
+// Publishing a run instead of each event divides the broker's work per
+// event (store, acknowledge, deliver to every consumer, acknowledge again)
+// by the run's length, which under load is most of a group commit.
+func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
+	c = c.WithDefaults()
+	var out []Run
+	var body []byte
+	first := 0
+	flush := func(last int) {
+		out = append(out, Run{Msg: runMessage(c, evs[first:last+1], body), First: first, Last: last})
+		body = nil
+		first = last + 1
+	}
+	for i := range evs {
+		e := &evs[i]
+		if i > first && (e.PartnerID != evs[first].PartnerID || e.Environment != evs[first].Environment ||
+			i-first >= maxRunEvents || len(body) >= maxRunBytes) {
+			flush(i - 1)
+		}
+		env, err := e.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		if body == nil {
+			body = make([]byte, 0, 4096)
+		}
+		body = binary.AppendUvarint(body, uint64(len(env)))
+		body = append(body, env...)
+	}
+	if len(evs) > 0 {
+		flush(len(evs) - 1)
+	}
+	return out, nil
+}
+
+func runMessage(c bus.Config, run []events.Event, body []byte) *nats.Msg {
+	msg := nats.NewMsg(c.RunSubject(run[0].PartnerID, run[0].Environment))
+	msg.Data = body
+	types := make([]string, 0, 4)
+	for _, e := range run {
+		if !slices.Contains(types, e.Type) {
+			types = append(types, e.Type)
+		}
+	}
+	msg.Header.Set(bus.HeaderFirstPosition, strconv.FormatInt(run[0].Position, 10))
+	msg.Header.Set(bus.HeaderPosition, strconv.FormatInt(run[len(run)-1].Position, 10))
+	msg.Header.Set(bus.HeaderCount, strconv.Itoa(len(run)))
+	msg.Header.Set(bus.HeaderType, strings.Join(types, ","))
+	msg.Header.Set(bus.HeaderEncoding, bus.EncodingRun)
+	return msg
+}
+
+// Message is the broker message carrying evs, consecutive events of one
+// tenant in position order, as the relay publishes them.
+func Message(c bus.Config, evs ...events.Event) (*nats.Msg, error) {
+	if len(evs) == 0 {
+		return nil, errors.New("eventstore: a message carries at least one event")
+	}
+	runs, err := Runs(c, evs)
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(c.WithDefaults().Subject(e))
-	msg.Data = body
-	msg.Header.Set(bus.HeaderPosition, strconv.FormatInt(e.Position, 10))
-	msg.Header.Set(bus.HeaderType, e.Type)
-	msg.Header.Set(bus.HeaderEncoding, bus.EncodingBinary)
-	return msg, nil
+	if len(runs) != 1 {
+		return nil, errors.New("eventstore: the events do not fit one message")
+	}
+	return runs[0].Msg, nil
 }
 
-// EventOf decodes a broker message published by Message: the binary
-// envelope, or the JSON one an earlier release published.
-func EventOf(header nats.Header, data []byte) (events.Event, error) {
-	var e events.Event
-	if header.Get(bus.HeaderEncoding) == bus.EncodingBinary {
-		return e, e.UnmarshalBinary(data)
+// errRun is every malformed run body.
+var errRun = errors.New("eventstore: malformed run message")
+
+// EventsOf decodes a broker message into the events it carries, in
+// position order: a run (this release), or the single binary or JSON
+// envelope earlier releases published, which a stream may still hold.
+func EventsOf(header nats.Header, data []byte) ([]events.Event, error) {
+	switch header.Get(bus.HeaderEncoding) {
+	case bus.EncodingRun:
+		n, _ := strconv.Atoi(header.Get(bus.HeaderCount))
+		out := make([]events.Event, 0, min(max(n, 1), maxRunEvents))
+		for len(data) > 0 {
+			size, k := binary.Uvarint(data)
+			if k <= 0 || size > uint64(len(data)-k) {
+				return nil, errRun
+			}
+			var e events.Event
+			if err := e.UnmarshalBinary(data[k : k+int(size)]); err != nil {
+				return nil, err
+			}
+			out = append(out, e)
+			data = data[k+int(size):]
+		}
+		if len(out) == 0 || (n != 0 && n != len(out)) {
+			return nil, errRun
+		}
+		return out, nil
+	case bus.EncodingBinary:
+		var e events.Event
+		if err := e.UnmarshalBinary(data); err != nil {
+			return nil, err
+		}
+		return []events.Event{e}, nil
+	default:
+		var e events.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			return nil, err
+		}
+		return []events.Event{e}, nil
 	}
-	return e, json.Unmarshal(data, &e)
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/sirgiving/ledger/events"
 )
 
 // Config names the stream. Tests use distinct names to share one server.
@@ -44,23 +42,42 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Header names carried on every published event.
+// Header names carried on every published message.
 const (
+	// HeaderPosition is the position of the message's last event: where a
+	// relay resumes after it.
 	HeaderPosition = "Ledger-Position"
-	HeaderType     = "Ledger-Type"
-	// HeaderEncoding names the envelope's encoding: EncodingBinary, or
-	// absent for the JSON envelopes of earlier releases (a stream may still
-	// hold them).
+	// HeaderFirstPosition is the position of the message's first event;
+	// the message holds every event from there to HeaderPosition.
+	HeaderFirstPosition = "Ledger-First-Position"
+	// HeaderCount is how many events the message carries.
+	HeaderCount = "Ledger-Count"
+	// HeaderType lists the distinct event types the message carries,
+	// comma-separated, in order of first appearance, so tools can select
+	// messages without decoding them.
+	HeaderType = "Ledger-Type"
+	// HeaderEncoding names the body's encoding: EncodingRun, or
+	// EncodingBinary or absent (JSON) for the one-event messages of earlier
+	// releases, which a stream may still hold.
 	HeaderEncoding = "Ledger-Encoding"
 )
 
-// EncodingBinary marks an envelope encoded by events.Event.MarshalBinary.
+// EncodingBinary marks a body that is one envelope encoded by
+// events.Event.MarshalBinary (earlier releases).
 const EncodingBinary = "binary/1"
 
-// Subject is where e is published: prefix.partner.environment.type, so a
-// consumer can filter by tenant or type. Tokens are made subject-safe.
-func (c Config) Subject(e events.Event) string {
-	return fmt.Sprintf("%s.%s.%s.%s", c.SubjectPrefix, token(e.PartnerID), token(e.Environment), token(e.Type))
+// EncodingRun marks a body that is a run of binary envelopes, each
+// preceded by its length as a uvarint: consecutive events of one tenant,
+// in position order. One message per run instead of per event is what
+// keeps the broker's cost per event small under load.
+const EncodingRun = "run/1"
+
+// RunSubject is where a run of events of one tenant is published:
+// prefix.partner.environment.run, so a consumer can filter by tenant
+// (prefix.partner.environment.>). Event types are in HeaderType. Tokens
+// are made subject-safe.
+func (c Config) RunSubject(partnerID, environment string) string {
+	return fmt.Sprintf("%s.%s.%s.run", c.SubjectPrefix, token(partnerID), token(environment))
 }
 
 func token(s string) string {
