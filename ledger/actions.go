@@ -39,6 +39,12 @@ func (a *Action) Apply(e events.Event) error {
 	if err != nil {
 		return err
 	}
+	return a.ApplyPayload(e, pl)
+}
+
+// ApplyPayload implements eventstore.PayloadApplier: Apply with the
+// payload already decoded.
+func (a *Action) ApplyPayload(e events.Event, pl events.Payload) error {
 	a.PartnerID, a.Environment = e.PartnerID, e.Environment
 	switch v := pl.(type) {
 	case events.ActionCompleted:

@@ -52,6 +52,12 @@ func (p *Pool) Apply(e events.Event) error {
 	if err != nil {
 		return err
 	}
+	return p.ApplyPayload(e, pl)
+}
+
+// ApplyPayload implements eventstore.PayloadApplier: Apply with the
+// payload already decoded.
+func (p *Pool) ApplyPayload(e events.Event, pl events.Payload) error {
 	if p.PartnerID == "" {
 		p.PartnerID, p.Environment = e.PartnerID, e.Environment
 		p.ID = strings.TrimPrefix(e.StreamID, "pool-")

@@ -41,6 +41,17 @@ type Aggregate interface {
 	Apply(e events.Event) error
 }
 
+// PayloadApplier is an Aggregate that can also fold an event from the
+// payload value its command emitted. The store uses it for the events it
+// has just encoded itself, so a hot stream's state is not rebuilt by
+// decoding the JSON it encoded a moment before (a tenth of the committer's
+// CPU); ApplyPayload(e, p) must leave the state exactly as Apply(e) would,
+// and Apply stays the path for everything read from the store.
+type PayloadApplier interface {
+	Aggregate
+	ApplyPayload(e events.Event, p events.Payload) error
+}
+
 // Stream is a stream's state as a command sees it: Version 0 means the
 // stream has no events yet. State is nil for streams whose id prefix has no
 // registered aggregate.
@@ -726,11 +737,17 @@ func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) ([]events.Even
 	*pos, *prev = evs[len(evs)-1].Position, evs[len(evs)-1].Hash
 	// Apply after the whole command decided, so a failed Decide never leaves
 	// half its events in the cached state.
-	for _, e := range evs {
+	for i, e := range evs {
 		st := sess.loaded[e.StreamID]
 		b.touched[e.StreamID] = true
 		if st.State != nil {
-			if err := st.State.Apply(e); err != nil {
+			var err error
+			if pa, ok := st.State.(PayloadApplier); ok {
+				err = pa.ApplyPayload(e, sess.drafts[i].payload)
+			} else {
+				err = st.State.Apply(e)
+			}
+			if err != nil {
 				return nil, infraError{fmt.Errorf("ledger: apply %s to %s: %w", e.Type, e.StreamID, err)}
 			}
 		}
