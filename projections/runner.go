@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,10 +34,12 @@ type RunnerOptions struct {
 	Logger     *slog.Logger
 }
 
-// Runner runs projections as durable JetStream consumers. Each projection
-// is applied by one process at a time (a PostgreSQL advisory lock elects
-// it); other processes stand by, so projectors scale out across ledgerd
-// replicas without double-applying.
+// Runner runs projections from the JetStream stream, with their durable
+// positions (checkpoints) in PostgreSQL. Each projection is applied by one
+// process at a time (a PostgreSQL advisory lock elects it); other
+// processes stand by, so projectors scale out across ledgerd replicas
+// without double-applying. The projections a process leads share one
+// consumer (see feed).
 type Runner struct {
 	pool  *pgxpool.Pool
 	nc    *nats.Conn
@@ -52,6 +53,8 @@ type Runner struct {
 	applied       *prometheus.CounterVec
 	failures      *prometheus.CounterVec
 	delay         *prometheus.HistogramVec
+
+	feed *feed
 }
 
 // NewRunner prepares a runner for projs. nc may be nil, in which case the
@@ -101,6 +104,7 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		}
 		r.js = js
 	}
+	r.feed = &feed{js: r.js, nc: nc, opts: opts, log: r.log, subs: map[string]chan []events.Event{}}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures, r.delay)
 	}
@@ -169,154 +173,194 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, leaderKey(p.Name())) //nolint:errcheck
 
-	// Messages arrive through a push-style Consume into a channel, so one
-	// transaction applies whatever has arrived (up to FetchBatch) with no
-	// waiting for a batch to fill: read-your-writes latency stays low.
-	msgs := make(chan jetstream.Msg, r.opts.FetchBatch*2)
-	broken := make(chan error, 1)
-	var cc jetstream.ConsumeContext
-	stop := func() {
-		if cc != nil {
-			cc.Stop()
-			cc = nil
-		}
+	// Subscribe before catching up: what the feed delivers meanwhile
+	// waits in the channel (or, if it overflows, is read from PostgreSQL
+	// as a hole), so nothing falls between the catch-up and the feed.
+	in, unsubscribe := r.feed.subscribe(p.Name())
+	defer unsubscribe()
+	if err := r.catchUpAll(ctx, p); err != nil {
+		return err
 	}
-	defer stop()
-	// Closed when this round ends, so a consume callback blocked on a full
-	// channel is released instead of leaking with its message.
-	done := make(chan struct{})
-	defer close(done)
 	idle := time.NewTimer(r.opts.Idle)
 	defer idle.Stop()
 	for ctx.Err() == nil {
-		if cc == nil && r.js != nil && r.nc.IsConnected() {
-			if cc, err = r.subscribe(ctx, p, msgs, broken, done); err != nil {
-				r.log.Debug("JetStream unavailable; reading PostgreSQL", "projection", p.Name(), "err", err)
-			}
-		}
 		idle.Reset(r.opts.Idle)
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-broken:
-			r.log.Debug("JetStream consumer lost; re-subscribing", "projection", p.Name(), "err", err)
-			stop()
-		case m := <-msgs:
-			// A message carries a run of events (its count is in a header),
-			// so the batch is bounded by events, not messages; a message is
-			// never split across transactions, because it is acknowledged
-			// as a whole.
-			batch := []jetstream.Msg{m}
-			n := msgEvents(m)
+		case evs := <-in:
+			// One transaction applies whatever has arrived, up to
+			// FetchBatch events, with no waiting for a batch to fill:
+			// read-your-writes latency stays low. A message's events are
+			// never split (the feed hands them over whole).
+			batch := append(make([]events.Event, 0, len(evs)), evs...)
 		drain:
-			for n < r.opts.FetchBatch {
+			for len(batch) < r.opts.FetchBatch {
 				select {
-				case m := <-msgs:
-					batch = append(batch, m)
-					n += msgEvents(m)
+				case evs := <-in:
+					batch = append(batch, evs...)
 				default:
 					break drain
 				}
 			}
-			if err := r.applyMsgs(ctx, p, batch); err != nil {
+			if err := r.apply(ctx, p, batch); err != nil {
 				return err
 			}
 		case <-idle.C:
 			// Nothing from JetStream for a while (broker down, stream wiped,
-			// relay behind): catch up from the source of truth.
-			for ctx.Err() == nil {
-				n, err := r.catchUp(ctx, p)
-				if err != nil {
-					return err
-				}
-				if n == 0 {
-					break
-				}
+			// relay behind, the feed overflowed): catch up from the source
+			// of truth.
+			if err := r.catchUpAll(ctx, p); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
-func (r *Runner) subscribe(ctx context.Context, p Projection, msgs chan<- jetstream.Msg, broken chan<- error, done <-chan struct{}) (jetstream.ConsumeContext, error) {
-	st, err := bus.OpenStream(ctx, r.js, r.opts.Bus)
-	if err != nil {
-		return nil, err
-	}
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       "proj_" + p.Name(),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 20000,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-done:
-		case <-ctx.Done():
+// catchUpAll applies what the event store holds past p's checkpoint, page
+// by page, until there is nothing left.
+func (r *Runner) catchUpAll(ctx context.Context, p Projection) error {
+	for ctx.Err() == nil {
+		n, err := r.catchUp(ctx, p)
+		if err != nil || n == 0 {
+			return err
 		}
+	}
+	return nil
+}
+
+// feed carries the stream to the projections this process leads: one
+// ordered consumer per process, each message decoded once and its events
+// handed to every subscribed projection. A consumer per projection cost
+// JetStream a delivery, an acknowledgement and a state write per message
+// for each read model, and each of them decoded the same bytes. The
+// consumer is ephemeral and unacknowledged: a projection's durable
+// position is its checkpoint in PostgreSQL, so whatever the feed misses (it
+// starts at new messages, a subscriber's buffer overflows, the broker is
+// down) is read from the event store, as a hole or by the idle catch-up.
+type feed struct {
+	js   jetstream.JetStream
+	nc   *nats.Conn
+	opts RunnerOptions
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	subs   map[string]chan []events.Event
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// feedBuffer is how many messages a subscriber may have waiting before the
+// feed skips it (it then reads those events from PostgreSQL).
+const feedBuffer = 1024
+
+// subscribe registers a projection and starts the consumer if it is the
+// first; the returned func unregisters it and stops the consumer after the
+// last, so a standby process that leads nothing reads nothing.
+func (f *feed) subscribe(name string) (<-chan []events.Event, func()) {
+	ch := make(chan []events.Event, feedBuffer)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subs[name] = ch
+	if f.cancel == nil && f.js != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		f.cancel, f.done = cancel, make(chan struct{})
+		go f.run(ctx, f.done)
+	}
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.subs, name)
+		var done chan struct{}
+		if len(f.subs) == 0 && f.cancel != nil {
+			f.cancel()
+			done, f.cancel, f.done = f.done, nil, nil
+		}
+		f.mu.Unlock()
+		if done != nil {
+			<-done
+		}
+	}
+}
+
+// publish hands evs to every subscriber without blocking: a projection
+// that is busy or failing must not hold up the others.
+func (f *feed) publish(evs []events.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.subs {
+		select {
+		case ch <- evs:
+		default:
+		}
+	}
+}
+
+// run keeps one ordered consumer on the stream until ctx ends, re-creating
+// it when the connection or the stream goes away.
+func (f *feed) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for ctx.Err() == nil {
+		if err := f.consume(ctx); err != nil && ctx.Err() == nil {
+			f.log.Debug("JetStream feed unavailable; projections read PostgreSQL", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(f.opts.Idle):
+		}
+	}
+}
+
+func (f *feed) consume(ctx context.Context) error {
+	if !f.nc.IsConnected() {
+		return nats.ErrConnectionClosed
+	}
+	st, err := bus.OpenStream(ctx, f.js, f.opts.Bus)
+	if err != nil {
+		return err
+	}
+	// New messages only: each projection caught up from PostgreSQL when it
+	// took the lead, and fills any hole from there.
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return err
+	}
+	broken := make(chan error, 1)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		evs, err := eventstore.EventsOf(m.Headers(), m.Data())
+		if err != nil {
+			// Not ours to interpret; the event store still has every event
+			// and hole-filling applies it from there.
+			f.log.Error("undecodable message; skipped", "err", err)
+			return
+		}
+		f.publish(evs)
 	},
 		// Messages, not events: a message may carry a run of up to a few
-		// hundred events, and a consumer buffers what it pulls.
+		// hundred events.
 		jetstream.PullMaxMessages(pullMessages),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
-				errors.Is(err, jetstream.ErrConnectionClosed) {
+			if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrStreamNotFound) {
 				select {
 				case broken <- err:
 				default:
 				}
 			}
 		}))
-}
-
-// pullMessages is how many messages a consumer asks JetStream for at once.
-const pullMessages = 64
-
-// msgEvents is how many events m carries, from its header (1 for the
-// one-event messages of earlier releases).
-func msgEvents(m jetstream.Msg) int {
-	if n, err := strconv.Atoi(m.Headers().Get(bus.HeaderCount)); err == nil && n > 0 {
-		return n
-	}
-	return 1
-}
-
-// applyMsgs applies a batch of delivered messages in one transaction and
-// acknowledges them only after it committed.
-func (r *Runner) applyMsgs(ctx context.Context, p Projection, msgs []jetstream.Msg) error {
-	evs := make([]events.Event, 0, len(msgs))
-	keep := msgs[:0]
-	for _, m := range msgs {
-		es, err := eventstore.EventsOf(m.Headers(), m.Data())
-		if err != nil {
-			// Not ours to interpret; the event store still has every event
-			// and hole-filling applies it from there.
-			r.log.Error("undecodable message; terminating it", "projection", p.Name(), "err", err)
-			_ = m.Term()
-			continue
-		}
-		keep = append(keep, m)
-		evs = append(evs, es...)
-	}
-	if len(evs) == 0 {
-		return nil
-	}
-	if err := r.apply(ctx, p, evs); err != nil {
-		for _, m := range keep {
-			_ = m.Nak()
-		}
+	if err != nil {
 		return err
 	}
-	for _, m := range keep {
-		_ = m.Ack()
+	defer cc.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-broken:
+		return err
 	}
-	return nil
 }
+
+// pullMessages is how many messages the feed asks JetStream for at once.
+const pullMessages = 64
 
 // catchUp applies events straight from the event store.
 func (r *Runner) catchUp(ctx context.Context, p Projection) (int, error) {
