@@ -32,6 +32,9 @@ type RunnerOptions struct {
 	Idle       time.Duration
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+
+	// feedBuffer overrides feedBuffer (tests make it tiny to overflow it).
+	feedBuffer int
 }
 
 // Runner runs projections from the JetStream stream, with their durable
@@ -53,6 +56,7 @@ type Runner struct {
 	applied       *prometheus.CounterVec
 	failures      *prometheus.CounterVec
 	delay         *prometheus.HistogramVec
+	skipped       *prometheus.CounterVec
 
 	feed *feed
 }
@@ -65,6 +69,9 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 	}
 	if opts.Idle <= 0 {
 		opts.Idle = 500 * time.Millisecond
+	}
+	if opts.feedBuffer <= 0 {
+		opts.feedBuffer = feedBuffer
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -89,6 +96,8 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ledger_projection_delay_seconds",
 			Help:    "Time from an event's commit to its projection committing it (from recorded_at, taken just before the append, so it slightly overstates).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 1.25, 40)}, []string{"projection"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ledger_projection_feed_skipped_total",
+			Help: "JetStream messages a busy projection was not handed (it reads those events from PostgreSQL instead)."}, []string{"projection"}),
 	}
 	// Counter vectors export a series only once it is used; create each
 	// projection's at zero so that ledger_projection_failures_total and
@@ -96,6 +105,7 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 	for _, p := range projs {
 		r.applied.WithLabelValues(p.Name()).Add(0)
 		r.failures.WithLabelValues(p.Name()).Add(0)
+		r.skipped.WithLabelValues(p.Name()).Add(0)
 	}
 	if nc != nil {
 		js, err := jetstream.New(nc)
@@ -104,9 +114,9 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		}
 		r.js = js
 	}
-	r.feed = &feed{js: r.js, nc: nc, opts: opts, log: r.log, subs: map[string]chan []events.Event{}}
+	r.feed = &feed{js: r.js, nc: nc, opts: opts, log: r.log, skipped: r.skipped, subs: map[string]chan []events.Event{}}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures, r.delay)
+		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures, r.delay, r.skipped)
 	}
 	return r, nil
 }
@@ -240,10 +250,11 @@ func (r *Runner) catchUpAll(ctx context.Context, p Projection) error {
 // starts at new messages, a subscriber's buffer overflows, the broker is
 // down) is read from the event store, as a hole or by the idle catch-up.
 type feed struct {
-	js   jetstream.JetStream
-	nc   *nats.Conn
-	opts RunnerOptions
-	log  *slog.Logger
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	opts    RunnerOptions
+	log     *slog.Logger
+	skipped *prometheus.CounterVec
 
 	mu     sync.Mutex
 	subs   map[string]chan []events.Event
@@ -259,7 +270,7 @@ const feedBuffer = 1024
 // first; the returned func unregisters it and stops the consumer after the
 // last, so a standby process that leads nothing reads nothing.
 func (f *feed) subscribe(name string) (<-chan []events.Event, func()) {
-	ch := make(chan []events.Event, feedBuffer)
+	ch := make(chan []events.Event, f.opts.feedBuffer)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs[name] = ch
@@ -288,10 +299,11 @@ func (f *feed) subscribe(name string) (<-chan []events.Event, func()) {
 func (f *feed) publish(evs []events.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, ch := range f.subs {
+	for name, ch := range f.subs {
 		select {
 		case ch <- evs:
 		default:
+			f.skipped.WithLabelValues(name).Inc()
 		}
 	}
 }
