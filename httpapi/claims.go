@@ -22,17 +22,29 @@ var claimSQL = `WITH claimed AS (
 SELECT ` + revisionSQL() + `, coalesce((SELECT array_agg(signature) FROM claimed), '{}')`
 
 // revisionSQL is the accounts revision, the highest position of a key
-// event: one backward probe of events_type_position_idx per type. The
+// event: one backward probe of events_rare_type_position_idx per type. The
 // types are written as literals, not a parameter: with a parameter the
 // planner cannot tell a key event type is rare, and walks the whole
-// primary key backwards instead.
+// primary key backwards instead; and the index is partial, so only a
+// literal type can be proven to be in it.
 func revisionSQL() string {
 	parts := make([]string, len(keyEventTypes))
 	for i, t := range keyEventTypes {
-		parts[i] = "(SELECT max(position) FROM events WHERE event_type = '" + strings.ReplaceAll(t, "'", "''") + "')"
+		parts[i] = "(SELECT max(position) FROM events WHERE event_type = " + sqlLiteral(t) + ")"
 	}
 	return "coalesce(greatest(" + strings.Join(parts, ", ") + "), 0)"
 }
+
+// keyEventTypeList is keyEventTypes as a list of SQL literals.
+func keyEventTypeList() string {
+	parts := make([]string, len(keyEventTypes))
+	for i, t := range keyEventTypes {
+		parts[i] = sqlLiteral(t)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // claimBatcher puts the signature claims (and revision reads) of
 // concurrent requests into one statement. It keeps no goroutine while

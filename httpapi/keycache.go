@@ -117,8 +117,11 @@ func (c *keyCache) lookup(key string, secret bool) (authKey, bool, int64) {
 	return authKey{cachedKey: *k, partnerStatus: p.status, tier: p.tier}, true, c.rev
 }
 
-const selectKeyEvents = `SELECT position, event_type, schema_version, payload::text FROM events
-	WHERE event_type = ANY($1) AND position > $2 ORDER BY position`
+// selectKeyEvents names the key event types as literals, as revisionSQL
+// does: only then can the planner prove they fall inside the predicate of
+// events_rare_type_position_idx, a partial index (migration 010).
+var selectKeyEvents = `SELECT position, event_type, schema_version, payload::text FROM events
+	WHERE event_type IN (` + keyEventTypeList() + `) AND position > $1 ORDER BY position`
 
 // ensure makes the cache reflect every key event up to position want at
 // least, reading the ones it has not folded from the event store.
@@ -132,7 +135,7 @@ func (c *keyCache) ensure(ctx context.Context, want int64) error {
 	if from >= want {
 		return nil
 	}
-	rows, err := c.db.Query(ctx, selectKeyEvents, keyEventTypes, from)
+	rows, err := c.db.Query(ctx, selectKeyEvents, from)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -130,5 +131,40 @@ func TestKeyCacheFoldsEveryPartnerAndKeyEvent(t *testing.T) {
 		if strings.HasPrefix(typ, "partner.") || strings.HasPrefix(typ, "apikey.") {
 			require.True(t, folded[typ], "%s changes a key's standing but the key cache does not fold it", typ)
 		}
+	}
+}
+
+// Every lookup of events by type is one of the rare types that the partial
+// index events_rare_type_position_idx covers (migration 010), written so
+// the planner can tell: the accounts revision, the key cache's read, and
+// ledgerctl's allocation requests. A key event type added to keyEventTypes
+// but not to the index's predicate would send each signed request's
+// revision read down a walk of the whole log; this test fails first.
+func TestLookupsByEventTypeUseTheRareTypeIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _, _, _ := keyFixture(t, "rare-types@example.com")
+	lookups := []string{selectKeyEvents, `SELECT ` + revisionSQL(),
+		`SELECT partner_id FROM events WHERE event_type = 'pool.allocation_requested' AND payload->>'requestId' = 'preq_x'`}
+	for _, typ := range keyEventTypes {
+		lookups = append(lookups, `SELECT max(position) FROM events WHERE event_type = `+sqlLiteral(typ))
+	}
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	for _, sql := range lookups {
+		var args []any
+		if strings.Contains(sql, "$1") {
+			args = append(args, int64(0))
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN `+sql, args...)
+		require.NoError(t, err)
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		text := strings.Join(plan, "\n")
+		require.Contains(t, text, "events_rare_type_position_idx", "%s\n%s", sql, text)
+		require.NotContains(t, text, "events_pkey", "%s\n%s", sql, text)
 	}
 }

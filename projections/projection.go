@@ -36,13 +36,14 @@ type Projection interface {
 	Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
 }
 
-// Upgrader is implemented by a projection whose tables grew after some
-// databases already had its schema: Upgrade is idempotent DDL (CREATE
-// TABLE IF NOT EXISTS …) run on an existing schema at start-up, for
-// tables whose events cannot predate them (the event types are as new as
-// the table), so an empty table is the correct read model and no rebuild
-// is needed. Anything else (a new column derived from old events) still
-// takes a rebuild.
+// Upgrader is implemented by a projection whose schema changed after some
+// databases already had it: Upgrade is idempotent DDL (CREATE TABLE IF NOT
+// EXISTS …, CREATE INDEX IF NOT EXISTS …) run on an existing schema at
+// start-up, in one transaction. It suits tables whose events cannot
+// predate them (the event types are as new as the table), so an empty
+// table is the correct read model, and indexes, which PostgreSQL builds
+// from the rows already there: neither needs a rebuild. Anything else (a
+// new column derived from old events) still takes a rebuild.
 type Upgrader interface {
 	Upgrade() string
 }

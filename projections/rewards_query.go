@@ -275,8 +275,8 @@ func ListActions(ctx context.Context, q eventstore.Querier, t eventstore.Tenant,
 		w.add("campaign_id = ?", f.CampaignID)
 	}
 	if f.UserID != "" {
-		b, _ := json.Marshal([]map[string]string{{"partnerUserId": f.UserID}}) // containment on the stored stakeholders
-		w.add("stakeholders @> ?::jsonb", string(b))
+		b, _ := json.Marshal([]string{f.UserID})
+		w.add(stakeholderUsers+" @> ?::jsonb", string(b))
 	}
 	if f.From != nil {
 		w.add("created_at >= ?", *f.From)

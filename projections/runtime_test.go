@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -425,4 +426,40 @@ func TestEnsureSchemaUpgradesAnOlderSchema(t *testing.T) {
 		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM proj_accounts.partner_configs`).Scan(&n))
 		require.Zero(t, n)
 	}
+}
+
+// A rewards schema from before actions_stakeholder_users gets it at the
+// next start and loses the whole-array index it replaced; starting again
+// changes nothing, and the user filter of ListActions is the indexed
+// expression (with sequential scans off, a lookup by it uses the index).
+func TestEnsureSchemaMovesRewardsToTheStakeholderUsersIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
+	_, err := db.Pool.Exec(ctx, `DROP INDEX proj_rewards.actions_stakeholder_users;
+		CREATE INDEX actions_stakeholders ON proj_rewards.actions USING gin (stakeholders jsonb_path_ops)`)
+	require.NoError(t, err)
+	indexes := func() []string {
+		rows, err := db.Pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = 'proj_rewards' AND tablename = 'actions' ORDER BY 1`)
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	for range 2 {
+		require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
+		require.Equal(t, []string{"actions_campaign", "actions_pkey", "actions_stakeholder_users", "actions_tenant"}, indexes())
+	}
+
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `EXPLAIN SELECT action_id FROM `+Table(RewardsName, "actions")+` WHERE `+stakeholderUsers+` @> $1::jsonb`, `["dave"]`)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(plan, "\n"), "actions_stakeholder_users")
 }

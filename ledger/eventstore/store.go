@@ -808,7 +808,7 @@ func encodeDrafts(b *batchState, sess *Session, cmd Command, pos int64, prev []b
 		pos++
 		e := events.Event{
 			Position: pos, StreamID: d.streamID, StreamVersion: versions[d.streamID],
-			ID: uuid.New(), Type: typ, SchemaVersion: ver,
+			ID: newEventID(), Type: typ, SchemaVersion: ver,
 			PartnerID: d.scope.PartnerID, Environment: d.scope.Environment,
 			Payload: body, Metadata: meta, RecordedAt: b.now, PrevHash: prev,
 		}
@@ -818,6 +818,16 @@ func encodeDrafts(b *batchState, sess *Session, cmd Command, pos int64, prev []b
 	}
 	return evs, nil
 }
+
+// newEventID returns a time-ordered (version 7) UUID. Random (version 4)
+// ids scattered every insert across the whole events_event_id_key index,
+// each one dirtying a random leaf page (and writing it in full to the WAL
+// after each checkpoint); ids that grow with time land on the index's
+// right edge, as positions do. Nothing orders by an event id or needs it
+// unguessable: it is a unique name (the JetStream de-duplication id, the
+// seed of derived ids), and 62 random bits beside the millisecond and a
+// per-process sequence keep it unique.
+func newEventID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
 
 // readStreams returns every event of the given streams, ordered by stream
 // and version.

@@ -104,6 +104,29 @@ func TestAppendAssignsGapFreePositionsAndVersions(t *testing.T) {
 	require.Equal(t, int64(3), rep.Checked)
 }
 
+// Event ids grow with position, so the event_id index takes appends at
+// its right edge instead of a random leaf per insert.
+func TestAppendEventIDsGrowWithPosition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := openStore(t, db)
+
+	for i := 0; i < 5; i++ {
+		_, err := s.Append(ctx, scope, events.Metadata{}, fmt.Sprintf("note-id-%d", i), 0, testNote{N: i}, testNote{N: i})
+		require.NoError(t, err)
+	}
+	got, err := eventstore.ReadFrom(ctx, db.Pool, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, got, 10)
+	for i, e := range got {
+		require.Equal(t, uuid.Version(7), e.ID.Version())
+		if i > 0 {
+			require.Less(t, got[i-1].ID.String(), e.ID.String(), "position %d", e.Position)
+		}
+	}
+}
+
 func TestAppendExpectedVersionConflictIsTypedAndIsolated(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
