@@ -11,14 +11,15 @@
 #   - each projection's commit-to-projected delay (p50/p99, from
 #     ledger_projection_delay_seconds) and how long after the load stops the
 #     relay and every projection are at 0 lag;
-#   - optionally a CPU profile of ledgerd (PROFILE=FILE) and the top
+#   - optionally a CPU profile of ledgerd (PROFILE=FILE), what it allocated
+#     meanwhile (ALLOCS=FILE; GC is a tenth of its CPU), and the top
 #     statements by execution time (PGSTAT=FILE; needs pg_stat_statements in
 #     shared_preload_libraries and the extension created in the postgres
 #     database of PGBASE).
 #
 # Run from the project root. Variables: PGBASE (server URL without database,
 # default postgres://postgres@127.0.0.1:5432), BENCH_DIR (default
-# ../shared/bench), PROFILE, PGSTAT. Other engineers' builds on the same
+# ../shared/bench), PROFILE, ALLOCS, PGSTAT. Other engineers' builds on the same
 # machine move every figure; compare runs made back to back.
 set -euo pipefail
 c=${1:-128}
@@ -70,6 +71,7 @@ l0=$(ticks "$pid")
 # shellcheck disable=SC2046 # one pid per word
 p0=$(ticks $(backends))
 if [[ -n ${PROFILE:-} ]]; then (sleep 2; curl -fsS -o "$PROFILE" "http://127.0.0.1:$mport/debug/pprof/profile?seconds=6") & fi
+if [[ -n ${ALLOCS:-} ]]; then (sleep 2; curl -fsS -o "$ALLOCS" "http://127.0.0.1:$mport/debug/pprof/allocs?seconds=6") & fi
 "$tmp/gc" -target "$base" -key "$sk" -secret "$hs" -c "$c" -d "$d" >"$tmp/out" &
 gcpid=$!
 sleep 0.5
