@@ -27,6 +27,12 @@ type RebuildProgress struct {
 // swap commits. Side effects are suppressed throughout (Replaying).
 // It returns the position the rebuilt model is at.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress func(RebuildProgress)) (int64, error) {
+	return rebuildPaged(ctx, pool, p, progress, rebuildPage)
+}
+
+// rebuildPaged is Rebuild with the bulk phase reading page events at a
+// time (tests make pages small to cross page boundaries everywhere).
+func rebuildPaged(ctx context.Context, pool *pgxpool.Pool, p Projection, progress func(RebuildProgress), page int) (int64, error) {
 	if err := checkName(p); err != nil {
 		return 0, err
 	}
@@ -39,13 +45,18 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, p Projection, progress fun
 	}
 	defer release()
 	live := Schema(p.Name())
-	rb := &rebuild{ctx: ctx, rctx: withReplay(ctx), pool: pool, p: p, progress: progress, start: time.Now(),
+	rb := &rebuild{ctx: ctx, rctx: withReplay(ctx), pool: pool, p: p, progress: progress, start: time.Now(), page: page,
 		live: live, fresh: live + "_rebuild", freshID: pgx.Identifier{live + "_rebuild"}.Sanitize()}
 	deferred, err := rb.prepare()
 	if err != nil {
 		return 0, err
 	}
-	pos, err := rb.bulk()
+	var pos int64
+	if bl, ok := p.(BulkLoader); ok {
+		pos, err = rb.bulkLoad(bl)
+	} else {
+		pos, err = rb.bulk()
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -92,6 +103,7 @@ type rebuild struct {
 	p                    Projection
 	progress             func(RebuildProgress)
 	start                time.Time
+	page                 int // events per bulk page
 	live, fresh, freshID string
 }
 
@@ -123,7 +135,7 @@ func (rb *rebuild) prepare() (deferred []string, err error) {
 // this one applies, so reading the store overlaps writing the tables.
 func (rb *rebuild) bulk() (int64, error) {
 	ctx, pool, p, fresh, freshID := rb.ctx, rb.pool, rb.p, rb.fresh, rb.freshID
-	pages, stopReading := readAhead(ctx, pool)
+	pages, stopReading := readAhead(ctx, pool, eventstore.ReadFrom, rb.page)
 	defer stopReading()
 	var pos int64
 	for {
@@ -156,9 +168,134 @@ func (rb *rebuild) bulk() (int64, error) {
 			head, _ := eventstore.ReadHead(ctx, pool)
 			rb.progress(RebuildProgress{Projection: p.Name(), Position: pos, Head: head, Elapsed: time.Since(rb.start)})
 		}
-		if len(pg.evs) < rebuildPage {
+		if len(pg.evs) < rb.page {
 			return pos, nil
 		}
+	}
+}
+
+// BulkLoader is implemented by projections that fill a rebuild's fresh
+// tables faster than ApplyBatch can, by exploiting what only a rebuild
+// has: tables nobody else reads or writes until the swap, and the whole
+// log in order. The tail the swap applies goes through ApplyBatch as
+// usual, so the tables must end up exactly as ApplyBatch (and Apply)
+// would leave them. A bulk load may cause no side effect and register no
+// after-commit hook.
+type BulkLoader interface {
+	NewBulkLoad() BulkLoad
+}
+
+// BulkLoad is one rebuild's bulk phase of a BulkLoader. Fold is called on
+// one goroutine with each page in order (events from
+// eventstore.ReadForReplay: no metadata or hashes) and may keep state
+// across pages; it does no I/O. The writes it returns run in page order on
+// another goroutine, each in its own transaction with search_path at the
+// fresh schema, while Fold takes the next page: writes may not rely on
+// state Fold changes later. Finish returns the writes of whatever Fold
+// still holds; they run after the last page's.
+type BulkLoad interface {
+	Fold(evs []events.Event) (BulkWrite, error)
+	Finish() (BulkWrite, error)
+}
+
+// BulkWrite writes what a BulkLoad folded, inside tx.
+type BulkWrite func(ctx context.Context, tx pgx.Tx) error
+
+// bulkLoad is bulk for a BulkLoader: reading page N+2, folding page N+1
+// and writing page N overlap, on two connections and two goroutines.
+func (rb *rebuild) bulkLoad(bl BulkLoader) (int64, error) {
+	ctx, cancel := context.WithCancel(rb.ctx)
+	defer cancel()
+	pages, stopReading := readAhead(ctx, rb.pool, eventstore.ReadForReplay, rb.page)
+	defer stopReading()
+	type folded struct {
+		write BulkWrite
+		pos   int64
+		last  bool
+		err   error
+	}
+	writes := make(chan folded, 1)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		load := bl.NewBulkLoad()
+		var pos int64
+		for {
+			var f folded
+			select {
+			case pg, ok := <-pages:
+				switch {
+				case !ok:
+					f.err = ctx.Err()
+				case pg.err != nil:
+					f.err = pg.err
+				default:
+					f.write, f.err = load.Fold(pg.evs)
+					if len(pg.evs) > 0 {
+						pos = pg.evs[len(pg.evs)-1].Position
+					}
+					f.pos, f.last = pos, len(pg.evs) < rb.page
+					if f.last && f.err == nil {
+						var rest BulkWrite
+						rest, f.err = load.Finish()
+						f.write = thenWrite(f.write, rest)
+					}
+				}
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case writes <- f:
+			case <-ctx.Done():
+				return
+			}
+			if f.last || f.err != nil {
+				return
+			}
+		}
+	}()
+	for f := range writes {
+		if f.err != nil {
+			return 0, fmt.Errorf("projections: rebuild %s: %w", rb.p.Name(), f.err)
+		}
+		err := pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
+			// As in bulk: a crash loses only scratch tables.
+			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+rb.freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
+				return err
+			}
+			if f.write == nil {
+				return nil
+			}
+			return f.write(ctx, tx)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("projections: rebuild %s: %w", rb.p.Name(), err)
+		}
+		if rb.progress != nil {
+			head, _ := eventstore.ReadHead(ctx, rb.pool)
+			rb.progress(RebuildProgress{Projection: rb.p.Name(), Position: f.pos, Head: head, Elapsed: time.Since(rb.start)})
+		}
+		if f.last {
+			return f.pos, nil
+		}
+	}
+	return 0, ctx.Err()
+}
+
+// thenWrite runs a, then b; either may be nil.
+func thenWrite(a, b BulkWrite) BulkWrite {
+	if a == nil {
+		return b
+	}
+	if b == nil {
+		return a
+	}
+	return func(ctx context.Context, tx pgx.Tx) error {
+		if err := a(ctx, tx); err != nil {
+			return err
+		}
+		return b(ctx, tx)
 	}
 }
 
@@ -281,11 +418,11 @@ type page struct {
 	err error
 }
 
-// readAhead reads the event store from the start, a page at a time, one
+// readAhead reads the event store with read from the start, size events at a time, one
 // page ahead of its consumer, until a short page or an error (both sent).
 // Each read is a prefix of the committed log whatever snapshot it sees,
 // since positions are gap-free in commit order. stop ends it early.
-func readAhead(ctx context.Context, pool *pgxpool.Pool) (<-chan page, func()) {
+func readAhead(ctx context.Context, pool *pgxpool.Pool, read func(context.Context, eventstore.Querier, int64, int) ([]events.Event, error), size int) (<-chan page, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan page, 1)
 	done := make(chan struct{})
@@ -294,13 +431,13 @@ func readAhead(ctx context.Context, pool *pgxpool.Pool) (<-chan page, func()) {
 		defer close(out)
 		var after int64
 		for {
-			evs, err := eventstore.ReadFrom(ctx, pool, after, rebuildPage)
+			evs, err := read(ctx, pool, after, size)
 			select {
 			case out <- page{evs: evs, err: err}:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || len(evs) < rebuildPage {
+			if err != nil || len(evs) < size {
 				return
 			}
 			after = evs[len(evs)-1].Position
