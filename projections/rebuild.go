@@ -300,24 +300,52 @@ func thenWrite(a, b BulkWrite) BulkWrite {
 }
 
 // buildIndexes builds the deferred indexes once, from the loaded tables,
-// still outside the swap lock.
+// still outside the swap lock, on indexBuilders connections at once: each
+// build is one backend's sort, and the bulk phase that kept every core
+// busy is over.
 func (rb *rebuild) buildIndexes(deferred []string) error {
 	if len(deferred) == 0 {
 		return nil
 	}
-	ctx := rb.ctx
-	return pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
-			return err
+	ctx, cancel := context.WithCancel(rb.ctx)
+	defer cancel()
+	todo := make(chan string, len(deferred))
+	for _, def := range deferred {
+		todo <- def
+	}
+	close(todo)
+	errs := make(chan error, indexBuilders)
+	for range min(indexBuilders, len(deferred)) {
+		go func() {
+			errs <- func() error {
+				for def := range todo {
+					err := pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
+						if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL synchronous_commit = off`); err != nil {
+							return err
+						}
+						_, err := tx.Exec(ctx, def)
+						return err
+					})
+					if err != nil {
+						cancel()
+						return fmt.Errorf("projections: rebuild %s: %s: %w", rb.p.Name(), def, err)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	var first error
+	for range min(indexBuilders, len(deferred)) {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
-		for _, def := range deferred {
-			if _, err := tx.Exec(ctx, def); err != nil {
-				return fmt.Errorf("projections: rebuild %s: %s: %w", rb.p.Name(), def, err)
-			}
-		}
-		return nil
-	})
+	}
+	return first
 }
+
+// indexBuilders is how many deferred indexes a rebuild builds at once.
+const indexBuilders = 2
 
 // swap excludes the live projector, catches up the tail committed since
 // the bulk phase, and renames the scratch schema in, in one transaction.
