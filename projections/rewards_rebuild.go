@@ -58,6 +58,8 @@ type rewardsLoad struct {
 	// is the last of them, still open for more per-event statements.
 	writes []BulkWrite
 	rare   *pgx.Batch
+
+	scratch []byte // JSON being encoded into a row
 }
 
 // Fold implements BulkLoad.
@@ -66,11 +68,14 @@ func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrite, error) {
 		if !rewardsUses(e.Type) {
 			continue
 		}
-		pl, err := events.Decode(e)
-		if err != nil {
-			return nil, fmt.Errorf("position %d: %w", e.Position, err)
+		pl, plain := decodeHot(e)
+		if !plain {
+			var err error
+			if pl, err = events.Decode(e); err != nil {
+				return nil, fmt.Errorf("position %d: %w", e.Position, err)
+			}
 		}
-		if l.fold(pl, e) {
+		if l.fold(pl, e, plain) {
 			continue
 		}
 		// A rare event: whatever was folded before it is written first,
@@ -166,8 +171,9 @@ func firstOfAction(e events.Event, actionID string) bool {
 
 // fold takes a hot event (the types rewardsFold.fold takes) into memory
 // and reports whether it did; the values written are those of
-// rewardsFold.flush and applyRewards.
-func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
+// rewardsFold.flush and applyRewards. plain is decodeHot's: pl's strings
+// need no JSON escaping.
+func (l *rewardsLoad) fold(pl events.Payload, e events.Event, plain bool) bool {
 	p, env, at := e.PartnerID, e.Environment, e.RecordedAt
 	switch v := pl.(type) {
 	case events.EndUserCreated:
@@ -186,7 +192,7 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
 		u.text(v.Email)
 		u.text(v.FirstName)
 		u.text(v.LastName)
-		u.jsonb(jsonOrEmpty(v.Metadata))
+		u.jsonbOrEmpty(v.Metadata)
 		u.boolean(v.AutoCreated)
 		u.timestamptz(at)
 		u.timestamptz(at)
@@ -196,21 +202,27 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
 		*c = balanceChange{created: true, externalID: v.ExternalID, at: at}
 		return true
 	case events.ActionCompleted:
-		sh, _ := json.Marshal(v.Stakeholders)
-		ids, _ := json.Marshal(v.TransactionIDs)
-		md := jsonOrEmpty(v.Metadata)
+		var sh, ids []byte
+		if plain {
+			l.scratch = appendRewardsJSON(l.scratch[:0], v.Stakeholders)
+			sh = l.scratch
+			ids = appendStringsJSON(l.scratch[len(l.scratch):], v.TransactionIDs)
+		} else {
+			sh, _ = json.Marshal(v.Stakeholders)
+			ids, _ = json.Marshal(v.TransactionIDs)
+		}
 		if firstOfAction(e, v.ActionID) {
 			l.actionRow(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, "COMPLETED", v.TokensDistributed,
-				v.PoolID, v.CampaignID, string(sh), string(ids), md, "", "", at, e.Position)
+				v.PoolID, v.CampaignID, sh, ids, v.Metadata, "", "", at, e.Position)
 		} else {
 			if l.retried[v.ActionID] {
 				l.flushRows()
 			}
 			l.retried[v.ActionID] = true
 			l.completed.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
-				string(sh), string(ids), md, "", "", v.TokensDistributed, e.Position, at)
+				string(sh), string(ids), jsonOrEmpty(v.Metadata), "", "", v.TokensDistributed, e.Position, at)
 		}
-		desc := fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency)
+		desc := v.ActionType + " reward (" + v.Amount + " " + v.Currency + ")" // applyRewards' "%s reward (%s %s)"
 		for _, r := range v.Stakeholders {
 			if r.Tokens == 0 {
 				continue
@@ -240,10 +252,9 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
 		return true
 	case events.ActionFailed:
 		sh, _ := json.Marshal(v.Stakeholders)
-		md := jsonOrEmpty(v.Metadata)
 		if firstOfAction(e, v.ActionID) {
 			l.actionRow(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, "FAILED", 0,
-				v.PoolID, v.CampaignID, string(sh), "[]", md, v.Code, v.Reason, at, e.Position)
+				v.PoolID, v.CampaignID, sh, []byte("[]"), v.Metadata, v.Code, v.Reason, at, e.Position)
 			return true
 		}
 		if l.retried[v.ActionID] {
@@ -251,7 +262,7 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
 		}
 		l.retried[v.ActionID] = true
 		l.failed.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
-			string(sh), "[]", md, v.Code, v.Reason, 0, e.Position, at)
+			string(sh), "[]", jsonOrEmpty(v.Metadata), v.Code, v.Reason, 0, e.Position, at)
 		return true
 	case events.PoolDebited:
 		c := l.pool(v.PoolID)
@@ -278,7 +289,7 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event) bool {
 
 // actionRow appends a new action row with the columns and values of the
 // insert in applyRewards.
-func (l *rewardsLoad) actionRow(id, p, env, key, typ, amount, currency, status string, tokens int64, pool, campaign, sh, txids, md, code, reason string, at time.Time, pos int64) {
+func (l *rewardsLoad) actionRow(id, p, env, key, typ, amount, currency, status string, tokens int64, pool, campaign string, sh, txids []byte, md json.RawMessage, code, reason string, at time.Time, pos int64) {
 	a := &l.actions
 	a.row(19)
 	a.text(id)
@@ -294,7 +305,7 @@ func (l *rewardsLoad) actionRow(id, p, env, key, typ, amount, currency, status s
 	a.text(campaign)
 	a.jsonb(sh)
 	a.jsonb(txids)
-	a.jsonb(md)
+	a.jsonbOrEmpty(md)
 	a.text(code)
 	a.text(reason)
 	a.timestamptz(at)
@@ -438,10 +449,18 @@ func (c *copyRows) text(s string) {
 }
 
 // jsonb is jsonb's binary format: version 1, then the JSON text.
-func (c *copyRows) jsonb(s string) {
+func (c *copyRows) jsonb(s []byte) {
 	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(len(s)+1))
 	c.buf = append(c.buf, 1)
 	c.buf = append(c.buf, s...)
+}
+
+// jsonbOrEmpty is jsonb of m, or of {} when m is empty (jsonOrEmpty).
+func (c *copyRows) jsonbOrEmpty(m json.RawMessage) {
+	if len(m) == 0 {
+		m = json.RawMessage("{}")
+	}
+	c.jsonb(m)
 }
 
 func (c *copyRows) int8(v int64) {
