@@ -119,9 +119,15 @@ func (rb *rebuild) prepare() (deferred []string, err error) {
 		if err := createSchema(ctx, tx, p, fresh); err != nil {
 			return err
 		}
-		if br, ok := p.(BulkRebuilder); ok && br.RebuildWithoutIndexes() {
+		if cd, ok := p.(ConstraintDeferrer); ok {
 			var err error
-			deferred, err = dropSecondaryIndexes(ctx, tx, fresh)
+			if deferred, err = dropConstraints(ctx, tx, fresh, cd.RebuildDeferredConstraints()); err != nil {
+				return err
+			}
+		}
+		if br, ok := p.(BulkRebuilder); ok && br.RebuildWithoutIndexes() {
+			defs, err := dropSecondaryIndexes(ctx, tx, fresh)
+			deferred = append(deferred, defs...)
 			return err
 		}
 		return nil
@@ -402,6 +408,39 @@ func (rb *rebuild) swap(pos int64) (int64, error) {
 // duplicates exactly as the live tables do.
 type BulkRebuilder interface {
 	RebuildWithoutIndexes() bool
+}
+
+// ConstraintDeferrer is implemented by projections with unique
+// constraints that none of their statements relies on (no ON CONFLICT
+// names them, no lookup needs their index). A rebuild drops them from the
+// fresh tables before replaying and adds them back before the swap,
+// building each index once from the loaded rows instead of row by row. A
+// duplicate then fails the rebuild there rather than at its insert: either
+// way no model with it is swapped in, as the live apply would stop on it.
+type ConstraintDeferrer interface {
+	RebuildDeferredConstraints() []string
+}
+
+// dropConstraints drops the named constraints of schema's tables, and
+// returns the statements that add them back, first, as they are on the
+// largest tables.
+func dropConstraints(ctx context.Context, tx pgx.Tx, schema string, names []string) ([]string, error) {
+	var adds []string
+	for _, name := range names {
+		var table, def string
+		err := tx.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, t.relname), pg_get_constraintdef(c.oid)
+			FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = c.connamespace
+			WHERE n.nspname = $1 AND c.conname = $2`, schema, name).Scan(&table, &def)
+		if err != nil {
+			return nil, fmt.Errorf("projections: deferred constraint %s: %w", name, err)
+		}
+		id := pgx.Identifier{name}.Sanitize()
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+table+` DROP CONSTRAINT `+id); err != nil {
+			return nil, err
+		}
+		adds = append(adds, `ALTER TABLE `+table+` ADD CONSTRAINT `+id+` `+def)
+	}
+	return adds, nil
 }
 
 // dropSecondaryIndexes drops schema's indexes that are neither unique nor

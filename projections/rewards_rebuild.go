@@ -498,3 +498,9 @@ func (c *copyRows) copy(sql string) BulkWrite {
 		return err
 	}
 }
+
+// RebuildDeferredConstraints implements ConstraintDeferrer: transactions
+// are only ever inserted, never upserted or looked up by id, and their
+// primary key costs a rebuild more row by row than everything else it
+// writes to them.
+func (Rewards) RebuildDeferredConstraints() []string { return []string{"transactions_pkey"} }

@@ -113,8 +113,15 @@ func TestSetBasedRewardsEqualEventByEvent(t *testing.T) {
 	require.NotEmpty(t, reference["transactions"])
 	require.NotEmpty(t, reference["allocation_requests"])
 
+	// The schema's indexes, constraints and columns: whatever a rebuild
+	// drops to load faster is all back, as it was.
 	indexes := func() []string {
-		rows, err := db.Pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname`, Schema(RewardsName))
+		rows, err := db.Pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = $1
+			UNION ALL SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(c.oid)
+				FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = $1
+			UNION ALL SELECT format('%s.%s %s %s null %s', table_name, column_name, data_type, is_nullable, column_default)
+				FROM information_schema.columns WHERE table_schema = $1
+			ORDER BY 1`, Schema(RewardsName))
 		require.NoError(t, err)
 		defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
