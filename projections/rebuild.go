@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -200,25 +201,35 @@ type BulkLoader interface {
 // state Fold changes later. Finish returns the writes of whatever Fold
 // still holds; they run after the last page's.
 type BulkLoad interface {
-	Fold(evs []events.Event) (BulkWrite, error)
-	Finish() (BulkWrite, error)
+	Fold(evs []events.Event) (BulkWrites, error)
+	Finish() (BulkWrites, error)
 }
 
 // BulkWrite writes what a BulkLoad folded, inside tx.
 type BulkWrite func(ctx context.Context, tx pgx.Tx) error
 
+// BulkWrites are one page's writes. Side, when set, runs on a second
+// connection, in its own transaction, while Main runs: it may only write
+// what no statement of Main (of any page) reads or changes, such as rows
+// only ever appended to a table without unique indexes, so that the two
+// commute. Either failing fails the rebuild.
+type BulkWrites struct {
+	Main, Side BulkWrite
+}
+
 // bulkLoad is bulk for a BulkLoader: reading page N+2, folding page N+1
-// and writing page N overlap, on two connections and two goroutines.
+// and writing page N overlap, on two connections (three with side writes)
+// and two goroutines.
 func (rb *rebuild) bulkLoad(bl BulkLoader) (int64, error) {
 	ctx, cancel := context.WithCancel(rb.ctx)
 	defer cancel()
 	pages, stopReading := readAhead(ctx, rb.pool, eventstore.ReadForReplay, rb.page)
 	defer stopReading()
 	type folded struct {
-		write BulkWrite
-		pos   int64
-		last  bool
-		err   error
+		writes BulkWrites
+		pos    int64
+		last   bool
+		err    error
 	}
 	writes := make(chan folded, 1)
 	done := make(chan struct{})
@@ -233,19 +244,22 @@ func (rb *rebuild) bulkLoad(bl BulkLoader) (int64, error) {
 			case pg, ok := <-pages:
 				switch {
 				case !ok:
-					f.err = ctx.Err()
+					// The reader stops early only when cancelled.
+					if f.err = ctx.Err(); f.err == nil {
+						f.err = errors.New("event reader stopped")
+					}
 				case pg.err != nil:
 					f.err = pg.err
 				default:
-					f.write, f.err = load.Fold(pg.evs)
+					f.writes, f.err = load.Fold(pg.evs)
 					if len(pg.evs) > 0 {
 						pos = pg.evs[len(pg.evs)-1].Position
 					}
 					f.pos, f.last = pos, len(pg.evs) < rb.page
 					if f.last && f.err == nil {
-						var rest BulkWrite
+						var rest BulkWrites
 						rest, f.err = load.Finish()
-						f.write = thenWrite(f.write, rest)
+						f.writes = BulkWrites{Main: thenWrite(f.writes.Main, rest.Main), Side: thenWrite(f.writes.Side, rest.Side)}
 					}
 				}
 			case <-ctx.Done():
@@ -265,16 +279,29 @@ func (rb *rebuild) bulkLoad(bl BulkLoader) (int64, error) {
 		if f.err != nil {
 			return 0, fmt.Errorf("projections: rebuild %s: %w", rb.p.Name(), f.err)
 		}
-		err := pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
-			// As in bulk: a crash loses only scratch tables.
-			if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+rb.freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
-				return err
+		run := func(w BulkWrite) error {
+			return pgx.BeginFunc(ctx, rb.pool, func(tx pgx.Tx) error {
+				// As in bulk: a crash loses only scratch tables.
+				if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+rb.freshID+`, public; SET LOCAL synchronous_commit = off`); err != nil {
+					return err
+				}
+				if w == nil {
+					return nil
+				}
+				return w(ctx, tx)
+			})
+		}
+		var side chan error
+		if f.writes.Side != nil {
+			side = make(chan error, 1)
+			go func() { side <- run(f.writes.Side) }()
+		}
+		err := run(f.writes.Main)
+		if side != nil {
+			if serr := <-side; err == nil {
+				err = serr
 			}
-			if f.write == nil {
-				return nil
-			}
-			return f.write(ctx, tx)
-		})
+		}
 		if err != nil {
 			return 0, fmt.Errorf("projections: rebuild %s: %w", rb.p.Name(), err)
 		}

@@ -55,15 +55,19 @@ type rewardsLoad struct {
 	retried              map[string]bool
 
 	// writes are the page's writes so far, in order; rare, when not nil,
-	// is the last of them, still open for more per-event statements.
+	// is the last of them, still open for more per-event statements. side
+	// are the page's transaction rows, appended on a second connection:
+	// transactions are only ever inserted, and have no unique index while
+	// a rebuild loads them (RebuildDeferredConstraints).
 	writes []BulkWrite
 	rare   *pgx.Batch
+	side   []BulkWrite
 
 	scratch []byte // JSON being encoded into a row
 }
 
 // Fold implements BulkLoad.
-func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrite, error) {
+func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrites, error) {
 	for _, e := range evs {
 		if !rewardsUses(e.Type) {
 			continue
@@ -72,7 +76,7 @@ func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrite, error) {
 		if !plain {
 			var err error
 			if pl, err = events.Decode(e); err != nil {
-				return nil, fmt.Errorf("position %d: %w", e.Position, err)
+				return BulkWrites{}, fmt.Errorf("position %d: %w", e.Position, err)
 			}
 		}
 		if l.fold(pl, e, plain) {
@@ -92,7 +96,7 @@ func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrite, error) {
 			return nil
 		}
 		if err := applyRewards(pl, e.PartnerID, e.Environment, e.RecordedAt, e, exec); err != nil {
-			return nil, fmt.Errorf("position %d: %w", e.Position, err)
+			return BulkWrites{}, fmt.Errorf("position %d: %w", e.Position, err)
 		}
 	}
 	l.flushRows()
@@ -103,16 +107,21 @@ func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrite, error) {
 }
 
 // Finish implements BulkLoad.
-func (l *rewardsLoad) Finish() (BulkWrite, error) {
+func (l *rewardsLoad) Finish() (BulkWrites, error) {
 	l.flushRows()
 	l.flushSums()
 	return l.take(), nil
 }
 
-// take returns the writes collected so far as one.
-func (l *rewardsLoad) take() BulkWrite {
-	ws := l.writes
-	l.writes, l.rare = nil, nil
+// take returns the writes collected so far.
+func (l *rewardsLoad) take() BulkWrites {
+	main, side := l.writes, l.side
+	l.writes, l.rare, l.side = nil, nil, nil
+	return BulkWrites{Main: inOrder(main), Side: inOrder(side)}
+}
+
+// inOrder is the write that runs ws one after the other; nil if none.
+func inOrder(ws []BulkWrite) BulkWrite {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -328,7 +337,7 @@ const (
 )
 
 // flushRows writes the page's pending rows: new users, new actions, then
-// retried actions' upserts, then transactions.
+// retried actions' upserts; and, on the side, transactions.
 func (l *rewardsLoad) flushRows() {
 	if w := l.users.copy(copyUsersSQL); w != nil {
 		l.write(w)
@@ -345,7 +354,7 @@ func (l *rewardsLoad) flushRows() {
 		clear(l.retried)
 	}
 	if w := l.txns.copy(copyTransactionsSQL); w != nil {
-		l.write(w)
+		l.side = append(l.side, w)
 	}
 }
 
