@@ -47,7 +47,10 @@ type rewardsLoad struct {
 
 	// Rows of the current page since its last flush. An action's first
 	// event (version 1 of its own stream) creates its row, which no
-	// earlier event can have written: appended. A later one (a failed
+	// earlier event can have written, since only events naming the action
+	// write it and the domain keeps those in the action's stream: appended
+	// (were that ever broken, the primary key refuses the copy and the
+	// rebuild fails; it never differs silently). A later one (a failed
 	// action retried) upserts, as in ApplyBatch, at most once per action
 	// per flush.
 	users, actions, txns copyRows
