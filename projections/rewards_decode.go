@@ -8,8 +8,9 @@ import (
 )
 
 // A rebuild decodes every action.completed, pool.debited and
-// campaign.budget_debited ever recorded, and encoding/json's reflection
-// was most of its Go time. decodeHot parses those payloads, at their
+// campaign.budget_debited ever recorded, and the live fold most of what
+// arrives under load; encoding/json's reflection was most of their Go
+// time. decodeHot parses those payloads, at their
 // current schema version, by hand — but only in the plain shape
 // json.Marshal writes them in: known keys each at most once, strings of
 // printable ASCII without escapes, integers without fraction or exponent.
