@@ -109,10 +109,9 @@ type rewardsFold struct {
 		auto                                                         []bool
 		at                                                           []time.Time
 	}
-	balances     map[balanceKey]*balanceChange
-	balanceOrder []balanceKey
-	completed    actionRows
-	failed       actionRows
+	balances  sums[balanceKey, balanceChange]
+	completed actionRows
+	failed    actionRows
 	// actions holds the ids of the pending action rows: a second event for
 	// the same action flushes first, since one upsert may not touch a row
 	// twice and the second must see the first's attempts.
@@ -122,10 +121,8 @@ type rewardsFold struct {
 		tokens, position                                                              []int64
 		at                                                                            []time.Time
 	}
-	pools         map[string]*poolChange
-	poolOrder     []string
-	campaigns     map[string]*campaignChange
-	campaignOrder []string
+	pools     sums[string, poolChange]
+	campaigns sums[string, campaignChange]
 }
 
 func newRewardsFold(q *pgx.Batch) *rewardsFold {
@@ -136,39 +133,12 @@ func newRewardsFold(q *pgx.Batch) *rewardsFold {
 
 func (f *rewardsFold) reset() {
 	q := f.q
-	*f = rewardsFold{q: q, balances: map[balanceKey]*balanceChange{}, actions: map[string]bool{},
-		pools: map[string]*poolChange{}, campaigns: map[string]*campaignChange{}}
+	*f = rewardsFold{q: q, actions: map[string]bool{}}
 }
 
-func (f *rewardsFold) balance(k balanceKey) *balanceChange {
-	c := f.balances[k]
-	if c == nil {
-		c = &balanceChange{}
-		f.balances[k] = c
-		f.balanceOrder = append(f.balanceOrder, k)
-	}
-	return c
-}
-
-func (f *rewardsFold) pool(id string) *poolChange {
-	c := f.pools[id]
-	if c == nil {
-		c = &poolChange{}
-		f.pools[id] = c
-		f.poolOrder = append(f.poolOrder, id)
-	}
-	return c
-}
-
-func (f *rewardsFold) campaign(id string) *campaignChange {
-	c := f.campaigns[id]
-	if c == nil {
-		c = &campaignChange{}
-		f.campaigns[id] = c
-		f.campaignOrder = append(f.campaignOrder, id)
-	}
-	return c
-}
+func (f *rewardsFold) balance(k balanceKey) *balanceChange { return f.balances.at(k) }
+func (f *rewardsFold) pool(id string) *poolChange          { return f.pools.at(id) }
+func (f *rewardsFold) campaign(id string) *campaignChange  { return f.campaigns.at(id) }
 
 func (f *rewardsFold) addTxn(id, p, env string, tokens int64, userID, external, action, pool, campaign, description string, at time.Time, pos int64, code string) {
 	t := &f.txns
@@ -185,7 +155,7 @@ func (f *rewardsFold) fold(pl events.Payload, e events.Event) bool {
 	switch v := pl.(type) {
 	case events.EndUserCreated:
 		k := balanceKey{p, env, v.UserID}
-		if c := f.balances[k]; c != nil && c.created {
+		if c := f.balances.get(k); c != nil && c.created {
 			f.flush() // a second create: let the insert fail as it would alone
 		}
 		u := &f.users
@@ -315,8 +285,8 @@ func (f *rewardsFold) flush() {
 		bal, earned, rev []int64
 		at               []time.Time
 	}
-	for _, k := range f.balanceOrder {
-		c := f.balances[k]
+	for _, k := range f.balances.order {
+		c := f.balances.get(k)
 		s := &upd
 		if c.created {
 			s = &ins
@@ -337,23 +307,51 @@ func (f *rewardsFold) flush() {
 		f.q.Queue(insertTransactionsSQL, t.id, t.partner, t.env, t.tokens, t.userID, t.external, t.action, t.pool, t.campaign,
 			t.description, t.at, t.position, t.code)
 	}
-	if len(f.poolOrder) > 0 {
-		ids := f.poolOrder
+	if len(f.pools.order) > 0 {
+		ids := f.pools.order
 		dist, ret := make([]int64, len(ids)), make([]int64, len(ids))
 		updated, low := make([]*time.Time, len(ids)), make([]*time.Time, len(ids))
 		for i, id := range ids {
-			c := f.pools[id]
+			c := f.pools.get(id)
 			dist[i], ret[i], updated[i], low[i] = c.distributed, c.returned, c.updatedAt, c.lowAt
 		}
 		f.q.Queue(updatePoolsSQL, ids, dist, ret, updated, low)
 	}
-	if len(f.campaignOrder) > 0 {
-		ids := f.campaignOrder
+	if len(f.campaigns.order) > 0 {
+		ids := f.campaigns.order
 		spent, ret := make([]int64, len(ids)), make([]int64, len(ids))
 		for i, id := range ids {
-			spent[i], ret[i] = f.campaigns[id].spent, f.campaigns[id].returned
+			c := f.campaigns.get(id)
+			spent[i], ret[i] = c.spent, c.returned
 		}
 		f.q.Queue(updateCampaignsSQL, ids, spent, ret)
 	}
 	f.reset()
 }
+
+// sums holds one change per key and the order the keys first appeared in,
+// so the statements a fold writes from it are the same on every run.
+type sums[K comparable, V any] struct {
+	byKey map[K]*V
+	order []K
+}
+
+// at returns k's change, a zero one the first time k is seen.
+func (s *sums[K, V]) at(k K) *V {
+	if c := s.byKey[k]; c != nil {
+		return c
+	}
+	if s.byKey == nil {
+		s.byKey = map[K]*V{}
+	}
+	c := new(V)
+	s.byKey[k] = c
+	s.order = append(s.order, k)
+	return c
+}
+
+// get returns k's change, or nil if k has none.
+func (s *sums[K, V]) get(k K) *V { return s.byKey[k] }
+
+// reset forgets every key.
+func (s *sums[K, V]) reset() { s.byKey, s.order = nil, nil }

@@ -22,10 +22,7 @@ import (
 func (Rewards) NewBulkLoad() BulkLoad { return newRewardsLoad(maxHeldBalances) }
 
 func newRewardsLoad(maxHeld int) *rewardsLoad {
-	return &rewardsLoad{maxHeld: maxHeld,
-		balances: map[balanceKey]*balanceChange{}, pools: map[string]*poolChange{},
-		campaigns: map[string]*campaignChange{}, retried: map[string]bool{},
-	}
+	return &rewardsLoad{maxHeld: maxHeld, retried: map[string]bool{}}
 }
 
 // maxHeldBalances bounds the balance rows a rewards bulk load sums in
@@ -38,12 +35,9 @@ type rewardsLoad struct {
 	maxHeld int // balance rows held before a page's end writes them
 
 	// Summed changes, held across pages until a flush of all.
-	balances      map[balanceKey]*balanceChange
-	balanceOrder  []balanceKey
-	pools         map[string]*poolChange
-	poolOrder     []string
-	campaigns     map[string]*campaignChange
-	campaignOrder []string
+	balances  sums[balanceKey, balanceChange]
+	pools     sums[string, poolChange]
+	campaigns sums[string, campaignChange]
 
 	// Rows of the current page since its last flush. An action's first
 	// event (version 1 of its own stream) creates its row, which no
@@ -103,7 +97,7 @@ func (l *rewardsLoad) Fold(evs []events.Event) (BulkWrites, error) {
 		}
 	}
 	l.flushRows()
-	if len(l.balances) > l.maxHeld {
+	if len(l.balances.order) > l.maxHeld {
 		l.flushSums()
 	}
 	return l.take(), nil
@@ -143,35 +137,9 @@ func (l *rewardsLoad) write(w BulkWrite) {
 	l.rare = nil
 }
 
-func (l *rewardsLoad) balance(k balanceKey) *balanceChange {
-	c := l.balances[k]
-	if c == nil {
-		c = &balanceChange{}
-		l.balances[k] = c
-		l.balanceOrder = append(l.balanceOrder, k)
-	}
-	return c
-}
-
-func (l *rewardsLoad) pool(id string) *poolChange {
-	c := l.pools[id]
-	if c == nil {
-		c = &poolChange{}
-		l.pools[id] = c
-		l.poolOrder = append(l.poolOrder, id)
-	}
-	return c
-}
-
-func (l *rewardsLoad) campaign(id string) *campaignChange {
-	c := l.campaigns[id]
-	if c == nil {
-		c = &campaignChange{}
-		l.campaigns[id] = c
-		l.campaignOrder = append(l.campaignOrder, id)
-	}
-	return c
-}
+func (l *rewardsLoad) balance(k balanceKey) *balanceChange { return l.balances.at(k) }
+func (l *rewardsLoad) pool(id string) *poolChange          { return l.pools.at(id) }
+func (l *rewardsLoad) campaign(id string) *campaignChange  { return l.campaigns.at(id) }
 
 // firstOfAction reports whether e, an event naming actionID, is the first
 // event of that action's stream, so no action row for it can exist yet.
@@ -190,7 +158,7 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event, plain bool) bool {
 	switch v := pl.(type) {
 	case events.EndUserCreated:
 		k := balanceKey{p, env, v.UserID}
-		if c := l.balances[k]; c != nil && c.created {
+		if c := l.balances.get(k); c != nil && c.created {
 			// A second create: let the insert fail as it would alone.
 			l.flushRows()
 			l.flushSums()
@@ -371,8 +339,8 @@ func (l *rewardsLoad) flushSums() {
 		bal, earned, rev []int64
 		at               []time.Time
 	}
-	for _, k := range l.balanceOrder {
-		c := l.balances[k]
+	for _, k := range l.balances.order {
+		c := l.balances.get(k)
 		if c.created {
 			ins.row(8)
 			ins.text(k.partner)
@@ -395,28 +363,29 @@ func (l *rewardsLoad) flushSums() {
 	if len(upd.uid) > 0 {
 		b.Queue(updateBalancesSQL, upd.p, upd.env, upd.uid, upd.bal, upd.earned, upd.rev, upd.at)
 	}
-	if ids := l.poolOrder; len(ids) > 0 {
+	if ids := l.pools.order; len(ids) > 0 {
 		dist, ret := make([]int64, len(ids)), make([]int64, len(ids))
 		updated, low := make([]*time.Time, len(ids)), make([]*time.Time, len(ids))
 		for i, id := range ids {
-			c := l.pools[id]
+			c := l.pools.get(id)
 			dist[i], ret[i], updated[i], low[i] = c.distributed, c.returned, c.updatedAt, c.lowAt
 		}
 		b.Queue(updatePoolsSQL, ids, dist, ret, updated, low)
 	}
-	if ids := l.campaignOrder; len(ids) > 0 {
+	if ids := l.campaigns.order; len(ids) > 0 {
 		spent, ret := make([]int64, len(ids)), make([]int64, len(ids))
 		for i, id := range ids {
-			spent[i], ret[i] = l.campaigns[id].spent, l.campaigns[id].returned
+			c := l.campaigns.get(id)
+			spent[i], ret[i] = c.spent, c.returned
 		}
 		b.Queue(updateCampaignsSQL, ids, spent, ret)
 	}
 	if b.Len() > 0 {
 		l.write(sendBatch(b))
 	}
-	l.balances, l.balanceOrder = map[balanceKey]*balanceChange{}, nil
-	l.pools, l.poolOrder = map[string]*poolChange{}, nil
-	l.campaigns, l.campaignOrder = map[string]*campaignChange{}, nil
+	l.balances.reset()
+	l.pools.reset()
+	l.campaigns.reset()
 }
 
 func queueActionRows(b *pgx.Batch, sql string, r *actionRows) {
