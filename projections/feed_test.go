@@ -11,8 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
-	"github.com/sirgiving/ledger/internal/testkit/testenv"
-	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
 // gatedTally is the tally projection whose first Apply waits for the gate:
@@ -33,11 +31,7 @@ func (g *gatedTally) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error
 // from PostgreSQL, so each is still applied exactly once.
 func TestFeedSkipsABusyProjectionWhichCatchesUpFromPostgreSQL(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t)
-	n := testenv.NewNATS(t)
-	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
-	t.Cleanup(s.Close)
-	startRelay(t, db, n)
+	db, n, s := relayedStore(t)
 	p := &gatedTally{tallyProjection: &tallyProjection{}, gate: make(chan struct{})}
 	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond, feedBuffer: 1}, p)
 	require.NoError(t, err)
@@ -63,11 +57,7 @@ func TestFeedSkipsABusyProjectionWhichCatchesUpFromPostgreSQL(t *testing.T) {
 // feed nor the others.
 func TestProjectionsShareTheFeedWithoutWaitingForEachOther(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t)
-	n := testenv.NewNATS(t)
-	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
-	t.Cleanup(s.Close)
-	startRelay(t, db, n)
+	db, n, s := relayedStore(t)
 	stuck := &gatedTally{tallyProjection: &tallyProjection{}, gate: make(chan struct{})}
 	other := &renamedTally{tallyProjection: &tallyProjection{}}
 	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 200 * time.Millisecond, feedBuffer: 2}, stuck, other)

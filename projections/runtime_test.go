@@ -157,6 +157,19 @@ func waitHead(t *testing.T, db *testenv.DB, names ...string) {
 	require.NoError(t, WaitFor(ctx, db.Pool, head, names...))
 }
 
+// relayedStore is what a projector test runs against: its own database,
+// an embedded JetStream, a store on the one and a relay publishing to the
+// other.
+func relayedStore(t *testing.T) (*testenv.DB, *testenv.NATS, *eventstore.Store) {
+	t.Helper()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(s.Close)
+	startRelay(t, db, n)
+	return db, n, s
+}
+
 func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
 	t.Helper()
 	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Poll: 20 * time.Millisecond})
@@ -169,11 +182,7 @@ func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
 
 func TestProjectorAppliesEachEventOnceThroughJetStream(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t)
-	n := testenv.NewNATS(t)
-	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
-	t.Cleanup(s.Close)
-	startRelay(t, db, n)
+	db, n, s := relayedStore(t)
 	p := &tallyProjection{}
 	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond}, p)
 	require.NoError(t, err)
@@ -221,11 +230,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 // process; with NATS down it catches up from PostgreSQL alone.
 func TestProjectorKilledAndRestartedResumesExactly(t *testing.T) {
 	t.Parallel()
-	db := testenv.NewDB(t)
-	n := testenv.NewNATS(t)
-	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
-	t.Cleanup(s.Close)
-	startRelay(t, db, n)
+	db, n, s := relayedStore(t)
 
 	p1 := &tallyProjection{}
 	r1, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond, FetchBatch: 7}, p1)
@@ -252,11 +257,7 @@ func TestProjectorKilledAndRestartedResumesExactly(t *testing.T) {
 func TestRebuildEqualsLiveAndRepeatsNoSideEffects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := testenv.NewDB(t)
-	n := testenv.NewNATS(t)
-	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
-	t.Cleanup(s.Close)
-	startRelay(t, db, n)
+	db, n, s := relayedStore(t)
 	p := &tallyProjection{}
 	r, err := NewRunner(db.Pool, n.Connect(t), RunnerOptions{Idle: 50 * time.Millisecond}, p)
 	require.NoError(t, err)
