@@ -2,6 +2,8 @@ package eventstore_test
 
 import (
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +65,15 @@ func TestRunsSplitByTenantAndSize(t *testing.T) {
 		}
 		evs = append(evs, testEvent(i, partner, "test.note"))
 	}
+	// Three events of 100 KB at the end: the byte bound splits them, since
+	// all three would pass 256 KB.
+	big := json.RawMessage(`{"pad":"` + strings.Repeat("x", 100<<10) + `"}`)
+	for i := int64(601); i <= 603; i++ {
+		e := testEvent(i, "p1", "test.note")
+		e.Payload = big
+		e.Hash = events.ComputeHash(&e)
+		evs = append(evs, e)
+	}
 	runs, err := eventstore.Runs(bus.Config{}, evs)
 	require.NoError(t, err)
 	next := 0
@@ -76,12 +87,14 @@ func TestRunsSplitByTenantAndSize(t *testing.T) {
 			require.Equal(t, got[0].PartnerID, e.PartnerID, "one tenant per message")
 		}
 		require.LessOrEqual(t, len(got), 256)
-		require.Less(t, len(r.Msg.Data), 1<<20)
+		require.LessOrEqual(t, len(r.Msg.Data), 256<<10, "a run stays within its byte bound")
+		require.Equal(t, got[0].ID.String()+":"+strconv.FormatInt(got[len(got)-1].Position, 10), r.Msg.Header.Get(nats.MsgIdHdr))
 		next = r.Last + 1
 	}
 	require.Equal(t, len(evs), next)
-	// p1 1..256, p1 257..300, p2 301..310, p1 311..566, p1 567..600
-	require.Len(t, runs, 5)
+	// p1 1..256, p1 257..300, p2 301..310, p1 311..566, p1 567..602 (two
+	// big ones fit), then 603 alone
+	require.Len(t, runs, 6)
 }
 
 // Consumers still read the one-event envelopes earlier releases

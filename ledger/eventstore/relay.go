@@ -42,7 +42,7 @@ type RelayOptions struct {
 
 // Relay publishes committed events, in position order, to JetStream, one
 // message per run of a tenant's consecutive events (Runs), with
-// Nats-Msg-Id set to the run's first event id, and records how far it got in
+// Nats-Msg-Id naming the run (its first event id and last position), and records how far it got in
 // relay_checkpoints only after JetStream acknowledged every message up to
 // there. One relay per database is active at a time (a PostgreSQL advisory
 // lock elects it); others wait as hot standbys.
@@ -64,7 +64,15 @@ type Relay struct {
 	// goroutine that publishes (lead, then drain).
 	seq uint64
 	// cp is the checkpoint position that goes with seq, valid while synced.
-	cp     int64
+	cp int64
+	// lastID is the Nats-Msg-Id of the stream's last message ("" when
+	// unknown), valid while synced. Every publish also expects it: a run's
+	// content depends on what was committed when it was read, so a run of
+	// an abandoned round that lands late could otherwise sit at exactly the
+	// sequence a later run expects, and that run would be stored after
+	// different content, leaving a gap. A run's id names its first event
+	// and its last position, so it identifies its content.
+	lastID string
 	synced bool
 }
 
@@ -243,14 +251,16 @@ func (r *Relay) sync(ctx context.Context) error {
 	}
 	last := info.State.LastSeq
 	pos := cp
+	var lastMsg *jetstream.RawStreamMsg
+	if info.State.Msgs > 0 {
+		if lastMsg, err = st.GetMsg(ctx, last); err != nil {
+			return fmt.Errorf("relay: read last message: %w", err)
+		}
+	}
 	if last != uint64(recorded) || recorded == 0 {
 		switch {
-		case info.State.Msgs > 0:
-			msg, err := st.GetMsg(ctx, last)
-			if err != nil {
-				return fmt.Errorf("relay: read last message: %w", err)
-			}
-			if pos, err = strconv.ParseInt(msg.Header.Get(bus.HeaderPosition), 10, 64); err != nil {
+		case lastMsg != nil:
+			if pos, err = strconv.ParseInt(lastMsg.Header.Get(bus.HeaderPosition), 10, 64); err != nil {
 				return fmt.Errorf("relay: stream message %d has no %s header", last, bus.HeaderPosition)
 			}
 		case last < uint64(recorded) || last == 0:
@@ -278,6 +288,10 @@ func (r *Relay) sync(ctx context.Context) error {
 		return err
 	}
 	r.seq, r.cp, r.synced = last, pos, true
+	r.lastID = ""
+	if lastMsg != nil {
+		r.lastID = lastMsg.Header.Get(nats.MsgIdHdr)
+	}
 	return nil
 }
 
@@ -314,9 +328,18 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(runs))
 	for i, run := range runs {
-		// The first event's id is the message id: a run re-published from
-		// the same event is dropped as a duplicate, and the relay re-syncs.
-		f, err := r.js.PublishMsgAsync(run.Msg, jetstream.WithMsgID(evs[run.First].ID.String()), jetstream.WithExpectLastSequence(r.seq+uint64(i)))
+		// Each run expects its predecessor by sequence and by id (see
+		// lastID); an identical run published twice is dropped as a
+		// duplicate, and the relay re-syncs.
+		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(r.seq + uint64(i))}
+		prev := r.lastID
+		if i > 0 {
+			prev = runs[i-1].ID
+		}
+		if prev != "" {
+			opts = append(opts, jetstream.WithExpectLastMsgID(prev))
+		}
+		f, err := r.js.PublishMsgAsync(run.Msg, opts...)
 		if err != nil {
 			r.synced = false
 			return 0, fmt.Errorf("relay: publish position %d: %w", evs[run.First].Position, err)
@@ -330,6 +353,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	// round re-syncs with the stream before publishing again.
 	acked, failure := 0, error(nil) // events in the acknowledged runs
 	var lastSeq uint64
+	var lastID string
 wait:
 	for i, f := range futures {
 		first := evs[runs[i].First].Position
@@ -342,7 +366,7 @@ wait:
 				break wait
 			}
 			acked = runs[i].Last + 1
-			lastSeq = ack.Sequence
+			lastSeq, lastID = ack.Sequence, runs[i].ID
 		case err := <-f.Err():
 			failure = fmt.Errorf("relay: publish position %d: %w", first, err)
 			break wait
@@ -373,7 +397,7 @@ wait:
 	if tag.RowsAffected() == 0 {
 		r.synced = false // another relay moved it: re-sync before going on
 	} else {
-		r.seq, r.cp = lastSeq, last
+		r.seq, r.cp, r.lastID = lastSeq, last, lastID
 	}
 	r.published.Add(float64(acked))
 	r.position.Set(float64(last))
@@ -400,6 +424,9 @@ const (
 type Run struct {
 	Msg         *nats.Msg
 	First, Last int
+	// ID is the message's Nats-Msg-Id: the first event's id and the last
+	// event's position, which together name the run's content.
+	ID string
 }
 
 // Runs splits evs (consecutive, in position order) into messages: each a
@@ -413,19 +440,24 @@ func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
 	var body []byte
 	first := 0
 	flush := func(last int) {
-		out = append(out, Run{Msg: runMessage(c, evs[first:last+1], body), First: first, Last: last})
+		id := evs[first].ID.String() + ":" + strconv.FormatInt(evs[last].Position, 10)
+		msg := runMessage(c, evs[first:last+1], body)
+		msg.Header.Set(nats.MsgIdHdr, id)
+		out = append(out, Run{Msg: msg, First: first, Last: last, ID: id})
 		body = nil
 		first = last + 1
 	}
 	for i := range evs {
 		e := &evs[i]
-		if i > first && (e.PartnerID != evs[first].PartnerID || e.Environment != evs[first].Environment ||
-			i-first >= maxRunEvents || len(body) >= maxRunBytes) {
-			flush(i - 1)
-		}
 		env, err := e.MarshalBinary()
 		if err != nil {
 			return nil, err
+		}
+		// Split before an event that would take the run past its bound,
+		// so only an event alone can make a message bigger than it.
+		if i > first && (e.PartnerID != evs[first].PartnerID || e.Environment != evs[first].Environment ||
+			i-first >= maxRunEvents || len(body)+len(env)+binary.MaxVarintLen64 > maxRunBytes) {
+			flush(i - 1)
 		}
 		if body == nil {
 			body = make([]byte, 0, 4096)
