@@ -352,7 +352,12 @@ func (f *feed) consume(ctx context.Context) error {
 		// hundred events.
 		jetstream.PullMaxMessages(pullMessages),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			// A deleted consumer or a silent server usually means the stream
+			// was deleted: an ordered consumer would resume at the old
+			// stream's sequence and deliver nothing from a re-filled one
+			// until it got that far, so start a fresh one at new messages.
+			if errors.Is(err, jetstream.ErrConnectionClosed) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+				errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
 				select {
 				case broken <- err:
 				default:
