@@ -406,7 +406,10 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 		}
 		return err
 	}
-	r.applied.WithLabelValues(p.Name()).Add(float64(len(evs)))
+	// Positions have no gaps: what the checkpoint moved over is what this
+	// round applied, holes filled from PostgreSQL included and events it
+	// skipped as already applied excluded.
+	r.applied.WithLabelValues(p.Name()).Add(float64(cp - from))
 	// The read-model delay the target is stated in: every event
 	// this round applied for the first time, none it skipped as already
 	// applied (a redelivery's age is the broker's, not the projection's).
