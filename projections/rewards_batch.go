@@ -109,7 +109,7 @@ type rewardsFold struct {
 		auto                                                         []bool
 		at                                                           []time.Time
 	}
-	balances  sums[balanceKey, balanceChange]
+	rewardSums
 	completed actionRows
 	failed    actionRows
 	// actions holds the ids of the pending action rows: a second event for
@@ -121,8 +121,6 @@ type rewardsFold struct {
 		tokens, position                                                              []int64
 		at                                                                            []time.Time
 	}
-	pools     sums[string, poolChange]
-	campaigns sums[string, campaignChange]
 }
 
 func newRewardsFold(q *pgx.Batch) *rewardsFold {
@@ -136,9 +134,45 @@ func (f *rewardsFold) reset() {
 	*f = rewardsFold{q: q, actions: map[string]bool{}}
 }
 
-func (f *rewardsFold) balance(k balanceKey) *balanceChange { return f.balances.at(k) }
-func (f *rewardsFold) pool(id string) *poolChange          { return f.pools.at(id) }
-func (f *rewardsFold) campaign(id string) *campaignChange  { return f.campaigns.at(id) }
+// rewardSums are the changes both rewards folds (the live batch and a
+// rebuild's bulk load) sum per row: a hot pool or a busy user is written
+// once however many events touched it.
+type rewardSums struct {
+	balances  sums[balanceKey, balanceChange]
+	pools     sums[string, poolChange]
+	campaigns sums[string, campaignChange]
+}
+
+func (r *rewardSums) balance(k balanceKey) *balanceChange { return r.balances.at(k) }
+func (r *rewardSums) pool(id string) *poolChange          { return r.pools.at(id) }
+func (r *rewardSums) campaign(id string) *campaignChange  { return r.campaigns.at(id) }
+
+// foldMovement sums a pool or campaign movement recorded at at, and
+// reports false for any other payload.
+func (r *rewardSums) foldMovement(pl events.Payload, at time.Time) bool {
+	switch v := pl.(type) {
+	case events.PoolDebited:
+		c := r.pool(v.PoolID)
+		c.distributed += v.Amount
+		c.updatedAt = &at
+		return true
+	case events.PoolCredited:
+		c := r.pool(v.PoolID)
+		c.returned += v.Amount
+		c.updatedAt = &at
+		return true
+	case events.PoolLowBalance:
+		r.pool(v.PoolID).lowAt = &at
+		return true
+	case events.CampaignBudgetDebited:
+		r.campaign(v.CampaignID).spent += v.Amount
+		return true
+	case events.CampaignBudgetCredited:
+		r.campaign(v.CampaignID).returned += v.Amount
+		return true
+	}
+	return false
+}
 
 func (f *rewardsFold) addTxn(id, p, env string, tokens int64, userID, external, action, pool, campaign, description string, at time.Time, pos int64, code string) {
 	t := &f.txns
@@ -197,27 +231,8 @@ func (f *rewardsFold) fold(pl events.Payload, e events.Event) bool {
 		f.failed.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
 			string(sh), "[]", jsonOrEmpty(v.Metadata), v.Code, v.Reason, 0, e.Position, at)
 		return true
-	case events.PoolDebited:
-		c := f.pool(v.PoolID)
-		c.distributed += v.Amount
-		c.updatedAt = &at
-		return true
-	case events.PoolCredited:
-		c := f.pool(v.PoolID)
-		c.returned += v.Amount
-		c.updatedAt = &at
-		return true
-	case events.PoolLowBalance:
-		f.pool(v.PoolID).lowAt = &at
-		return true
-	case events.CampaignBudgetDebited:
-		f.campaign(v.CampaignID).spent += v.Amount
-		return true
-	case events.CampaignBudgetCredited:
-		f.campaign(v.CampaignID).returned += v.Amount
-		return true
 	}
-	return false
+	return f.foldMovement(pl, at)
 }
 
 // The statements flush queues. Each names every column the per-event

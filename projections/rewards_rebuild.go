@@ -35,9 +35,7 @@ type rewardsLoad struct {
 	maxHeld int // balance rows held before a page's end writes them
 
 	// Summed changes, held across pages until a flush of all.
-	balances  sums[balanceKey, balanceChange]
-	pools     sums[string, poolChange]
-	campaigns sums[string, campaignChange]
+	rewardSums
 
 	// Rows of the current page since its last flush. An action's first
 	// event (version 1 of its own stream) creates its row, which no
@@ -136,10 +134,6 @@ func (l *rewardsLoad) write(w BulkWrite) {
 	l.writes = append(l.writes, w)
 	l.rare = nil
 }
-
-func (l *rewardsLoad) balance(k balanceKey) *balanceChange { return l.balances.at(k) }
-func (l *rewardsLoad) pool(id string) *poolChange          { return l.pools.at(id) }
-func (l *rewardsLoad) campaign(id string) *campaignChange  { return l.campaigns.at(id) }
 
 // firstOfAction reports whether e, an event naming actionID, is the first
 // event of that action's stream, so no action row for it can exist yet.
@@ -244,27 +238,8 @@ func (l *rewardsLoad) fold(pl events.Payload, e events.Event, plain bool) bool {
 		l.failed.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
 			string(sh), "[]", jsonOrEmpty(v.Metadata), v.Code, v.Reason, 0, e.Position, at)
 		return true
-	case events.PoolDebited:
-		c := l.pool(v.PoolID)
-		c.distributed += v.Amount
-		c.updatedAt = &at
-		return true
-	case events.PoolCredited:
-		c := l.pool(v.PoolID)
-		c.returned += v.Amount
-		c.updatedAt = &at
-		return true
-	case events.PoolLowBalance:
-		l.pool(v.PoolID).lowAt = &at
-		return true
-	case events.CampaignBudgetDebited:
-		l.campaign(v.CampaignID).spent += v.Amount
-		return true
-	case events.CampaignBudgetCredited:
-		l.campaign(v.CampaignID).returned += v.Amount
-		return true
 	}
-	return false
+	return l.foldMovement(pl, at)
 }
 
 // actionRow appends a new action row with the columns and values of the
