@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // PoolProvisioned creates a token pool with its first allocation. A pool
 // belongs to the partner and environment of the event's scope.
@@ -23,16 +26,56 @@ type PoolProvisioned struct {
 // EventType implements Payload.
 func (PoolProvisioned) EventType() string { return "pool.provisioned" }
 
-// PoolDebited takes tokens out of a pool for a rewarded action (or a
-// campaign's share of one).
+// PoolDebited takes tokens out of a pool for rewarded actions: Amount is
+// the sum of what the actions in ActionIDs were paid, in the order they
+// were decided. One event pays for every action that debited the pool in
+// one group commit with no other event of the pool between them (see
+// Coalesce), so under load a hot pool gets one debit per commit instead of
+// one per action; each action's own share is its action.completed's
+// tokensDistributed.
+//
+// Schema version 2. Version 1 named one action (actionId) and is upcast
+// to a list of one.
 type PoolDebited struct {
-	PoolID   string `json:"poolId"`
-	ActionID string `json:"actionId"`
-	Amount   int64  `json:"amount"`
+	PoolID    string   `json:"poolId"`
+	ActionIDs []string `json:"actionIds"`
+	Amount    int64    `json:"amount"`
 }
 
 // EventType implements Payload.
 func (PoolDebited) EventType() string { return "pool.debited" }
+
+// MaxDebitActions bounds how many actions one pool.debited pays for, so a
+// bulk commit on a hot pool cannot grow one event without limit.
+const MaxDebitActions = 1000
+
+// Coalesce merges next, a debit of the same pool decided right after d in
+// the same group commit, into one debit. Folding the result is folding
+// both: every reader of pool.debited sums Amount. It refuses anything
+// else, and a merge past MaxDebitActions.
+func (d PoolDebited) Coalesce(next Payload) (Payload, bool) {
+	n, ok := next.(PoolDebited)
+	if !ok || n.PoolID != d.PoolID || len(d.ActionIDs)+len(n.ActionIDs) > MaxDebitActions {
+		return nil, false
+	}
+	ids := make([]string, 0, len(d.ActionIDs)+len(n.ActionIDs))
+	ids = append(append(ids, d.ActionIDs...), n.ActionIDs...)
+	return PoolDebited{PoolID: d.PoolID, ActionIDs: ids, Amount: d.Amount + n.Amount}, true
+}
+
+// upcastPoolDebitedV1 turns {"poolId","actionId","amount"} into
+// {"poolId","actionIds":[actionId],"amount"}.
+func upcastPoolDebitedV1(old json.RawMessage) (json.RawMessage, error) {
+	var v1 struct {
+		PoolID   string `json:"poolId"`
+		ActionID string `json:"actionId"`
+		Amount   int64  `json:"amount"`
+	}
+	if err := json.Unmarshal(old, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(PoolDebited{PoolID: v1.PoolID, ActionIDs: []string{v1.ActionID}, Amount: v1.Amount})
+}
 
 // PoolCredited returns tokens to a pool (a reversal).
 type PoolCredited struct {
@@ -93,7 +136,7 @@ func (PoolAllocationRejected) EventType() string { return "pool.allocation_rejec
 
 func init() {
 	Register[PoolProvisioned](1)
-	Register[PoolDebited](1)
+	Register[PoolDebited](2, upcastPoolDebitedV1)
 	Register[PoolCredited](1)
 	Register[PoolLowBalance](1)
 	Register[PoolAllocationRequested](1)

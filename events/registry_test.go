@@ -86,3 +86,34 @@ func TestHashCoversEveryStoredField(t *testing.T) {
 	same.RecordedAt = same.RecordedAt.Add(300 * time.Nanosecond) // below PostgreSQL's precision
 	require.Equal(t, h, events.ComputeHash(&same))
 }
+
+// A pool.debited written before debits were coalesced (version 1, one
+// actionId) reads as a debit for a list of that one action.
+func TestPoolDebitedVersion1ReadsAsOneAction(t *testing.T) {
+	t.Parallel()
+	pl, err := events.Decode(events.Event{Type: "pool.debited", SchemaVersion: 1,
+		Payload: json.RawMessage(`{"poolId":"pool_1","actionId":"act_1","amount":7}`)})
+	require.NoError(t, err)
+	require.Equal(t, events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1"}, Amount: 7}, pl)
+}
+
+// Coalescing two debits of one pool sums them and keeps the actions in
+// order; debits of different pools, other payloads and a merge past the
+// bound are refused.
+func TestPoolDebitedCoalesce(t *testing.T) {
+	t.Parallel()
+	a := events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1"}, Amount: 3}
+	b := events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_2", "act_3"}, Amount: 4}
+	got, ok := a.Coalesce(b)
+	require.True(t, ok)
+	require.Equal(t, events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1", "act_2", "act_3"}, Amount: 7}, got)
+	require.Equal(t, []string{"act_1"}, a.ActionIDs, "the parts are not changed")
+
+	_, ok = a.Coalesce(events.PoolDebited{PoolID: "pool_2", ActionIDs: []string{"act_2"}, Amount: 1})
+	require.False(t, ok)
+	_, ok = a.Coalesce(events.PoolCredited{PoolID: "pool_1", ActionID: "act_2", Amount: 1})
+	require.False(t, ok)
+	full := events.PoolDebited{PoolID: "pool_1", ActionIDs: make([]string, events.MaxDebitActions), Amount: 1}
+	_, ok = full.Coalesce(a)
+	require.False(t, ok)
+}

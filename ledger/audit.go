@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger/eventstore"
@@ -49,8 +50,12 @@ type tenantKey struct{ partner, env string }
 // into pool and user balances, optionally for one tenant, and checks what
 // must hold for an auditor: no pool is ever overdrawn and no user ever
 // negative at any position; each pool's distributed and returned tokens
-// equal what its actions rewarded and reversed; and per tenant the users'
-// balances add up to the pools' distributed − returned.
+// equal what its actions rewarded and reversed; every rewarded action is
+// named by a pool.debited; and per tenant the users' balances add up to
+// the pools' distributed − returned. A commit pays for its actions with
+// one debit after the last of them, so when asOf falls inside a commit the
+// checks leave out that commit's actions whose debit lies past asOf (the
+// balances still show them).
 func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filter, asOf int64) (AuditReport, error) {
 	f.ToPosition, f.StreamID = asOf, ""
 	rep := AuditReport{AsOf: asOf}
@@ -78,9 +83,31 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 		}
 		return u
 	}
+	// unpaid holds the rewarded actions no pool.debited has named yet. A
+	// commit pays for its actions with one debit after the last of them,
+	// so a cut inside a commit (asOf, or a read model's checkpoint) can
+	// leave that commit's actions unpaid; any other unpaid action is a
+	// problem.
+	type unpaidAction struct {
+		poolID     string
+		tenant     tenantKey
+		tokens     int64
+		position   int64
+		recordedAt time.Time
+	}
+	unpaid := map[string]unpaidAction{}
 	_, err := eventstore.Export(ctx, q, f, func(e events.Event) error {
 		rep.Events++
 		rep.AsOf = e.Position
+		if e.Type == "pool.debited" {
+			pl, err := events.Decode(e)
+			if err != nil {
+				return err
+			}
+			for _, id := range pl.(events.PoolDebited).ActionIDs {
+				delete(unpaid, id)
+			}
+		}
 		if len(e.StreamID) > 5 && e.StreamID[:5] == "pool-" {
 			p := pools[e.StreamID]
 			if p == nil {
@@ -109,6 +136,10 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 		switch v := pl.(type) {
 		case events.ActionCompleted:
 			totalsFor(v.PoolID, e).RewardedByActions += v.TokensDistributed
+			if v.TokensDistributed > 0 {
+				unpaid[v.ActionID] = unpaidAction{poolID: v.PoolID, tenant: tenantKey{e.PartnerID, e.Environment},
+					tokens: v.TokensDistributed, position: e.Position, recordedAt: e.RecordedAt}
+			}
 			var sum int64
 			for _, r := range v.Stakeholders {
 				userFor(e, r).Earned += r.Tokens
@@ -132,9 +163,29 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 	if err != nil {
 		return rep, err
 	}
+	// Actions of the commit the cut falls in are paid by a debit past the
+	// cut: the checks below leave them out, the balances do not. A cut is
+	// inside a commit when the next event was appended with it (one
+	// append records all its events at one time).
+	var inside bool
+	var commitAt time.Time
+	if asOf > 0 {
+		if commitAt, inside, err = eventstore.InsideCommit(ctx, q, asOf); err != nil {
+			return rep, err
+		}
+	}
+	cutPool, cutTenant := map[string]int64{}, map[tenantKey]int64{}
+	for id, u := range unpaid {
+		if inside && u.recordedAt.Equal(commitAt) {
+			cutPool[u.poolID] += u.tokens
+			cutTenant[u.tenant] += u.tokens
+			continue
+		}
+		problem("action %s at position %d: rewarded %d tokens from pool %s, but no pool.debited pays for it", id, u.position, u.tokens, u.poolID)
+	}
 	perTenantPools := map[tenantKey]int64{}
 	for _, t := range poolTotals {
-		if t.Distributed != t.RewardedByActions {
+		if t.Distributed != t.RewardedByActions-cutPool[t.PoolID] {
 			problem("pool %s: distributed %d but its actions rewarded %d", t.PoolID, t.Distributed, t.RewardedByActions)
 		}
 		if t.Returned != t.ReversedByActions {
@@ -149,7 +200,7 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 		rep.Users = append(rep.Users, *u)
 	}
 	for k, v := range perTenantPools {
-		if perTenantUsers[k] != v {
+		if perTenantUsers[k]-cutTenant[k] != v {
 			problem("tenant %s/%s: users hold %d but pools paid out %d net", k.partner, k.env, perTenantUsers[k], v)
 		}
 	}

@@ -42,7 +42,7 @@ func TestApplyPayloadFoldsAsApplyDoes(t *testing.T) {
 	poolSteps := []step{
 		{"pool-pool_1", events.PoolProvisioned{PoolID: "pool_1", Name: "Main <pool>", Environment: "sandbox", Allocated: 1000,
 			LowBalanceThreshold: 100, ExpiresAt: &later, VestingDays: 3, AutoRefill: true, AutoRefillThreshold: 50, AutoRefillAmount: 500}},
-		{"pool-pool_1", events.PoolDebited{PoolID: "pool_1", ActionID: "act_1", Amount: 950}},
+		{"pool-pool_1", events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1"}, Amount: 950}},
 		{"pool-pool_1", events.PoolLowBalance{PoolID: "pool_1", Available: 50, Threshold: 100}},
 		{"pool-pool_1", events.PoolAllocationRequested{RequestID: "req_1", PoolID: "pool_1", Amount: 500, Reason: "auto", Auto: true}},
 		{"pool-pool_1", events.PoolAllocationApproved{RequestID: "req_1", PoolID: "pool_1", Amount: 500, ApprovedBy: "ops"}},

@@ -107,7 +107,7 @@ func (l *rewardLoad) action() {
 	l.emit(sc, ledger.ActionStream(actionID), events.ActionCompleted{ActionID: actionID, IdempotencyKey: key, ActionType: "PURCHASE",
 		Amount: "10.50", Currency: "USD", Status: "COMPLETED", TokensDistributed: total, TransactionIDs: txids, Stakeholders: rewards,
 		PoolID: pool, CampaignID: campaign, Metadata: json.RawMessage(`{"orderId":"` + key + `"}`), RequestHash: "f00d"})
-	l.emit(sc, ledger.PoolStream(pool), events.PoolDebited{PoolID: pool, ActionID: actionID, Amount: total})
+	l.emit(sc, ledger.PoolStream(pool), events.PoolDebited{PoolID: pool, ActionIDs: []string{actionID}, Amount: total})
 	if campaign != "" {
 		l.emit(sc, ledger.CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: campaign, ActionID: actionID, Amount: total})
 	}

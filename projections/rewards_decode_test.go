@@ -20,8 +20,8 @@ func hotSamples() []events.Payload {
 				{StakeholderTypeCode: "OTHER", PartnerUserID: "u3", UserID: "pusr_3"}},
 			Metadata: json.RawMessage(`{"orderId":"order-1","n":-3,"ok":true,"tags":["a",{"b":[]}],"x":{}}`), RequestHash: "f00d"},
 		events.ActionCompleted{ActionID: "act_2", Amount: "1", Stakeholders: []events.ActionReward{}, TransactionIDs: []string{}},
-		events.PoolDebited{PoolID: "pool_1", ActionID: "act_1", Amount: 1 << 62},
-		events.PoolDebited{Amount: -7},
+		events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1", "act_2"}, Amount: 1 << 62},
+		events.PoolDebited{ActionIDs: []string{}, Amount: -7},
 		events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionID: "act_1", Amount: 42},
 	}
 }
@@ -56,7 +56,7 @@ func FuzzDecodeHotEqualsDecode(f *testing.F) {
 	for _, s := range []string{`{"poolId":"p","poolId":"q","amount":1}`, `{"PoolId":"p"}`, `{"amount":1.0}`, `{"amount":01}`,
 		`{"amount":1e3}`, `{"amount":99999999999999999999}`, `{"poolId":"a\"b"}`, `{"poolId":"é"}`, ` {"amount": -0 } `,
 		`{"amount":1}x`, `{"actionId":"act_\u003c"}`, `{"transactionIds":null}`, `{"metadata":null}`, `{"metadata":{"a":1,"a":2}}`, `{"stakeholders":[{"tokens":1,"tokens":2}]}`,
-		`{"stakeholders":[{}],"transactionIds":["",""]}`, `{"metadata":[1]}`, `{"amount":-}`, `{}`, `{`, ``} {
+		`{"stakeholders":[{}],"transactionIds":["",""]}`, `{"metadata":[1]}`, `{"actionIds":null}`, `{"actionIds":["a",1]}`, `{"amount":-}`, `{}`, `{`, ``} {
 		f.Add(uint8(0), []byte(s))
 		f.Add(uint8(1), []byte(s))
 	}

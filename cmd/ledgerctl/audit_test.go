@@ -83,4 +83,46 @@ func TestAuditFindsInconsistentArithmetic(t *testing.T) {
 	require.Contains(t, joined, "do not add up to 5")
 	require.Contains(t, joined, "pool pool_nowhere: distributed 0 but its actions rewarded 5")
 	require.Contains(t, joined, "users hold 4 but pools paid out 0 net")
+	require.Contains(t, joined, "action act_bad at position")
+	require.Contains(t, joined, "no pool.debited pays for it")
+}
+
+// A bulk request is one commit paid by one debit after its last action.
+// Balances as of a position inside it show the actions before the cut and
+// find nothing wrong: no reader ever saw that state, and the debit past
+// the cut pays for them. At the head, an action no debit pays for is a
+// problem (TestAuditFindsInconsistentArithmetic).
+func TestAuditAsOfInsideACommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := apptest.Start(t)
+	p := srv.NewPartner(t, "sandbox")
+	before, err := eventstore.ReadHead(ctx, srv.Pool)
+	require.NoError(t, err)
+	item := func(key, amount, user string) map[string]any {
+		return map[string]any{"idempotencyKey": key, "actionType": "PURCHASE", "amount": amount, "currency": "USD", "autoCreateUsers": true,
+			"stakeholders": []map[string]any{{"stakeholderTypeCode": "CUSTOMER", "partnerUserId": user}}}
+	}
+	require.Equal(t, http.StatusOK, p.JSON(t, http.MethodPost, "/v1/partner/actions/bulk",
+		map[string]any{"actions": []map[string]any{item("b1", "10.00", "alice"), item("b2", "5.00", "bob")}}, nil))
+	var types []string
+	_, err = eventstore.Export(ctx, srv.Pool, eventstore.Filter{FromPosition: before + 1}, func(e events.Event) error {
+		types = append(types, e.Type)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"enduser.created", "action.completed", "enduser.created", "action.completed", "pool.debited"}, types)
+
+	cut := before + 4 // bob's action: both actions rewarded, the debit not yet
+	rep, err := ledger.AuditBalances(ctx, srv.Pool, eventstore.Filter{}, cut)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
+	earned := map[string]int64{}
+	for _, u := range rep.Users {
+		earned[u.ExternalID] = u.Earned
+	}
+	require.Equal(t, map[string]int64{"alice": 10, "bob": 5}, earned)
+	rep, err = ledger.AuditBalances(ctx, srv.Pool, eventstore.Filter{}, 0)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
 }

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -50,25 +51,18 @@ func (m *Memory) ExecuteAll(ctx context.Context, cmds []Command) ([]Outcome, err
 	defer m.mu.Unlock()
 	head := int64(len(m.log))
 	b := &batchState{cache: m.cache, read: m.read, now: m.now().UTC().Truncate(time.Microsecond), touched: map[string]bool{}}
-	pos, hash := head, m.hash
-	out := make([]Outcome, len(cmds))
-	var appended []events.Event
-	for i, cmd := range cmds {
-		evs, err := decide(b, cmd, &pos, &hash)
-		if err != nil {
-			if ie, ok := err.(infraError); ok {
-				for id := range b.touched {
-					delete(m.cache, id) // refolded from the log on the next load
-				}
-				return nil, ie.err
-			}
-			out[i] = Outcome{Result: Result{Position: head}, Err: err}
-			continue
+	evs, out, _, hash, err := decideAll(b, cmds, head, m.hash, func(error) {})
+	if err != nil {
+		for id := range b.touched {
+			delete(m.cache, id) // refolded from the log on the next load
 		}
-		appended = append(appended, evs...)
-		out[i].Result = Result{Events: evs, Position: pos}
+		var ie infraError
+		if errors.As(err, &ie) {
+			return nil, ie.err
+		}
+		return nil, err
 	}
-	m.log = append(m.log, appended...)
+	m.log = append(m.log, evs...)
 	m.hash = hash
 	return out, nil
 }

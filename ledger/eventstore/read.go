@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -211,4 +212,22 @@ func timestamptz(us int64) time.Time {
 		sec, frac = sec-1, frac+1e6
 	}
 	return time.Unix(unixToY2K+sec, frac*1000).UTC()
+}
+
+// InsideCommit reports whether the event at position is followed by
+// another event of the same append, and if so when that append was
+// recorded (all events of one append share it). A state folded up to such
+// a position is one no reader could ever have seen: commits are atomic.
+func InsideCommit(ctx context.Context, q Querier, position int64) (time.Time, bool, error) {
+	var at time.Time
+	err := q.QueryRow(ctx, `SELECT a.recorded_at FROM events a JOIN events b ON b.position = a.position + 1
+		AND b.recorded_at = a.recorded_at WHERE a.position = $1`, position).Scan(&at)
+	switch {
+	case err == nil:
+		return at, true, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return time.Time{}, false, nil
+	default:
+		return time.Time{}, false, err
+	}
 }

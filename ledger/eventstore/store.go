@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,19 @@ type Aggregate interface {
 type PayloadApplier interface {
 	Aggregate
 	ApplyPayload(e events.Event, p events.Payload) error
+}
+
+// Coalescer is a payload that may absorb the next event of its own stream
+// when one group commit decides both, so the batch appends one event
+// where it would have appended two. The committer asks only when nothing
+// else was emitted to the stream between the two (the later one's slot is
+// the stream's last in the batch), and the merged event takes the later
+// one's place in the log: a reader never sees its effect before the
+// events decided ahead of it. Coalesce must return a payload whose fold,
+// for every reader (aggregates, read models, audits), equals folding the
+// receiver and then next; ok false keeps them apart.
+type Coalescer interface {
+	Coalesce(next events.Payload) (merged events.Payload, ok bool)
 }
 
 // Stream is a stream's state as a command sees it: Version 0 means the
@@ -524,35 +538,80 @@ type decided struct {
 // decideBatch runs every command of the batch, in order, against the
 // cached state as of knownHead. Loads of cold streams go through q.
 func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*decided, error) {
-	d := &decided{results: make([]response, len(live)), touched: map[string]bool{}, last: s.knownHead, hash: s.knownHash}
+	d := &decided{touched: map[string]bool{}}
 	b := &batchState{cache: s.cache, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched,
 		read: func(ids []string) ([]events.Event, error) { return readStreams(ctx, q, ids) }}
 	if err := b.prefetch(live); err != nil {
 		return d, err
 	}
+	cmds := make([]Command, len(live))
 	for i, r := range live {
-		evs, err := decide(b, r.cmd, &d.last, &d.hash)
-		if err != nil {
-			if isInfra(err) {
-				return d, err
-			}
-			if e := (*Error)(nil); errors.As(err, &e) && e.Kind == KindInternal {
-				s.log.Error("a command failed on its own; its group commit goes on", "err", err)
-			}
-			d.results[i] = response{err: err, res: Result{Position: s.knownHead}}
-			continue
-		}
-		for _, e := range evs {
-			d.args.add(e)
-		}
-		d.events += len(evs)
-		p := d.last
-		if len(evs) > 0 {
-			p = evs[len(evs)-1].Position
-		}
-		d.results[i] = response{res: Result{Events: evs, Position: p}}
+		cmds[i] = r.cmd
+	}
+	evs, outs, last, hash, err := decideAll(b, cmds, s.knownHead, s.knownHash, func(err error) {
+		s.log.Error("a command failed on its own; its group commit goes on", "err", err)
+	})
+	if err != nil {
+		return d, err
+	}
+	d.last, d.hash, d.events = last, hash, len(evs)
+	for _, e := range evs {
+		d.args.add(e)
+	}
+	d.results = make([]response, len(outs))
+	for i, o := range outs {
+		d.results[i] = response{res: o.Result, err: o.Err}
 	}
 	return d, nil
+}
+
+// decideAll decides cmds in order against b, each seeing the ones before
+// it, and seals what they emitted into events continuing the chain after
+// head and hash. A command that fails alone gets its error in its Outcome
+// (internal ones are also passed to logInternal); only a failed read of
+// the store (infraError) fails them all. It returns the events, in log
+// order, each command's outcome, and the new head and hash.
+func decideAll(b *batchState, cmds []Command, head int64, hash []byte, logInternal func(error)) ([]events.Event, []Outcome, int64, []byte, error) {
+	var sl slots
+	outs := make([]Outcome, len(cmds))
+	refs := make([][]int, len(cmds))
+	for i, cmd := range cmds {
+		ref, err := decide(b, cmd, &sl)
+		if err != nil {
+			if isInfra(err) {
+				return nil, nil, head, hash, err
+			}
+			if e := (*Error)(nil); errors.As(err, &e) && e.Kind == KindInternal {
+				logInternal(err)
+			}
+			outs[i] = Outcome{Result: Result{Position: head}, Err: err}
+			continue
+		}
+		refs[i] = ref
+	}
+	last := head
+	sealed := sl.seal(b.now, &last, &hash)
+	evs := make([]events.Event, 0, len(sealed))
+	for _, e := range sealed {
+		if e.Position != 0 {
+			evs = append(evs, e)
+		}
+	}
+	for i, ref := range refs {
+		if outs[i].Err != nil {
+			continue
+		}
+		// A command that appended nothing was decided against the batch's
+		// head; one whose event was merged into a later one is done once
+		// that event is.
+		res := Result{Position: last}
+		if len(ref) > 0 {
+			res.Events = sl.eventsOf(ref, sealed)
+			res.Position = res.Events[len(res.Events)-1].Position
+		}
+		outs[i].Result = res
+	}
+	return evs, outs, last, hash, nil
 }
 
 // commit decides and appends one batch. The fast path decides against the
@@ -720,9 +779,10 @@ func isInfra(err error) bool {
 	return errors.As(err, &ie)
 }
 
-// decide runs one command and, if it succeeds, assigns positions, versions
-// and hashes to its events and applies them to the cached stream states.
-func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) ([]events.Event, error) {
+// decide runs one command and, if it succeeds, puts its events into the
+// batch's slots (merging where a payload coalesces) and applies them to
+// the cached stream states. It returns the command's slots.
+func decide(b *batchState, cmd Command, sl *slots) ([]int, error) {
 	sess := &Session{b: b, scope: cmd.Tenant, loaded: map[string]*Stream{}}
 	if err := runDecide(cmd, sess); err != nil {
 		return nil, err
@@ -730,20 +790,28 @@ func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) ([]events.Even
 	if len(sess.drafts) == 0 {
 		return nil, nil
 	}
-	evs, err := encodeDrafts(b, sess, cmd, *pos, *prev)
+	enc, meta, err := encodeDrafts(sess, cmd)
 	if err != nil {
 		return nil, err
 	}
-	*pos, *prev = evs[len(evs)-1].Position, evs[len(evs)-1].Hash
-	// Apply after the whole command decided, so a failed Decide never leaves
-	// half its events in the cached state.
-	for i, e := range evs {
-		st := sess.loaded[e.StreamID]
-		b.touched[e.StreamID] = true
+	// Apply after the whole command encoded, so a failed command never
+	// leaves half its events in the cached state.
+	ref := make([]int, 0, len(enc))
+	for i, e := range enc {
+		dr := sess.drafts[i]
+		st := sess.loaded[dr.streamID]
+		e.StreamVersion = st.Version + 1
+		j, merged := sl.add(dr, e, meta)
+		if !merged {
+			st.Version = e.StreamVersion
+		}
+		e.StreamVersion = sl.s[j].version
+		ref = append(ref, j)
+		b.touched[dr.streamID] = true
 		if st.State != nil {
 			var err error
 			if pa, ok := st.State.(PayloadApplier); ok {
-				err = pa.ApplyPayload(e, sess.drafts[i].payload)
+				err = pa.ApplyPayload(e, dr.payload)
 			} else {
 				err = st.State.Apply(e)
 			}
@@ -751,9 +819,8 @@ func decide(b *batchState, cmd Command, pos *int64, prev *[]byte) ([]events.Even
 				return nil, infraError{fmt.Errorf("ledger: apply %s to %s: %w", e.Type, e.StreamID, err)}
 			}
 		}
-		st.Version = e.StreamVersion
 	}
-	return evs, nil
+	return ref, nil
 }
 
 // runDecide runs cmd's Decide and sorts what went wrong: a refusal or a
@@ -775,48 +842,122 @@ func runDecide(cmd Command, sess *Session) (err error) {
 	}
 }
 
-// encodeDrafts turns a decided command's emits into events continuing the
-// chain after position pos and hash prev. It touches no shared state, so a
-// payload that cannot be encoded, or an emit to a stream id that cannot be
-// stored, fails the command alone.
-func encodeDrafts(b *batchState, sess *Session, cmd Command, pos int64, prev []byte) ([]events.Event, error) {
+// encodeDrafts encodes a decided command's emits and its metadata. It
+// touches no shared state, so a payload that cannot be encoded, or an
+// emit to a stream id that cannot be stored, fails the command alone. The
+// events it returns have no place in the log yet: slots.seal gives them
+// one.
+func encodeDrafts(sess *Session, cmd Command) ([]events.Event, []byte, error) {
 	fail := func(err error) error {
 		return &Error{Kind: KindInternal, Code: "INTERNAL", Message: "internal error", Err: err}
 	}
 	meta, err := jsonMarshal(cmd.Metadata)
 	if err != nil {
-		return nil, fail(fmt.Errorf("encode metadata: %w", err))
-	}
-	versions := map[string]int64{}
-	for _, d := range sess.drafts {
-		if _, ok := versions[d.streamID]; ok {
-			continue
-		}
-		st, err := sess.Load(d.streamID)
-		if err != nil {
-			return nil, err
-		}
-		versions[d.streamID] = st.Version
+		return nil, nil, fail(fmt.Errorf("encode metadata: %w", err))
 	}
 	evs := make([]events.Event, 0, len(sess.drafts))
 	for _, d := range sess.drafts {
+		if _, err := sess.Load(d.streamID); err != nil {
+			return nil, nil, err
+		}
 		typ, ver, body, err := events.Encode(d.payload)
 		if err != nil {
-			return nil, fail(err)
+			return nil, nil, fail(err)
 		}
-		versions[d.streamID]++
-		pos++
-		e := events.Event{
-			Position: pos, StreamID: d.streamID, StreamVersion: versions[d.streamID],
-			ID: newEventID(), Type: typ, SchemaVersion: ver,
+		evs = append(evs, events.Event{StreamID: d.streamID, Type: typ, SchemaVersion: ver,
 			PartnerID: d.scope.PartnerID, Environment: d.scope.Environment,
-			Payload: body, Metadata: meta, RecordedAt: b.now, PrevHash: prev,
-		}
-		e.Hash = events.ComputeHash(&e)
-		prev = e.Hash
-		evs = append(evs, e)
+			Payload: body, Metadata: meta, RecordedAt: sess.b.now})
 	}
-	return evs, nil
+	return evs, meta, nil
+}
+
+// slots are the events of one group commit in the order they will take in
+// the log, before they have positions.
+type slots struct {
+	s []slot
+	// last is each stream's latest slot: only it may absorb a later emit.
+	last map[string]int
+}
+
+type slot struct {
+	draft   draft
+	event   events.Event // without position, id or hashes until sealed
+	version int64
+	// movedTo is where a slot merged into a later one went; 0 while live
+	// (a slot never moves to index 0).
+	movedTo int
+}
+
+// add puts e, the encoded form of dr, into the batch, merged into the
+// stream's latest slot when both payloads agree (Coalescer). A merge
+// moves the combined event to the end, the place of its later part. It
+// reports the slot and whether e was merged (the stream gained no
+// version).
+func (sl *slots) add(dr draft, e events.Event, meta []byte) (int, bool) {
+	if sl.last == nil {
+		sl.last = map[string]int{}
+	}
+	if j, ok := sl.last[dr.streamID]; ok {
+		prev := &sl.s[j]
+		if c, ok := prev.draft.payload.(Coalescer); ok && prev.draft.scope == dr.scope {
+			if merged, ok := c.Coalesce(dr.payload); ok {
+				if typ, ver, body, err := events.Encode(merged); err == nil && typ == e.Type {
+					me := e
+					me.SchemaVersion, me.Payload, me.Metadata = ver, body, meta
+					version := prev.version
+					prev.movedTo = len(sl.s)
+					sl.s = append(sl.s, slot{draft: draft{streamID: dr.streamID, scope: dr.scope, payload: merged}, event: me, version: version})
+					sl.last[dr.streamID] = len(sl.s) - 1
+					return len(sl.s) - 1, true
+				}
+			}
+		}
+	}
+	sl.s = append(sl.s, slot{draft: dr, event: e, version: e.StreamVersion})
+	sl.last[dr.streamID] = len(sl.s) - 1
+	return len(sl.s) - 1, false
+}
+
+// seal gives every live slot its place in the chain after position pos and
+// hash prev, and moves both to the last event. The result is indexed like
+// the slots; a merged-away slot's entry has position 0.
+func (sl *slots) seal(now time.Time, pos *int64, prev *[]byte) []events.Event {
+	out := make([]events.Event, len(sl.s))
+	for j := range sl.s {
+		x := &sl.s[j]
+		if x.movedTo != 0 {
+			continue
+		}
+		*pos++
+		e := x.event
+		e.Position, e.StreamVersion, e.ID, e.RecordedAt, e.PrevHash = *pos, x.version, newEventID(), now, *prev
+		e.Hash = events.ComputeHash(&e)
+		*prev = e.Hash
+		out[j] = e
+	}
+	return out
+}
+
+// eventsOf is the sealed events a command's slots ended up in, in log
+// order, each once.
+func (sl *slots) eventsOf(ref []int, sealed []events.Event) []events.Event {
+	seen := make(map[int]bool, len(ref))
+	idx := make([]int, 0, len(ref))
+	for _, j := range ref {
+		for sl.s[j].movedTo != 0 {
+			j = sl.s[j].movedTo
+		}
+		if !seen[j] {
+			seen[j] = true
+			idx = append(idx, j)
+		}
+	}
+	slices.Sort(idx)
+	out := make([]events.Event, len(idx))
+	for k, j := range idx {
+		out[k] = sealed[j]
+	}
+	return out
 }
 
 // newEventID returns a time-ordered (version 7) UUID. Random (version 4)
