@@ -138,7 +138,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 	}
 	a.Bus = bus.Config{Replicas: cfg.NATSReplicas}.WithDefaults()
 
-	a.Store = eventstore.OpenStore(a.Pool, eventstore.StoreOptions{Registerer: a.Registry, Logger: log})
+	tail := eventstore.NewTail()
+	a.Store = eventstore.OpenStore(a.Pool, eventstore.StoreOptions{Registerer: a.Registry, Logger: log, Tail: tail})
 	a.closers = append(a.closers, a.Store.Close)
 	guard := netguard.Policy{AllowLoopback: cfg.AllowLoopbackWebhooks && !cfg.Production()}
 	if a.Checkout, err = checkoutProviders(cfg); err != nil {
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		Checkout: a.Checkout, MaxDonationAmount: cfg.Donations.MaxAmount,
 	})
 	a.Campaigns = &scheduler.Campaigns{Ledger: a.Ledger, DB: a.Pool, Log: log}
-	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}); err != nil {
+	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log, Tail: tail}); err != nil {
 		return nil, err
 	}
 	if a.Runner, err = projections.NewRunner(a.Pool, a.NC, projections.RunnerOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}, Projections()...); err != nil {

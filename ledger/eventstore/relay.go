@@ -35,7 +35,11 @@ type RelayOptions struct {
 	// AckWait bounds the wait for one round's acknowledgements (default
 	// 10s); a message still unacknowledged then ends the round at the
 	// acknowledged prefix.
-	AckWait    time.Duration
+	AckWait time.Duration
+	// Tail, if set, is the committed-events tail of the Store in the same
+	// process: what it holds is published from memory, the rest is read
+	// from PostgreSQL.
+	Tail       *Tail
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -314,9 +318,13 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	// The checkpoint is this relay's own while it leads (the advisory
 	// lock), so it is kept in memory; the guarded UPDATE below notices if
 	// anyone else moved it.
-	evs, err := ReadFrom(ctx, r.pool, r.cp, r.opts.BatchSize)
-	if err != nil {
-		return 0, err
+	evs := r.opts.Tail.After(ctx, r.cp, r.opts.BatchSize)
+	fromTail := evs != nil
+	if evs == nil {
+		var err error
+		if evs, err = ReadFrom(ctx, r.pool, r.cp, r.opts.BatchSize); err != nil {
+			return 0, err
+		}
 	}
 	if len(evs) == 0 {
 		r.lag.Set(0)
@@ -404,9 +412,18 @@ wait:
 	if failure != nil {
 		return acked, failure
 	}
-	if len(evs) < r.opts.BatchSize {
+	switch {
+	case fromTail:
+		// This process's commits are all it knows of without a query; the
+		// next round reads the event store and corrects the gauge.
+		r.lag.Set(float64(max(r.opts.Tail.Last()-last, 0)))
+	case len(evs) < r.opts.BatchSize:
 		r.lag.Set(0) // it read everything committed when the round began
-	} else if head, err := ReadHead(ctx, r.pool); err == nil {
+	default:
+		head, err := ReadHead(ctx, r.pool)
+		if err != nil {
+			break
+		}
 		r.lag.Set(float64(head - last))
 	}
 	return len(evs), nil

@@ -21,7 +21,12 @@ import (
 
 func startRelay(t *testing.T, db *testenv.DB, n *testenv.NATS) {
 	t.Helper()
-	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Poll: 50 * time.Millisecond})
+	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: 50 * time.Millisecond})
+}
+
+func startRelayWith(t *testing.T, db *testenv.DB, n *testenv.NATS, opts eventstore.RelayOptions) {
+	t.Helper()
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), opts)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -122,6 +127,46 @@ func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T)
 	}
 	wg.Wait()
 	checkExactlyOnceInOrder(t, readStream(t, n, writers*perWriter), writers*perWriter)
+}
+
+// The relay publishes from its own process's commit tail where it can.
+// With two other processes appending between that process's batches, the
+// tail has gaps the relay must fill from PostgreSQL: JetStream must still
+// hold every position once, in order, and each event exactly as stored.
+func TestRelayFromTheCommitTailFillsOtherProcessesFromPostgres(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	tail := eventstore.NewTail()
+	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: 50 * time.Millisecond, Tail: tail, BatchSize: 16})
+	local := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{MaxBatch: 8, Tail: tail})
+	t.Cleanup(local.Close)
+	stores := []*eventstore.Store{local}
+	for i := 0; i < 2; i++ {
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{MaxBatch: 8})
+		t.Cleanup(s.Close)
+		stores = append(stores, s)
+	}
+	const writers, perWriter = 12, 25
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				_, err := stores[w%len(stores)].Append(context.Background(), scope, events.Metadata{}, fmt.Sprintf("note-%d", i%5),
+					eventstore.ExpectAny, testNote{N: w*1000 + i})
+				require.NoError(t, err)
+			}
+		}(w)
+	}
+	wg.Wait()
+	got := readStream(t, n, writers*perWriter)
+	checkExactlyOnceInOrder(t, got, writers*perWriter)
+	stored, err := eventstore.ReadFrom(context.Background(), db.Pool, 0, writers*perWriter)
+	require.NoError(t, err)
+	require.Equal(t, stored, got)
+	require.NotZero(t, tail.Last(), "the local store fed the tail")
 }
 
 // With NATS down, appends still succeed; when it returns, the relay

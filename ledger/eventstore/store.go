@@ -147,6 +147,9 @@ type StoreOptions struct {
 	Logger     *slog.Logger
 	// Now is the clock; tests may pin it.
 	Now func() time.Time
+	// Tail, if set, receives every batch this store commits, for a relay
+	// in the same process (RelayOptions.Tail).
+	Tail *Tail
 }
 
 // Store is the PostgreSQL event store. Every write goes through a single
@@ -528,6 +531,7 @@ func (a *appendArgs) exec(ctx context.Context, q Querier, expectedHead int64) er
 // decided is the outcome of deciding one batch against the cache.
 type decided struct {
 	results []response
+	evs     []events.Event
 	args    appendArgs
 	events  int
 	last    int64
@@ -554,7 +558,7 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*d
 	if err != nil {
 		return d, err
 	}
-	d.last, d.hash, d.events = last, hash, len(evs)
+	d.last, d.hash, d.events, d.evs = last, hash, len(evs), evs
 	for _, e := range evs {
 		d.args.add(e)
 	}
@@ -637,6 +641,14 @@ func (s *Store) commit(batch []*request) {
 	}
 	var d *decided
 	var err error
+	committed := false
+	defer func() {
+		if committed {
+			s.opts.Tail.settle(d.evs)
+		} else {
+			s.opts.Tail.settle(nil)
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		if attempt < 2 {
 			d, err = s.commitOptimistic(ctx, live)
@@ -664,6 +676,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	if d.events > 0 {
 		s.knownHead, s.knownHash = d.last, d.hash
+		committed = true
 	}
 	if len(s.cache) > s.opts.CacheSize {
 		s.cache = map[string]*Stream{}
@@ -703,6 +716,7 @@ func (s *Store) commitOptimistic(ctx context.Context, live []*request) (*decided
 		}
 		return d, nil
 	}
+	s.opts.Tail.stage(s.knownHead + 1)
 	if err := d.args.exec(ctx, s.pool, s.knownHead); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "40001" {
@@ -733,6 +747,7 @@ func (s *Store) commitLocked(ctx context.Context, live []*request) (*decided, er
 		return d, err
 	}
 	if d.events > 0 {
+		s.opts.Tail.stage(s.knownHead + 1)
 		if err := d.args.exec(ctx, tx, s.knownHead); err != nil {
 			return d, err
 		}
