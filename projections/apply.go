@@ -73,73 +73,69 @@ func applyBatch(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []eve
 // applyBatchFrom is applyBatch that also returns the checkpoint the batch
 // started from, so the caller can tell first applications from skips.
 func applyBatchFrom(ctx context.Context, pool *pgxpool.Pool, p Projection, evs []events.Event) (from, cp int64, err error) {
-	var committed []func()
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		committed = nil
-		// One round trip: the apply lock (serialises with a rebuild's swap,
-		// which takes the same lock) before the checkpoint row, in that
-		// order, then the schema.
-		pro := &pgx.Batch{}
-		pro.Queue(`SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name()))
-		pro.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name()).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&cp)
-		})
-		pro.Queue(`SET LOCAL search_path TO ` + pgx.Identifier{Schema(p.Name())}.Sanitize() + `, public`)
-		if err := tx.SendBatch(ctx, pro).Close(); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("projections: no checkpoint for %s", p.Name())
-			}
-			return err
-		}
-		start := cp
-		from = cp
-		// The events to apply, in order: new ones, with any hole (JetStream
-		// lost or re-ordered something) filled from PostgreSQL, the source
-		// of truth.
-		var todo []events.Event
-		for _, e := range evs {
-			if e.Position <= cp {
-				continue
-			}
-			if gap := e.Position - cp - 1; gap > 0 {
-				missing, err := eventstore.ReadFrom(ctx, tx, cp, int(min(gap, maxGap)))
-				if err != nil {
-					return err
-				}
-				if int64(len(missing)) != min(gap, maxGap) {
-					return fmt.Errorf("projections: %s: event store has no position %d", p.Name(), cp+int64(len(missing))+1)
-				}
-				todo = append(todo, missing...)
-				cp = missing[len(missing)-1].Position
-				if gap > maxGap {
-					// A huge hole (a new projection, a purged stream): fill
-					// it a page per transaction; the events after it are
-					// read from PostgreSQL by the next rounds.
-					break
-				}
-			}
-			todo = append(todo, e)
-			cp = e.Position
-		}
-		if cp == start {
-			return nil
-		}
-		b := &Batch{Events: todo, From: start, Schema: Schema(p.Name()), Queue: &pgx.Batch{}}
-		if err := applyEvents(ctx, tx, p, b); err != nil {
-			return err
-		}
-		// The checkpoint moves in the same round trip as the last writes.
-		b.Queue.Queue(checkpointSQL, p.Name(), cp)
-		if err := sendQueued(ctx, tx, p, b); err != nil {
-			return err
-		}
-		committed = b.afterCommit
-		return nil
+	// One round trip opens the transaction, takes the apply lock
+	// (serialises with a rebuild's swap, which takes the same lock) before
+	// the checkpoint row, in that order, and sets the schema; one more
+	// sends the writes, the checkpoint move and COMMIT (pipeTx).
+	pro := &pgx.Batch{}
+	pro.Queue("BEGIN")
+	pro.Queue(`SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name()))
+	pro.Queue(`SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, p.Name()).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&cp)
 	})
+	pro.Queue(`SET LOCAL search_path TO ` + pgx.Identifier{Schema(p.Name())}.Sanitize() + `, public`)
+	tx, err := beginPiped(ctx, pool, pro)
 	if err != nil {
-		return from, cp, err
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, 0, fmt.Errorf("projections: no checkpoint for %s", p.Name())
+		}
+		return 0, 0, err
 	}
-	for _, fn := range committed {
+	defer tx.end()
+	start := cp
+	from = cp
+	// The events to apply, in order: new ones, with any hole (JetStream
+	// lost or re-ordered something) filled from PostgreSQL, the source
+	// of truth.
+	var todo []events.Event
+	for _, e := range evs {
+		if e.Position <= cp {
+			continue
+		}
+		if gap := e.Position - cp - 1; gap > 0 {
+			missing, err := eventstore.ReadFrom(ctx, tx, cp, int(min(gap, maxGap)))
+			if err != nil {
+				return from, start, err
+			}
+			if int64(len(missing)) != min(gap, maxGap) {
+				return from, start, fmt.Errorf("projections: %s: event store has no position %d", p.Name(), cp+int64(len(missing))+1)
+			}
+			todo = append(todo, missing...)
+			cp = missing[len(missing)-1].Position
+			if gap > maxGap {
+				// A huge hole (a new projection, a purged stream): fill
+				// it a page per transaction; the events after it are
+				// read from PostgreSQL by the next rounds.
+				break
+			}
+		}
+		todo = append(todo, e)
+		cp = e.Position
+	}
+	if cp == start {
+		return from, cp, tx.commitWith(ctx, &pgx.Batch{})
+	}
+	b := &Batch{Events: todo, From: start, Schema: Schema(p.Name()), Queue: &pgx.Batch{}}
+	if err := applyEvents(ctx, tx, p, b); err != nil {
+		return from, start, err
+	}
+	// The checkpoint moves in the same round trip as the last writes, and
+	// the commit with them.
+	b.Queue.Queue(checkpointSQL, p.Name(), cp)
+	if err := tx.commitWith(ctx, b.Queue); err != nil {
+		return from, start, fmt.Errorf("projections: %s apply positions %d..%d: %w", p.Name(), todo[0].Position, todo[len(todo)-1].Position, err)
+	}
+	for _, fn := range b.afterCommit {
 		fn()
 	}
 	return from, cp, nil
