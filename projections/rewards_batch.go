@@ -112,6 +112,10 @@ type rewardsFold struct {
 	rewardSums
 	completed actionRows
 	failed    actionRows
+	// fresh holds the actions whose event is the first of their stream:
+	// no row can exist for them, so a plain INSERT writes them, without
+	// the upsert's speculative insertion (~5 us a row).
+	fresh actionRows
 	// actions holds the ids of the pending action rows: a second event for
 	// the same action flushes first, since one upsert may not touch a row
 	// twice and the second must see the first's attempts.
@@ -208,7 +212,11 @@ func (f *rewardsFold) fold(pl events.Payload, e events.Event) bool {
 		f.actions[v.ActionID] = true
 		sh, _ := json.Marshal(v.Stakeholders)
 		ids, _ := json.Marshal(v.TransactionIDs)
-		f.completed.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
+		rows := &f.completed
+		if e.StreamVersion == 1 {
+			rows = &f.fresh
+		}
+		rows.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,
 			string(sh), string(ids), jsonOrEmpty(v.Metadata), "", "", v.TokensDistributed, e.Position, at)
 		desc := fmt.Sprintf("%s reward (%s %s)", v.ActionType, v.Amount, v.Currency)
 		for _, r := range v.Stakeholders {
@@ -278,6 +286,7 @@ const (
 
 var (
 	upsertCompleted = fmt.Sprintf(upsertCompletedSQL, fmt.Sprintf(actionRowsSQL, `'COMPLETED'`))
+	insertCompleted = insertActionsSQL + fmt.Sprintf(actionRowsSQL, `'COMPLETED'`)
 	upsertFailed    = fmt.Sprintf(upsertFailedSQL, fmt.Sprintf(actionRowsSQL, `'FAILED'`))
 )
 
@@ -316,6 +325,7 @@ func (f *rewardsFold) flush() {
 	if len(upd.uid) > 0 {
 		f.q.Queue(updateBalancesSQL, upd.p, upd.env, upd.uid, upd.bal, upd.earned, upd.rev, upd.at)
 	}
+	f.queueActions(insertCompleted, &f.fresh)
 	f.queueActions(upsertCompleted, &f.completed)
 	f.queueActions(upsertFailed, &f.failed)
 	if t := &f.txns; len(t.id) > 0 {
