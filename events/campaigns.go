@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // CampaignTier raises the multiplier for amounts at or above MinAmount.
 type CampaignTier struct {
@@ -63,15 +66,50 @@ type CampaignStatusChanged struct {
 // EventType implements Payload.
 func (CampaignStatusChanged) EventType() string { return "campaign.status_changed" }
 
-// CampaignBudgetDebited records tokens a campaign paid for an action.
+// CampaignBudgetDebited records tokens a campaign paid for actions:
+// Amount is the sum of what the actions in ActionIDs were paid, in the
+// order they were decided. Like pool.debited, one event pays for every
+// action of one group commit that drew on the campaign with no other
+// campaign event between them (Coalesce).
+//
+// Schema version 2. Version 1 named one action (actionId) and is upcast
+// to a list of one.
 type CampaignBudgetDebited struct {
-	CampaignID string `json:"campaignId"`
-	ActionID   string `json:"actionId"`
-	Amount     int64  `json:"amount"`
+	CampaignID string   `json:"campaignId"`
+	ActionIDs  []string `json:"actionIds"`
+	Amount     int64    `json:"amount"`
 }
 
 // EventType implements Payload.
 func (CampaignBudgetDebited) EventType() string { return "campaign.budget_debited" }
+
+// Coalesce merges next, a debit of the same campaign's budget decided
+// right after d in the same group commit, into one debit; folding the
+// result is folding both (readers sum Amount). It refuses anything else,
+// and a merge past MaxDebitActions.
+func (d CampaignBudgetDebited) Coalesce(next Payload) (Payload, bool) {
+	n, ok := next.(CampaignBudgetDebited)
+	if !ok || n.CampaignID != d.CampaignID || len(d.ActionIDs)+len(n.ActionIDs) > MaxDebitActions {
+		return nil, false
+	}
+	ids := make([]string, 0, len(d.ActionIDs)+len(n.ActionIDs))
+	ids = append(append(ids, d.ActionIDs...), n.ActionIDs...)
+	return CampaignBudgetDebited{CampaignID: d.CampaignID, ActionIDs: ids, Amount: d.Amount + n.Amount}, true
+}
+
+// upcastCampaignBudgetDebitedV1 turns {"campaignId","actionId","amount"}
+// into {"campaignId","actionIds":[actionId],"amount"}.
+func upcastCampaignBudgetDebitedV1(old json.RawMessage) (json.RawMessage, error) {
+	var v1 struct {
+		CampaignID string `json:"campaignId"`
+		ActionID   string `json:"actionId"`
+		Amount     int64  `json:"amount"`
+	}
+	if err := json.Unmarshal(old, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(CampaignBudgetDebited{CampaignID: v1.CampaignID, ActionIDs: []string{v1.ActionID}, Amount: v1.Amount})
+}
 
 // CampaignBudgetCredited returns a reversed action's tokens to the budget.
 type CampaignBudgetCredited struct {
@@ -87,6 +125,6 @@ func init() {
 	Register[CampaignCreated](1)
 	Register[CampaignUpdated](1)
 	Register[CampaignStatusChanged](1)
-	Register[CampaignBudgetDebited](1)
+	Register[CampaignBudgetDebited](2, upcastCampaignBudgetDebitedV1)
 	Register[CampaignBudgetCredited](1)
 }

@@ -117,3 +117,21 @@ func TestPoolDebitedCoalesce(t *testing.T) {
 	_, ok = full.Coalesce(a)
 	require.False(t, ok)
 }
+
+// campaign.budget_debited follows pool.debited: version 1 reads as a list
+// of one action, and debits of one campaign coalesce.
+func TestCampaignBudgetDebitedVersion1AndCoalesce(t *testing.T) {
+	t.Parallel()
+	pl, err := events.Decode(events.Event{Type: "campaign.budget_debited", SchemaVersion: 1,
+		Payload: json.RawMessage(`{"campaignId":"cmp_1","actionId":"act_1","amount":7}`)})
+	require.NoError(t, err)
+	a := events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_1"}, Amount: 7}
+	require.Equal(t, a, pl)
+	got, ok := a.Coalesce(events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_2"}, Amount: 2})
+	require.True(t, ok)
+	require.Equal(t, events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_1", "act_2"}, Amount: 9}, got)
+	_, ok = a.Coalesce(events.CampaignBudgetDebited{CampaignID: "cmp_2", ActionIDs: []string{"act_2"}, Amount: 2})
+	require.False(t, ok)
+	_, ok = a.Coalesce(events.PoolDebited{PoolID: "cmp_1", ActionIDs: []string{"act_2"}, Amount: 2})
+	require.False(t, ok)
+}

@@ -84,3 +84,34 @@ func TestDebitsDoNotMergeAcrossOtherPoolEvents(t *testing.T) {
 	}
 	require.Equal(t, []int64{55, 10}, amounts)
 }
+
+// A campaign's budget debits of one commit are one event too, and the
+// budget decided in memory is the one folded from the log: item i of a
+// bulk sees the budget the items before it spent.
+func TestCampaignBudgetDebitsOfOneCommitAreOneEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, m := memLedger(t)
+	sc := memTenant(t, s, 1000)
+	budget := int64(20)
+	c, err := s.CreateCampaign(ctx, sc, events.Metadata{}, ledger.CampaignInput{Name: "Double", Status: "ACTIVE", Multiplier: "2", TokenBudget: &budget})
+	require.NoError(t, err)
+	before := len(m.Stream(ledger.CampaignsStream(sc)))
+	items, err := s.SubmitBulk(ctx, sc, events.Metadata{}, []ledger.ActionInput{action("a", "3", "alice"), action("b", "4", "bob"), action("c", "5", "carol")})
+	require.NoError(t, err)
+	require.NoError(t, items[0].Err)
+	require.NoError(t, items[1].Err)
+	require.Equal(t, "CAMPAIGN_BUDGET_EXHAUSTED", code(items[2].Err), "6 + 8 spent, 10 more would pass 20")
+
+	camp := m.Stream(ledger.CampaignsStream(sc))[before:]
+	require.Equal(t, []string{"campaign.budget_debited"}, types(camp))
+	pl, err := events.Decode(camp[0])
+	require.NoError(t, err)
+	require.Equal(t, events.CampaignBudgetDebited{CampaignID: c.CampaignID,
+		ActionIDs: []string{items[0].Outcome.ActionID, items[1].Outcome.ActionID}, Amount: 14}, pl)
+	cs := &ledger.Campaigns{}
+	for _, e := range m.Stream(ledger.CampaignsStream(sc)) {
+		require.NoError(t, cs.Apply(e))
+	}
+	require.Equal(t, int64(14), cs.ByID[c.CampaignID].Net())
+}

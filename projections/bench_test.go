@@ -109,7 +109,7 @@ func (l *rewardLoad) action() {
 		PoolID: pool, CampaignID: campaign, Metadata: json.RawMessage(`{"orderId":"` + key + `"}`), RequestHash: "f00d"})
 	l.emit(sc, ledger.PoolStream(pool), events.PoolDebited{PoolID: pool, ActionIDs: []string{actionID}, Amount: total})
 	if campaign != "" {
-		l.emit(sc, ledger.CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: campaign, ActionID: actionID, Amount: total})
+		l.emit(sc, ledger.CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: campaign, ActionIDs: []string{actionID}, Amount: total})
 	}
 }
 

@@ -116,8 +116,8 @@ func decodeHot(e events.Event) (pl events.Payload, plain bool) {
 			case "campaignId":
 				d.CampaignID = s.str()
 				return 1
-			case "actionId":
-				d.ActionID = s.str()
+			case "actionIds":
+				d.ActionIDs = s.strs()
 				return 1 << 1
 			case "amount":
 				d.Amount = s.int()

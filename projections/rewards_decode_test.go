@@ -22,7 +22,7 @@ func hotSamples() []events.Payload {
 		events.ActionCompleted{ActionID: "act_2", Amount: "1", Stakeholders: []events.ActionReward{}, TransactionIDs: []string{}},
 		events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1", "act_2"}, Amount: 1 << 62},
 		events.PoolDebited{ActionIDs: []string{}, Amount: -7},
-		events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionID: "act_1", Amount: 42},
+		events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_1"}, Amount: 42},
 	}
 }
 
