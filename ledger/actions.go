@@ -296,22 +296,22 @@ func (s *Service) SubmitBulk(ctx context.Context, sc eventstore.Tenant, meta eve
 // submission is one action being decided: its validated input and, once
 // decided, its outcome and a recorded refusal (a failed action).
 type submission struct {
-	sc      eventstore.Tenant
-	n       normalizedAction
-	out     ActionOutcome
-	refusal *eventstore.Error
+	sc       eventstore.Tenant
+	n        normalizedAction
+	actionID string // ActionID of the idempotency key, derived once
+	out      ActionOutcome
+	refusal  *eventstore.Error
 }
 
 func newSubmission(sc eventstore.Tenant, n normalizedAction) *submission {
-	return &submission{sc: sc, n: n}
+	return &submission{sc: sc, n: n, actionID: ActionID(sc, n.in.IdempotencyKey)}
 }
 
 // command is the submission as a store command. Its prefetch names every
 // stream the decision may read, so a group commit loads them in one query.
 func (sub *submission) command(meta events.Metadata) eventstore.Command {
 	in, sc := sub.n.in, sub.sc
-	actionID := ActionID(sc, in.IdempotencyKey)
-	prefetch := []string{ActionStream(actionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
+	prefetch := []string{ActionStream(sub.actionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
 	if in.TokenPoolID != "" {
 		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
 	}
@@ -336,9 +336,9 @@ func (sub *submission) result(res eventstore.Result, err error) (ActionOutcome, 
 // decide is the whole decision of one action. It may run more than once
 // (a re-decided group), so it starts from a clean outcome every time.
 func (sub *submission) decide(ss *eventstore.Session) error {
-	in, n, sc := sub.n.in, sub.n, sub.sc
+	in, n := sub.n.in, sub.n
 	sub.refusal = nil
-	sub.out = ActionOutcome{ActionID: ActionID(sc, in.IdempotencyKey), IdempotencyKey: in.IdempotencyKey}
+	sub.out = ActionOutcome{ActionID: sub.actionID, IdempotencyKey: in.IdempotencyKey}
 	stream := ActionStream(sub.out.ActionID)
 	ast, err := ss.Load(stream)
 	if err != nil {

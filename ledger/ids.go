@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -32,8 +33,18 @@ func ActionStream(actionID string) string { return "action-" + actionID }
 // per partner and environment. The sandbox one is provisioned with the
 // partner; the production one by the first approved allocation request.
 func DefaultPoolID(s eventstore.Tenant) string {
-	return derivedID("pool", s.PartnerID, s.Environment, "default")
+	if id, ok := defaultPools.Load(s); ok {
+		return id.(string)
+	}
+	id := derivedID("pool", s.PartnerID, s.Environment, "default")
+	defaultPools.Store(s, id)
+	return id
 }
+
+// defaultPools memoizes DefaultPoolID: every submit asks for it at least
+// twice, and each answer is a SHA-1. Tenants are few (a partner's two
+// environments) and only authenticated keys name them.
+var defaultPools sync.Map // eventstore.Tenant -> string
 
 // EndUserID is the id of the end user a partner knows as externalID.
 func EndUserID(s eventstore.Tenant, externalID string) string {
