@@ -61,7 +61,10 @@ type PayloadApplier interface {
 // one's place in the log: a reader never sees its effect before the
 // events decided ahead of it. Coalesce must return a payload whose fold,
 // for every reader (aggregates, read models, audits), equals folding the
-// receiver and then next; ok false keeps them apart.
+// receiver and then next, of the same event type; ok false keeps them
+// apart. The merge is encoded once, when the batch is sealed, so a merge
+// that cannot be encoded fails the whole batch: Coalesce must only build
+// values its parts' type always encodes.
 type Coalescer interface {
 	Coalesce(next events.Payload) (merged events.Payload, ok bool)
 }
@@ -594,7 +597,10 @@ func decideAll(b *batchState, cmds []Command, head int64, hash []byte, logIntern
 		refs[i] = ref
 	}
 	last := head
-	sealed := sl.seal(b.now, &last, &hash)
+	sealed, err := sl.seal(b.now, &last, &hash)
+	if err != nil {
+		return nil, nil, head, hash, infraError{err}
+	}
 	evs := make([]events.Event, 0, len(sealed))
 	for _, e := range sealed {
 		if e.Position != 0 {
@@ -901,6 +907,8 @@ type slot struct {
 	// movedTo is where a slot merged into a later one went; 0 while live
 	// (a slot never moves to index 0).
 	movedTo int
+	// merged: the payload is a merge, encoded when the batch is sealed.
+	merged bool
 }
 
 // add puts e, the encoded form of dr, into the batch, merged into the
@@ -915,16 +923,17 @@ func (sl *slots) add(dr draft, e events.Event, meta []byte) (int, bool) {
 	if j, ok := sl.last[dr.streamID]; ok {
 		prev := &sl.s[j]
 		if c, ok := prev.draft.payload.(Coalescer); ok && prev.draft.scope == dr.scope {
-			if merged, ok := c.Coalesce(dr.payload); ok {
-				if typ, ver, body, err := events.Encode(merged); err == nil && typ == e.Type {
-					me := e
-					me.SchemaVersion, me.Payload, me.Metadata = ver, body, meta
-					version := prev.version
-					prev.movedTo = len(sl.s)
-					sl.s = append(sl.s, slot{draft: draft{streamID: dr.streamID, scope: dr.scope, payload: merged}, event: me, version: version})
-					sl.last[dr.streamID] = len(sl.s) - 1
-					return len(sl.s) - 1, true
-				}
+			if merged, ok := c.Coalesce(dr.payload); ok && merged.EventType() == e.Type {
+				// Encoded once, when the batch is sealed: encoding at each
+				// merge re-encoded a growing list (quadratic in the
+				// actions a hot pool's debit pays for).
+				me := e
+				me.Payload, me.Metadata = nil, meta
+				version := prev.version
+				prev.movedTo = len(sl.s)
+				sl.s = append(sl.s, slot{draft: draft{streamID: dr.streamID, scope: dr.scope, payload: merged}, event: me, version: version, merged: true})
+				sl.last[dr.streamID] = len(sl.s) - 1
+				return len(sl.s) - 1, true
 			}
 		}
 	}
@@ -936,12 +945,21 @@ func (sl *slots) add(dr draft, e events.Event, meta []byte) (int, bool) {
 // seal gives every live slot its place in the chain after position pos and
 // hash prev, and moves both to the last event. The result is indexed like
 // the slots; a merged-away slot's entry has position 0.
-func (sl *slots) seal(now time.Time, pos *int64, prev *[]byte) []events.Event {
+func (sl *slots) seal(now time.Time, pos *int64, prev *[]byte) ([]events.Event, error) {
 	out := make([]events.Event, len(sl.s))
 	for j := range sl.s {
 		x := &sl.s[j]
 		if x.movedTo != 0 {
 			continue
+		}
+		if x.merged {
+			// Coalescer promises a payload of its parts' type; failing to
+			// encode one is a bug in it, and fails the batch.
+			_, ver, body, err := events.Encode(x.draft.payload)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: encode a coalesced %s: %w", x.event.Type, err)
+			}
+			x.event.SchemaVersion, x.event.Payload, x.merged = ver, body, false
 		}
 		*pos++
 		e := x.event
@@ -950,7 +968,7 @@ func (sl *slots) seal(now time.Time, pos *int64, prev *[]byte) []events.Event {
 		*prev = e.Hash
 		out[j] = e
 	}
-	return out
+	return out, nil
 }
 
 // eventsOf is the sealed events a command's slots ended up in, in log
