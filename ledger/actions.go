@@ -459,7 +459,7 @@ func (sub *submission) complete(ss *eventstore.Session, pool *Pool, poolID strin
 		TransactionIDs: txids, Stakeholders: rewards, PoolID: poolID, CampaignID: plan.campaignID, Metadata: n.metadata, RequestHash: n.hash}
 	ss.Emit(ActionStream(actionID), done)
 	if plan.total > 0 {
-		ss.Emit(PoolStream(poolID), events.PoolDebited{PoolID: poolID, ActionIDs: []string{actionID}, Amount: plan.total})
+		ss.EmitCoalescing(PoolStream(poolID), events.PoolDebited{PoolID: poolID, ActionIDs: []string{actionID}, Amount: plan.total})
 		pool.afterDebit(ss, sub.sc, plan.total)
 		plan.emitBudget(ss, actionID)
 	}

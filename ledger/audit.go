@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/ledger/eventstore"
@@ -53,9 +52,10 @@ type tenantKey struct{ partner, env string }
 // equal what its actions rewarded and reversed; every rewarded action is
 // named by a pool.debited; and per tenant the users' balances add up to
 // the pools' distributed − returned. A commit pays for its actions with
-// one debit after the last of them, so when asOf falls inside a commit the
-// checks leave out that commit's actions whose debit lies past asOf (the
-// balances still show them).
+// one debit after the last of them, and a reversal's pool.credited follows
+// its action.reversed, so when asOf falls inside a commit the checks leave
+// out that commit's movements whose pool side lies past asOf (the
+// balances still show them); nothing outside that commit is excused.
 func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filter, asOf int64) (AuditReport, error) {
 	f.ToPosition, f.StreamID = asOf, ""
 	rep := AuditReport{AsOf: asOf}
@@ -83,29 +83,36 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 		}
 		return u
 	}
-	// unpaid holds the rewarded actions no pool.debited has named yet. A
-	// commit pays for its actions with one debit after the last of them,
-	// so a cut inside a commit (asOf, or a read model's checkpoint) can
-	// leave that commit's actions unpaid; any other unpaid action is a
-	// problem.
-	type unpaidAction struct {
-		poolID     string
-		tenant     tenantKey
-		tokens     int64
-		position   int64
-		recordedAt time.Time
+	// pending holds the token movements whose pool side has not been
+	// folded yet: rewarded actions no pool.debited has named (a commit
+	// pays for its actions with one debit after the last of them), and
+	// reversed actions whose pool.credited (the next event of the same
+	// command) has not come. A cut inside a commit (asOf, or a read
+	// model's checkpoint) can leave that commit's movements pending; any
+	// other pending movement is a problem.
+	type movement struct {
+		poolID   string
+		tenant   tenantKey
+		tokens   int64
+		position int64
 	}
-	unpaid := map[string]unpaidAction{}
+	unpaid, uncredited := map[string]movement{}, map[string]movement{}
 	_, err := eventstore.Export(ctx, q, f, func(e events.Event) error {
 		rep.Events++
 		rep.AsOf = e.Position
-		if e.Type == "pool.debited" {
+		switch e.Type {
+		case "pool.debited", "pool.credited":
 			pl, err := events.Decode(e)
 			if err != nil {
 				return err
 			}
-			for _, id := range pl.(events.PoolDebited).ActionIDs {
-				delete(unpaid, id)
+			switch v := pl.(type) {
+			case events.PoolDebited:
+				for _, id := range v.ActionIDs {
+					delete(unpaid, id)
+				}
+			case events.PoolCredited:
+				delete(uncredited, v.ActionID)
 			}
 		}
 		if len(e.StreamID) > 5 && e.StreamID[:5] == "pool-" {
@@ -137,8 +144,7 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 		case events.ActionCompleted:
 			totalsFor(v.PoolID, e).RewardedByActions += v.TokensDistributed
 			if v.TokensDistributed > 0 {
-				unpaid[v.ActionID] = unpaidAction{poolID: v.PoolID, tenant: tenantKey{e.PartnerID, e.Environment},
-					tokens: v.TokensDistributed, position: e.Position, recordedAt: e.RecordedAt}
+				unpaid[v.ActionID] = movement{v.PoolID, tenantKey{e.PartnerID, e.Environment}, v.TokensDistributed, e.Position}
 			}
 			var sum int64
 			for _, r := range v.Stakeholders {
@@ -150,6 +156,9 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 			}
 		case events.ActionReversed:
 			totalsFor(v.PoolID, e).ReversedByActions += v.TokensReversed
+			if v.TokensReversed > 0 {
+				uncredited[v.ActionID] = movement{v.PoolID, tenantKey{e.PartnerID, e.Environment}, v.TokensReversed, e.Position}
+			}
 			for _, r := range v.Stakeholders {
 				u := userFor(e, r)
 				u.Reversed += r.Tokens
@@ -163,32 +172,42 @@ func AuditBalances(ctx context.Context, q eventstore.Querier, f eventstore.Filte
 	if err != nil {
 		return rep, err
 	}
-	// Actions of the commit the cut falls in are paid by a debit past the
-	// cut: the checks below leave them out, the balances do not. A cut is
-	// inside a commit when the next event was appended with it (one
-	// append records all its events at one time).
-	var inside bool
-	var commitAt time.Time
+	// Movements of the commit the cut falls in are completed on the pool's
+	// side past the cut: the checks below leave them out, the balances do
+	// not. Only positions from the start of that commit to the cut are
+	// excused.
+	var commitFrom int64
+	inside := false
 	if asOf > 0 {
-		if commitAt, inside, err = eventstore.InsideCommit(ctx, q, asOf); err != nil {
+		if commitFrom, inside, err = eventstore.InsideCommit(ctx, q, asOf); err != nil {
 			return rep, err
 		}
 	}
-	cutPool, cutTenant := map[string]int64{}, map[tenantKey]int64{}
-	for id, u := range unpaid {
-		if inside && u.recordedAt.Equal(commitAt) {
-			cutPool[u.poolID] += u.tokens
-			cutTenant[u.tenant] += u.tokens
+	cut := func(m movement) bool { return inside && m.position >= commitFrom }
+	cutPaid, cutCredited := map[string]int64{}, map[string]int64{}
+	cutTenant := map[tenantKey]int64{} // what the users' side is ahead of the pools' by
+	for id, m := range unpaid {
+		if cut(m) {
+			cutPaid[m.poolID] += m.tokens
+			cutTenant[m.tenant] += m.tokens
 			continue
 		}
-		problem("action %s at position %d: rewarded %d tokens from pool %s, but no pool.debited pays for it", id, u.position, u.tokens, u.poolID)
+		problem("action %s at position %d: rewarded %d tokens from pool %s, but no pool.debited pays for it", id, m.position, m.tokens, m.poolID)
+	}
+	for id, m := range uncredited {
+		if cut(m) {
+			cutCredited[m.poolID] += m.tokens
+			cutTenant[m.tenant] -= m.tokens
+			continue
+		}
+		problem("action %s at position %d: reversed %d tokens, but no pool.credited returns them to pool %s", id, m.position, m.tokens, m.poolID)
 	}
 	perTenantPools := map[tenantKey]int64{}
 	for _, t := range poolTotals {
-		if t.Distributed != t.RewardedByActions-cutPool[t.PoolID] {
+		if t.Distributed != t.RewardedByActions-cutPaid[t.PoolID] {
 			problem("pool %s: distributed %d but its actions rewarded %d", t.PoolID, t.Distributed, t.RewardedByActions)
 		}
-		if t.Returned != t.ReversedByActions {
+		if t.Returned != t.ReversedByActions-cutCredited[t.PoolID] {
 			problem("pool %s: returned %d but its actions reversed %d", t.PoolID, t.Returned, t.ReversedByActions)
 		}
 		perTenantPools[tenantKey{t.PartnerID, t.Environment}] += t.Distributed - t.Returned

@@ -69,7 +69,7 @@ func planReward(ss *eventstore.Session, sc eventstore.Tenant, n normalizedAction
 		}
 		id, total := c.ID, plan.total
 		plan.emitBudget = func(ss *eventstore.Session, actionID string) {
-			ss.Emit(CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: id, ActionIDs: []string{actionID}, Amount: total})
+			ss.EmitCoalescing(CampaignsStream(sc), events.CampaignBudgetDebited{CampaignID: id, ActionIDs: []string{actionID}, Amount: total})
 		}
 	}
 	return plan, nil

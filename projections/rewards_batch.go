@@ -213,7 +213,7 @@ func (f *rewardsFold) fold(pl events.Payload, e events.Event) bool {
 		sh, _ := json.Marshal(v.Stakeholders)
 		ids, _ := json.Marshal(v.TransactionIDs)
 		rows := &f.completed
-		if e.StreamVersion == 1 {
+		if firstOfAction(e, v.ActionID) {
 			rows = &f.fresh
 		}
 		rows.add(v.ActionID, p, env, v.IdempotencyKey, v.ActionType, v.Amount, v.Currency, v.PoolID, v.CampaignID,

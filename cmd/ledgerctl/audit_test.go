@@ -125,4 +125,20 @@ func TestAuditAsOfInsideACommit(t *testing.T) {
 	rep, err = ledger.AuditBalances(ctx, srv.Pool, eventstore.Filter{}, 0)
 	require.NoError(t, err)
 	require.Empty(t, rep.Problems)
+
+	// A reversal is action.reversed then pool.credited in one commit: a
+	// cut between them finds nothing wrong either, and shows alice's
+	// tokens taken back.
+	head, err := eventstore.ReadHead(ctx, srv.Pool)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, p.JSON(t, http.MethodPost, "/v1/partner/actions/"+ledger.ActionID(eventstore.Tenant{PartnerID: p.PartnerID, Environment: "sandbox"}, "b1")+"/reverse",
+		map[string]any{"reason": "refund"}, nil))
+	rep, err = ledger.AuditBalances(ctx, srv.Pool, eventstore.Filter{}, head+1)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
+	for _, u := range rep.Users {
+		if u.ExternalID == "alice" {
+			require.Equal(t, int64(0), u.Balance())
+		}
+	}
 }

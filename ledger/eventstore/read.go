@@ -215,19 +215,49 @@ func timestamptz(us int64) time.Time {
 }
 
 // InsideCommit reports whether the event at position is followed by
-// another event of the same append, and if so when that append was
-// recorded (all events of one append share it). A state folded up to such
-// a position is one no reader could ever have seen: commits are atomic.
-func InsideCommit(ctx context.Context, q Querier, position int64) (time.Time, bool, error) {
+// another event of the same append, and if so the first position of that
+// append. A state folded up to such a position is one no reader could
+// ever have seen: commits are atomic. One append's events are contiguous
+// and share their recorded_at; two appends recorded at the same
+// microsecond would be taken for one, which can only widen what an audit
+// excuses to a neighbouring commit.
+func InsideCommit(ctx context.Context, q Querier, position int64) (int64, bool, error) {
 	var at time.Time
 	err := q.QueryRow(ctx, `SELECT a.recorded_at FROM events a JOIN events b ON b.position = a.position + 1
 		AND b.recorded_at = a.recorded_at WHERE a.position = $1`, position).Scan(&at)
 	switch {
-	case err == nil:
-		return at, true, nil
 	case errors.Is(err, pgx.ErrNoRows):
-		return time.Time{}, false, nil
-	default:
-		return time.Time{}, false, err
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	first := position
+	for {
+		rows, err := q.Query(ctx, `SELECT position, recorded_at FROM events WHERE position < $1 ORDER BY position DESC LIMIT 1000`, first)
+		if err != nil {
+			return 0, false, err
+		}
+		n, stop := 0, false
+		for rows.Next() {
+			var p int64
+			var rec time.Time
+			if err := rows.Scan(&p, &rec); err != nil {
+				rows.Close()
+				return 0, false, err
+			}
+			n++
+			if stop || p != first-1 || !rec.Equal(at) {
+				stop = true
+				continue
+			}
+			first = p
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, false, err
+		}
+		if stop || n < 1000 {
+			return first, true, nil
+		}
 	}
 }

@@ -241,6 +241,7 @@ func (r *Relay) drain() {
 // moves forward over messages acknowledged by a relay that stopped before
 // recording them (so they are not published twice).
 func (r *Relay) sync(ctx context.Context) error {
+	r.opts.Tail.reset()
 	st, err := bus.EnsureStream(ctx, r.js, r.opts.Bus)
 	if err != nil {
 		return fmt.Errorf("relay: ensure stream: %w", err)

@@ -55,9 +55,10 @@ type PayloadApplier interface {
 
 // Coalescer is a payload that may absorb the next event of its own stream
 // when one group commit decides both, so the batch appends one event
-// where it would have appended two. The committer asks only when nothing
-// else was emitted to the stream between the two (the later one's slot is
-// the stream's last in the batch), and the merged event takes the later
+// where it would have appended two. The committer asks only when both were
+// emitted with Session.EmitCoalescing and nothing else was emitted to the
+// stream between them (the later one's slot is the stream's last in the
+// batch), and the merged event takes the later
 // one's place in the log: a reader never sees its effect before the
 // events decided ahead of it. Coalesce must return a payload whose fold,
 // for every reader (aggregates, read models, audits), equals folding the
@@ -98,8 +99,10 @@ type Command struct {
 }
 
 // Result tells a caller what its command appended. Position is the global
-// position of its last event, or, when it appended nothing, the head it was
-// decided against: a read model at or past Position reflects the command.
+// position of its last event (a coalesced event counts for every command
+// in it), or, when it appended nothing, the head its group commit left (at
+// or after the head it was decided against): a read model at or past
+// Position reflects the command.
 type Result struct {
 	Events   []events.Event
 	Position int64
@@ -375,6 +378,8 @@ type draft struct {
 	streamID string
 	scope    Tenant
 	payload  events.Payload
+	// coalesce: emitted with EmitCoalescing, so it may merge (Coalescer).
+	coalesce bool
 }
 
 // Tenant is the tenant of the command being decided.
@@ -419,6 +424,15 @@ func CheckStreamID(id string) error {
 // visible to Load until the command's Decide returns nil.
 func (s *Session) Emit(streamID string, p events.Payload) {
 	s.drafts = append(s.drafts, draft{streamID: streamID, scope: s.scope, payload: p})
+}
+
+// EmitCoalescing is Emit for a payload that may merge with the stream's
+// previous event of the same group commit when that one was emitted this
+// way too (see Coalescer). Only a command that does not care at which
+// version its event lands may use it: Append's expected version, for one,
+// would not hold for an event merged into another's.
+func (s *Session) EmitCoalescing(streamID string, p events.Payload) {
+	s.drafts = append(s.drafts, draft{streamID: streamID, scope: s.scope, payload: p, coalesce: true})
 }
 
 // EmitFor is Emit with an explicit tenant, for operator commands that
@@ -770,6 +784,9 @@ func (s *Store) refreshHead(ctx context.Context, q Querier) error {
 	if err := q.QueryRow(ctx, `SELECT position, hash FROM event_head`).Scan(&head, &hash); err != nil {
 		return err
 	}
+	if s.headKnown && head < s.knownHead {
+		s.opts.Tail.reset() // what this process committed may be gone (a failover)
+	}
 	switch {
 	case !s.headKnown || head < s.knownHead || head-s.knownHead > 10000:
 		s.cache = map[string]*Stream{}
@@ -922,7 +939,7 @@ func (sl *slots) add(dr draft, e events.Event, meta []byte) (int, bool) {
 	}
 	if j, ok := sl.last[dr.streamID]; ok {
 		prev := &sl.s[j]
-		if c, ok := prev.draft.payload.(Coalescer); ok && prev.draft.scope == dr.scope {
+		if c, ok := prev.draft.payload.(Coalescer); ok && prev.draft.coalesce && dr.coalesce && prev.draft.scope == dr.scope {
 			if merged, ok := c.Coalesce(dr.payload); ok && merged.EventType() == e.Type {
 				// Encoded once, when the batch is sealed: encoding at each
 				// merge re-encoded a growing list (quadratic in the
@@ -931,7 +948,7 @@ func (sl *slots) add(dr draft, e events.Event, meta []byte) (int, bool) {
 				me.Payload, me.Metadata = nil, meta
 				version := prev.version
 				prev.movedTo = len(sl.s)
-				sl.s = append(sl.s, slot{draft: draft{streamID: dr.streamID, scope: dr.scope, payload: merged}, event: me, version: version, merged: true})
+				sl.s = append(sl.s, slot{draft: draft{streamID: dr.streamID, scope: dr.scope, payload: merged, coalesce: true}, event: me, version: version, merged: true})
 				sl.last[dr.streamID] = len(sl.s) - 1
 				return len(sl.s) - 1, true
 			}

@@ -128,6 +128,20 @@ func (t *Tail) holds(p int64) bool {
 	return i < len(t.evs) && t.evs[i].Position == p
 }
 
+// reset forgets every event held. The relay calls it whenever it re-syncs
+// (at leadership, after any failure: a database that failed over breaks
+// its connection) and the store when it finds the head behind what it
+// committed: events this process committed may then be gone from the
+// database, and only what the database holds may be published.
+func (t *Tail) reset() {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.evs = t.evs[:0]
+}
+
 // Last is the position of the last event added, 0 if none.
 func (t *Tail) Last() int64 {
 	if t == nil {

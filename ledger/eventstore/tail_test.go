@@ -79,3 +79,16 @@ func TestTailWaitsForAPendingAppend(t *testing.T) {
 	require.Nil(t, <-got)
 	require.Equal(t, []int64{5}, positions(tl.After(context.Background(), 4, 100)), "nothing pending: no wait")
 }
+
+// After a reset (the relay re-syncing, a head found behind) the tail
+// answers nothing it held before: only what the database has may go out.
+func TestTailResetForgetsEverything(t *testing.T) {
+	t.Parallel()
+	tl := NewTail()
+	tl.settle(run(1, 10))
+	tl.reset()
+	require.Nil(t, tl.After(context.Background(), 0, 100))
+	require.Nil(t, tl.After(context.Background(), 5, 100))
+	tl.settle(run(11, 12))
+	require.Equal(t, []int64{11, 12}, positions(tl.After(context.Background(), 10, 100)))
+}
