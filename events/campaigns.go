@@ -89,12 +89,11 @@ func (CampaignBudgetDebited) EventType() string { return "campaign.budget_debite
 // and a merge past MaxDebitActions.
 func (d CampaignBudgetDebited) Coalesce(next Payload) (Payload, bool) {
 	n, ok := next.(CampaignBudgetDebited)
-	if !ok || n.CampaignID != d.CampaignID || len(d.ActionIDs)+len(n.ActionIDs) > MaxDebitActions {
+	if !ok || n.CampaignID != d.CampaignID {
 		return nil, false
 	}
-	ids := make([]string, 0, len(d.ActionIDs)+len(n.ActionIDs))
-	ids = append(append(ids, d.ActionIDs...), n.ActionIDs...)
-	return CampaignBudgetDebited{CampaignID: d.CampaignID, ActionIDs: ids, Amount: d.Amount + n.Amount}, true
+	ids, ok := joinActionIDs(d.ActionIDs, n.ActionIDs)
+	return CampaignBudgetDebited{CampaignID: d.CampaignID, ActionIDs: ids, Amount: d.Amount + n.Amount}, ok
 }
 
 // upcastCampaignBudgetDebitedV1 turns {"campaignId","actionId","amount"}
@@ -102,8 +101,7 @@ func (d CampaignBudgetDebited) Coalesce(next Payload) (Payload, bool) {
 func upcastCampaignBudgetDebitedV1(old json.RawMessage) (json.RawMessage, error) {
 	var v1 struct {
 		CampaignID string `json:"campaignId"`
-		ActionID   string `json:"actionId"`
-		Amount     int64  `json:"amount"`
+		oneAction
 	}
 	if err := json.Unmarshal(old, &v1); err != nil {
 		return nil, err

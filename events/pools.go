@@ -55,21 +55,35 @@ const MaxDebitActions = 1000
 // else, and a merge past MaxDebitActions.
 func (d PoolDebited) Coalesce(next Payload) (Payload, bool) {
 	n, ok := next.(PoolDebited)
-	if !ok || n.PoolID != d.PoolID || len(d.ActionIDs)+len(n.ActionIDs) > MaxDebitActions {
+	if !ok || n.PoolID != d.PoolID {
 		return nil, false
 	}
-	ids := make([]string, 0, len(d.ActionIDs)+len(n.ActionIDs))
-	ids = append(append(ids, d.ActionIDs...), n.ActionIDs...)
-	return PoolDebited{PoolID: d.PoolID, ActionIDs: ids, Amount: d.Amount + n.Amount}, true
+	ids, ok := joinActionIDs(d.ActionIDs, n.ActionIDs)
+	return PoolDebited{PoolID: d.PoolID, ActionIDs: ids, Amount: d.Amount + n.Amount}, ok
+}
+
+// joinActionIDs is the action list of two merged debits, in order, in a
+// new slice (the parts stay as they were); ok is false past
+// MaxDebitActions.
+func joinActionIDs(a, b []string) ([]string, bool) {
+	if len(a)+len(b) > MaxDebitActions {
+		return nil, false
+	}
+	return append(append(make([]string, 0, len(a)+len(b)), a...), b...), true
+}
+
+// oneAction is a version-1 debit: one actionId.
+type oneAction struct {
+	ActionID string `json:"actionId"`
+	Amount   int64  `json:"amount"`
 }
 
 // upcastPoolDebitedV1 turns {"poolId","actionId","amount"} into
 // {"poolId","actionIds":[actionId],"amount"}.
 func upcastPoolDebitedV1(old json.RawMessage) (json.RawMessage, error) {
 	var v1 struct {
-		PoolID   string `json:"poolId"`
-		ActionID string `json:"actionId"`
-		Amount   int64  `json:"amount"`
+		PoolID string `json:"poolId"`
+		oneAction
 	}
 	if err := json.Unmarshal(old, &v1); err != nil {
 		return nil, err

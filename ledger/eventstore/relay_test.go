@@ -104,14 +104,28 @@ func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T)
 	db := testenv.NewDB(t)
 	n := testenv.NewNATS(t)
 	startRelay(t, db, n)
-	stores := []*eventstore.Store{openStore(t, db)}
+	const writers, perWriter = 24, 25
+	appendConcurrently(t, withOtherProcesses(t, db, openStore(t, db)), writers, perWriter)
+	checkExactlyOnceInOrder(t, readStream(t, n, writers*perWriter), writers*perWriter)
+}
+
+// withOtherProcesses returns first and two stores on pools of their own
+// (two more processes appending to the same database).
+func withOtherProcesses(t *testing.T, db *testenv.DB, first *eventstore.Store) []*eventstore.Store {
+	t.Helper()
+	stores := []*eventstore.Store{first}
 	for i := 0; i < 2; i++ {
 		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{MaxBatch: 8})
 		t.Cleanup(s.Close)
 		stores = append(stores, s)
 	}
+	return stores
+}
 
-	const writers, perWriter = 24, 25
+// appendConcurrently has writers goroutines, spread over stores, each
+// append perWriter notes to seven streams, and waits for them all.
+func appendConcurrently(t *testing.T, stores []*eventstore.Store, writers, perWriter int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
@@ -126,7 +140,6 @@ func TestRelayPublishesEveryEventOnceInOrderUnderConcurrentWriters(t *testing.T)
 		}(w)
 	}
 	wg.Wait()
-	checkExactlyOnceInOrder(t, readStream(t, n, writers*perWriter), writers*perWriter)
 }
 
 // The relay publishes from its own process's commit tail where it can.
@@ -141,26 +154,8 @@ func TestRelayFromTheCommitTailFillsOtherProcessesFromPostgres(t *testing.T) {
 	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: 50 * time.Millisecond, Tail: tail, BatchSize: 16})
 	local := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{MaxBatch: 8, Tail: tail})
 	t.Cleanup(local.Close)
-	stores := []*eventstore.Store{local}
-	for i := 0; i < 2; i++ {
-		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{MaxBatch: 8})
-		t.Cleanup(s.Close)
-		stores = append(stores, s)
-	}
 	const writers, perWriter = 12, 25
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < perWriter; i++ {
-				_, err := stores[w%len(stores)].Append(context.Background(), scope, events.Metadata{}, fmt.Sprintf("note-%d", i%5),
-					eventstore.ExpectAny, testNote{N: w*1000 + i})
-				require.NoError(t, err)
-			}
-		}(w)
-	}
-	wg.Wait()
+	appendConcurrently(t, withOtherProcesses(t, db, local), writers, perWriter)
 	got := readStream(t, n, writers*perWriter)
 	checkExactlyOnceInOrder(t, got, writers*perWriter)
 	stored, err := eventstore.ReadFrom(context.Background(), db.Pool, 0, writers*perWriter)
