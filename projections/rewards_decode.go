@@ -92,41 +92,11 @@ func decodeHot(e events.Event) (pl events.Payload, plain bool) {
 		})
 		pl = a
 	case "pool.debited":
-		var d events.PoolDebited
-		s.object(func(key string) uint32 {
-			switch key {
-			case "poolId":
-				d.PoolID = s.str()
-				return 1
-			case "actionIds":
-				d.ActionIDs = s.strs()
-				return 1 << 1
-			case "amount":
-				d.Amount = s.int()
-				return 1 << 2
-			}
-			s.ok = false
-			return 0
-		})
-		pl = d
+		id, ids, amount := s.debit("poolId")
+		pl = events.PoolDebited{PoolID: id, ActionIDs: ids, Amount: amount}
 	case "campaign.budget_debited":
-		var d events.CampaignBudgetDebited
-		s.object(func(key string) uint32 {
-			switch key {
-			case "campaignId":
-				d.CampaignID = s.str()
-				return 1
-			case "actionIds":
-				d.ActionIDs = s.strs()
-				return 1 << 1
-			case "amount":
-				d.Amount = s.int()
-				return 1 << 2
-			}
-			s.ok = false
-			return 0
-		})
-		pl = d
+		id, ids, amount := s.debit("campaignId")
+		pl = events.CampaignBudgetDebited{CampaignID: id, ActionIDs: ids, Amount: amount}
 	default:
 		return nil, false
 	}
@@ -250,6 +220,26 @@ func (s *jscan) int() int64 {
 }
 
 // strs reads an array of strings (never null: a null fails).
+// debit reads the body both debits share: {idKey, "actionIds", "amount"}.
+func (s *jscan) debit(idKey string) (id string, ids []string, amount int64) {
+	s.object(func(key string) uint32 {
+		switch key {
+		case idKey:
+			id = s.str()
+			return 1
+		case "actionIds":
+			ids = s.strs()
+			return 1 << 1
+		case "amount":
+			amount = s.int()
+			return 1 << 2
+		}
+		s.ok = false
+		return 0
+	})
+	return id, ids, amount
+}
+
 func (s *jscan) strs() []string {
 	if !s.ok || !s.next('[') {
 		s.ok = false
