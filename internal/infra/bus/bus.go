@@ -128,7 +128,61 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstr
 	upd := have
 	upd.Subjects, upd.Storage, upd.Retention = want.Subjects, want.Storage, want.Retention
 	upd.Replicas, upd.Duplicates, upd.Discard = max(have.Replicas, want.Replicas), want.Duplicates, want.Discard
-	return js.UpdateStream(ctx, upd)
+	st, err = js.UpdateStream(ctx, upd)
+	if err != nil || upd.Replicas <= have.Replicas {
+		return st, err
+	}
+	return awaitReplicas(ctx, st, upd.Replicas, replicaCatchUpBound)
+}
+
+// replicaCatchUpBound is how long EnsureStream waits for new replicas to
+// catch up after it raised a stream's replication; a cluster slower than
+// this still works, at the cost of the lost first publish described at
+// awaitReplicas.
+const replicaCatchUpBound = 30 * time.Second
+
+// awaitReplicas waits until st has a leader and replicas-1 current
+// followers, or until within has passed or ctx ends, and returns the stream
+// as it then is.
+//
+// Raising a stream's replicas re-forms its raft group. nats-server (2.15,
+// measured on loopback) drops a publish proposed before the new followers
+// have caught up, without an acknowledgement, and once in our CI it left
+// the leader's expected-sequence check one message ahead of what it stored
+// until the next election: every publish of the relay then failed with
+// "wrong last sequence". Waiting the ~1 s catch-up before the relay's first
+// publish avoids both.
+func awaitReplicas(ctx context.Context, st jetstream.Stream, replicas int, within time.Duration) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := st.Info(ctx)
+		if err == nil && caughtUp(info, replicas) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, nil // still usable: the relay's acknowledgement timeout covers a lost publish
+		case <-tick.C:
+		}
+	}
+}
+
+// caughtUp reports whether info shows a leader and replicas-1 followers
+// that are current and online.
+func caughtUp(info *jetstream.StreamInfo, replicas int) bool {
+	if info == nil || info.Cluster == nil || info.Cluster.Leader == "" {
+		return false
+	}
+	current := 0
+	for _, p := range info.Cluster.Replicas {
+		if p != nil && p.Current && !p.Offline {
+			current++
+		}
+	}
+	return current >= replicas-1
 }
 
 // drifted reports whether the live stream differs from want in a setting

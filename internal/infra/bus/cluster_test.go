@@ -1,0 +1,64 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/internal/infra/bus"
+	"github.com/sirgiving/ledger/internal/testkit/natscluster"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	natscluster.RemoveBinary()
+	os.Exit(code)
+}
+
+// Raising a stream's replicas on a real three-node cluster returns only
+// once the new replicas have caught up, so the relay's next publish (which
+// expects the stream's last sequence, as the relay's always do) is
+// acknowledged at once. Without the wait, nats-server dropped that publish
+// without an answer in every one of 40 tries on loopback.
+func TestEnsureStreamRaisedReplicasTakeTheNextPublish(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes := natscluster.Start(t)
+	js, err := jetstream.New(nodes.Connect(t))
+	require.NoError(t, err)
+	for i := range 3 {
+		c := bus.Config{Stream: fmt.Sprintf("RAISE%d", i), SubjectPrefix: fmt.Sprintf("raise%d", i), Replicas: 1}
+		st, err := bus.EnsureStream(ctx, js, c)
+		require.NoError(t, err)
+		require.Equal(t, 1, st.CachedInfo().Config.Replicas)
+		const before = 5
+		for seq := range uint64(before) {
+			_, err := js.PublishMsg(ctx, &nats.Msg{Subject: c.SubjectPrefix + ".x", Data: []byte("before")}, jetstream.WithExpectLastSequence(seq))
+			require.NoError(t, err)
+		}
+
+		c.Replicas = 3
+		st, err = bus.EnsureStream(ctx, js, c)
+		require.NoError(t, err)
+		info, err := st.Info(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 3, info.Config.Replicas)
+		require.NotEmpty(t, info.Cluster.Leader)
+		require.Len(t, info.Cluster.Replicas, 2)
+		for _, p := range info.Cluster.Replicas {
+			require.True(t, p.Current, "replica %s is not current when EnsureStream returns", p.Name)
+		}
+
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := js.PublishMsg(pctx, &nats.Msg{Subject: c.SubjectPrefix + ".x", Data: []byte("after")}, jetstream.WithExpectLastSequence(before))
+		cancel()
+		require.NoError(t, err, "the first publish after the raise, stream %s", c.Stream)
+		require.Equal(t, uint64(before+1), ack.Sequence)
+	}
+}
