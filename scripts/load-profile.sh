@@ -15,11 +15,14 @@
 #     meanwhile (ALLOCS=FILE; GC is a tenth of its CPU), and the top
 #     statements by execution time (PGSTAT=FILE; needs pg_stat_statements in
 #     shared_preload_libraries and the extension created in the postgres
-#     database of PGBASE).
+#     database of PGBASE);
+#   - optionally SQL run on ledgerd's database after the warm-up (SETUP_SQL),
+#     to price a schema change under the same load, e.g.
+#     SETUP_SQL='DROP INDEX proj_rewards.transactions_user'.
 #
 # Run from the project root. Variables: PGBASE (server URL without database,
 # default postgres://postgres@127.0.0.1:5432), BENCH_DIR (default
-# ../shared/bench), PROFILE, ALLOCS, PGSTAT. Other engineers' builds on the same
+# ../shared/bench), PROFILE, ALLOCS, PGSTAT, SETUP_SQL. Other engineers' builds on the same
 # machine move every figure; compare runs made back to back.
 set -euo pipefail
 c=${1:-128}
@@ -58,6 +61,7 @@ curl -fsS "$base/v1/partner/keys" -H "Authorization: Bearer $tok" -H 'Content-Ty
 sk=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secretKey"])' "$tmp/key.json")
 hs=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["hmacSecret"])' "$tmp/key.json")
 "$tmp/gc" -target "$base" -key "$sk" -secret "$hs" -c 16 -d 3s >/dev/null # warm-up: users exist, caches are hot
+if [[ -n ${SETUP_SQL:-} ]]; then psql "$pgbase/$db" -v ON_ERROR_STOP=1 -qc "$SETUP_SQL" >/dev/null; fi
 
 ticks() { # utime+stime, in clock ticks, of the given pids
 	local total=0 p
