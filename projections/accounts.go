@@ -83,12 +83,23 @@ const partnerConfigsDDL = `CREATE TABLE IF NOT EXISTS partner_configs (
 // what a rebuild would produce.
 func (Accounts) Upgrade() string { return partnerConfigsDDL }
 
-// Apply implements Projection.
-func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
-	switch e.Type {
+// accountsUses reports whether the accounts model reads events of type t;
+// Apply and Skips both ask it, so the two cannot disagree.
+func accountsUses(t string) bool {
+	switch t {
 	case "portaluser.created", "portaluser.partner_linked", "partner.registered", "partner.approved",
 		"partner.suspended", "partner.tier_changed", "apikey.created", "apikey.updated", "apikey.revoked", "widget.configured":
-	default:
+		return true
+	}
+	return false
+}
+
+// Skips implements Skipper: a batch with none of the types Apply reads.
+func (Accounts) Skips(_ int64, evs []events.Event) bool { return noneUsed(evs, accountsUses) }
+
+// Apply implements Projection.
+func (Accounts) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
+	if !accountsUses(e.Type) {
 		return nil
 	}
 	pl, err := events.Decode(e)

@@ -42,11 +42,22 @@ CREATE INDEX donations_payment ON donations (provider, payment_ref) WHERE paymen
 `
 }
 
+// donationsUses reports whether the donations model reads events of type
+// t; Apply and Skips both ask it.
+func donationsUses(t string) bool {
+	switch t {
+	case "nonprofit.listed", "donation.link_created", "donation.completed", "donation.cancelled", "donation.failed", "donation.refunded":
+		return true
+	}
+	return false
+}
+
+// Skips implements Skipper: a batch with none of the types Apply reads.
+func (Donations) Skips(_ int64, evs []events.Event) bool { return noneUsed(evs, donationsUses) }
+
 // Apply implements Projection.
 func (Donations) Apply(ctx context.Context, tx pgx.Tx, e events.Event) error {
-	switch e.Type {
-	case "nonprofit.listed", "donation.link_created", "donation.completed", "donation.cancelled", "donation.failed", "donation.refunded":
-	default:
+	if !donationsUses(e.Type) {
 		return nil
 	}
 	pl, err := events.Decode(e)

@@ -58,6 +58,35 @@ type SideEffecter interface {
 	HasSideEffects() bool
 }
 
+// Skipper is implemented by a projection that can tell, without a
+// transaction, that some events change nothing it keeps and cause no
+// effect: a read model with nothing to do for an event spends a
+// statement, not a transaction, on it. The runner then moves the
+// checkpoint over such a batch with one guarded UPDATE instead of the
+// usual apply (BEGIN, apply lock, checkpoint row lock, writes, COMMIT),
+// and only when the batch follows, without a hole, the checkpoint it last
+// committed itself; if the checkpoint moved meanwhile, the guard misses and
+// the batch is applied in full.
+//
+// Skips must answer true only when applying evs (gap-free, right after
+// position from, to the live schema) would queue no statement at all; when
+// unsure it answers false. It may record that what it caches about the
+// tables at from also holds at the last of evs, since nothing in between
+// changes them.
+type Skipper interface {
+	Skips(from int64, evs []events.Event) bool
+}
+
+// noneUsed reports whether no event of evs has a type uses accepts.
+func noneUsed(evs []events.Event, uses func(string) bool) bool {
+	for _, e := range evs {
+		if uses(e.Type) {
+			return false
+		}
+	}
+	return true
+}
+
 type replayKey struct{}
 
 // Replaying reports whether Apply is being called by a rebuild, when side

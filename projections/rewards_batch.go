@@ -57,6 +57,10 @@ func (Rewards) ApplyBatch(_ context.Context, _ pgx.Tx, b *Batch) error {
 // its rows by primary key.
 func (Rewards) RebuildWithoutIndexes() bool { return true }
 
+// Skips implements Skipper: a batch with none of the types the rewards
+// model reads (donations, webhooks, accounts events).
+func (Rewards) Skips(_ int64, evs []events.Event) bool { return noneUsed(evs, rewardsUses) }
+
 // rewardsUses reports whether the rewards model reads events of type t.
 func rewardsUses(t string) bool {
 	return strings.HasPrefix(t, "enduser.") || strings.HasPrefix(t, "action.") || strings.HasPrefix(t, "pool.") ||

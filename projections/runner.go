@@ -61,6 +61,11 @@ type Runner struct {
 
 	feed *feed
 	head headView
+
+	// committed is, per projection, the checkpoint this runner last
+	// committed, for Skipper batches (see skip).
+	committedMu sync.Mutex
+	committed   map[string]int64
 }
 
 // headView is the runner's idea of the event store's head, for the lag
@@ -216,6 +221,8 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 		return nil
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, leaderKey(p.Name())) //nolint:errcheck
+	// Another process may have led since this one last committed.
+	r.forget(p.Name())
 
 	// Subscribe before catching up: what the feed delivers meanwhile
 	// waits in the channel (or, if it overflows, is read from PostgreSQL
@@ -442,14 +449,97 @@ func (r *Runner) catchUp(ctx context.Context, p Projection) (int, error) {
 
 func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) error {
 	sort.Slice(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
-	from, cp, err := applyBatchFrom(ctx, r.pool, p, evs)
+	skipped, err := r.skip(ctx, p, evs)
+	if err == nil && !skipped {
+		var from, cp int64
+		if from, cp, err = applyBatchFrom(ctx, r.pool, p, evs); err == nil {
+			r.remember(p.Name(), cp)
+			r.observe(ctx, p, evs, from, cp)
+		}
+	}
 	if err != nil {
+		r.forget(p.Name())
 		r.failures.WithLabelValues(p.Name()).Inc()
 		if ctx.Err() == nil {
 			recordFailure(ctx, r.pool, p.Name(), err)
 		}
-		return err
 	}
+	return err
+}
+
+// skipSQL moves a checkpoint over events that change nothing, only if it
+// is still where the runner committed it: then the tables at the old
+// position are the tables at the new one.
+const skipSQL = `UPDATE projection_checkpoints
+	SET position = $3, updated_at = now(), last_error = NULL, failing_since = NULL WHERE name = $1 AND position = $2`
+
+// skip moves p's checkpoint over evs with one statement when p is a
+// Skipper that has nothing to do for them and they follow, with no hole,
+// the checkpoint this runner last committed. It reports whether it did;
+// false leaves the batch to the full apply.
+//
+// It takes neither the apply lock nor the row lock first: the guard does
+// their work. A rebuild's swap (which holds the apply lock and then writes
+// the checkpoint) that commits first makes the guard miss; one that
+// commits after sets its own position, and the events past it are applied
+// again from the event store, as after any swap.
+func (r *Runner) skip(ctx context.Context, p Projection, evs []events.Event) (bool, error) {
+	s, ok := p.(Skipper)
+	if !ok || len(evs) == 0 {
+		return false, nil
+	}
+	from, ok := r.last(p.Name())
+	if !ok {
+		return false, nil
+	}
+	for i, e := range evs {
+		if e.Position != from+int64(i)+1 {
+			return false, nil
+		}
+	}
+	if !s.Skips(from, evs) {
+		return false, nil
+	}
+	to := evs[len(evs)-1].Position
+	tag, err := r.pool.Exec(ctx, skipSQL, p.Name(), from, to)
+	if err != nil {
+		return false, err
+	}
+	if tag.RowsAffected() == 0 {
+		r.forget(p.Name())
+		return false, nil
+	}
+	r.remember(p.Name(), to)
+	r.observe(ctx, p, evs, from, to)
+	return true, nil
+}
+
+func (r *Runner) last(name string) (int64, bool) {
+	r.committedMu.Lock()
+	defer r.committedMu.Unlock()
+	cp, ok := r.committed[name]
+	return cp, ok
+}
+
+func (r *Runner) remember(name string, cp int64) {
+	r.committedMu.Lock()
+	defer r.committedMu.Unlock()
+	if r.committed == nil {
+		r.committed = map[string]int64{}
+	}
+	r.committed[name] = cp
+}
+
+func (r *Runner) forget(name string) {
+	r.committedMu.Lock()
+	defer r.committedMu.Unlock()
+	delete(r.committed, name)
+}
+
+// observe updates p's metrics after the checkpoint moved from from to cp
+// over evs (which may also hold events at or below from, skipped as
+// already applied).
+func (r *Runner) observe(ctx context.Context, p Projection, evs []events.Event, from, cp int64) {
 	// Positions have no gaps: what the checkpoint moved over is what this
 	// round applied, holes filled from PostgreSQL included and events it
 	// skipped as already applied excluded.
@@ -467,7 +557,6 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 	if head, err := r.head.get(ctx, r.pool); err == nil {
 		r.lagGauge.WithLabelValues(p.Name()).Set(float64(max(head-cp, 0)))
 	}
-	return nil
 }
 
 // ErrNotCaughtUp is returned by WaitFor when a read model did not reach

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,6 +209,34 @@ func (w *Webhooks) applyBatch(ctx context.Context, tx pgx.Tx, b *Batch, cache bo
 	}
 	return nil
 }
+
+// Skips implements Skipper: a batch that changes no subscription and
+// that no active subscription of its tenants wants, judged with the view
+// this process published for exactly position from (without one it
+// answers false, and the full apply reads the table). Nothing between
+// from and the batch's last event changes the subscriptions, so the same
+// view is published for that position too.
+func (w *Webhooks) Skips(from int64, evs []events.Event) bool {
+	schema := Schema(w.Name())
+	w.mu.Lock()
+	v := w.views[schema]
+	w.mu.Unlock()
+	if v == nil || v.pos != from {
+		return false
+	}
+	for _, e := range evs {
+		if changesSubscriptions(e.Type) || anyWants(v.tenants[eventstore.Tenant{PartnerID: e.PartnerID, Environment: e.Environment}], e.Type) {
+			return false
+		}
+	}
+	w.publish(schema, &subView{pos: evs[len(evs)-1].Position, tenants: v.tenants})
+	return true
+}
+
+// changesSubscriptions reports whether applyBatch may write the
+// subscriptions table for events of type t: any webhook.* event, so that
+// a subscription event added to applyBatch later is never skipped.
+func changesSubscriptions(t string) bool { return strings.HasPrefix(t, "webhook.") }
 
 // view returns the active subscriptions of schema's table at position
 // from: the view this process published for exactly that position, else
