@@ -177,12 +177,10 @@ func TestFailedCheckpointWriteChangesNothingAndRedeliveryAppliesOnce(t *testing.
 	_, err = applyBatch(ctx, db.Pool, Rewards{}, all[len(half):])
 	require.ErrorContains(t, err, "checkpoint write refused")
 	require.Equal(t, before, dumpRewards(t, db), "the failed batch left no row behind")
-	var cp int64
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = 'rewards'`).Scan(&cp))
-	require.Equal(t, half[len(half)-1].Position, cp)
+	require.Equal(t, half[len(half)-1].Position, checkpoint(t, db, RewardsName))
 
 	// Everything again, as a redelivery would bring it.
-	cp, err = applyBatch(ctx, db.Pool, Rewards{}, all)
+	cp, err := applyBatch(ctx, db.Pool, Rewards{}, all)
 	require.NoError(t, err)
 	require.Equal(t, all[len(all)-1].Position, cp)
 	got := dumpRewards(t, db)
@@ -228,8 +226,6 @@ func TestRewardsBulkLoadEqualsEventByEventAcrossPages(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, head, pos)
 		require.Equal(t, reference, dumpRewards(t, db), "pages of %d, %T", c.page, c.p)
-		var cp int64
-		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, RewardsName).Scan(&cp))
-		require.Equal(t, head, cp, "the live runner continues from the rebuilt position")
+		require.Equal(t, head, checkpoint(t, db, RewardsName), "the live runner continues from the rebuilt position")
 	}
 }
