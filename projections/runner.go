@@ -468,21 +468,25 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 }
 
 // skipSQL moves a checkpoint over events that change nothing, only if it
-// is still where the runner committed it: then the tables at the old
-// position are the tables at the new one.
+// is still where the runner committed it (then the tables at the old
+// position are the tables at the new one) and no rebuild's swap holds the
+// apply lock ($4), which it takes without waiting: a swap in progress
+// sends the batch to the full apply, which waits for it.
 const skipSQL = `UPDATE projection_checkpoints
-	SET position = $3, updated_at = now(), last_error = NULL, failing_since = NULL WHERE name = $1 AND position = $2`
+	SET position = $3, updated_at = now(), last_error = NULL, failing_since = NULL
+	WHERE name = $1 AND position = $2 AND pg_try_advisory_xact_lock($4)`
 
 // skip moves p's checkpoint over evs with one statement when p is a
 // Skipper that has nothing to do for them and they follow, with no hole,
 // the checkpoint this runner last committed. It reports whether it did;
 // false leaves the batch to the full apply.
 //
-// It takes neither the apply lock nor the row lock first: the guard does
-// their work. A rebuild's swap (which holds the apply lock and then writes
-// the checkpoint) that commits first makes the guard miss; one that
-// commits after sets its own position, and the events past it are applied
-// again from the event store, as after any swap.
+// It takes the row lock and the apply lock in one statement, the apply
+// lock without waiting: a rebuild's swap (which holds the apply lock and
+// then writes the checkpoint) makes it miss while it runs, and once it has
+// committed the position guard misses. Either way the batch takes the full
+// apply, so a skip never lands between a swap's last read of the log and
+// its checkpoint (which would move the checkpoint back).
 func (r *Runner) skip(ctx context.Context, p Projection, evs []events.Event) (bool, error) {
 	s, ok := p.(Skipper)
 	if !ok || len(evs) == 0 {
@@ -501,7 +505,7 @@ func (r *Runner) skip(ctx context.Context, p Projection, evs []events.Event) (bo
 		return false, nil
 	}
 	to := evs[len(evs)-1].Position
-	tag, err := r.pool.Exec(ctx, skipSQL, p.Name(), from, to)
+	tag, err := r.pool.Exec(ctx, skipSQL, p.Name(), from, to, applyLockKey(p.Name()))
 	if err != nil {
 		return false, err
 	}

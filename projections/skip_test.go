@@ -56,9 +56,11 @@ func checkpoint(t *testing.T, db *testenv.DB, name string) int64 {
 }
 
 // A batch a Skipper has nothing to do for moves the checkpoint without an
-// apply; a checkpoint moved by anyone else (a rebuild's swap) makes the
-// skip's guard miss, and the batch is applied in full from where the
-// checkpoint really is; a batch with one used event is never skipped.
+// apply, once the runner has committed a checkpoint itself; a checkpoint
+// moved by anyone else (a rebuild's swap) makes the skip's guard miss, and
+// the batch is applied in full from where the checkpoint really is; a swap
+// in progress (holding the apply lock) makes it miss too; a batch with one
+// used event is never skipped.
 func TestSkippedBatchesMoveOnlyTheCheckpointAndNeverOverAnotherWriter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -70,16 +72,22 @@ func TestSkippedBatchesMoveOnlyTheCheckpointAndNeverOverAnotherWriter(t *testing
 	require.NoError(t, err)
 	require.NoError(t, r.Setup(ctx))
 
-	// Until the runner has committed a checkpoint itself it never skips.
-	first := appendAndRead(t, s, db, noise{}, tally{N: 1}, tally{N: 2})
+	// Until the runner has committed a checkpoint itself it never skips,
+	// even a batch it has nothing to do for.
+	first := appendAndRead(t, s, db, noise{}, noise{})
 	require.NoError(t, r.apply(ctx, p, first))
-	require.Equal(t, int64(3), checkpoint(t, db, p.Name()))
-	require.Equal(t, int64(3), p.applied.Load())
+	require.Equal(t, int64(2), checkpoint(t, db, p.Name()))
+	require.Equal(t, int64(2), p.applied.Load())
 
-	quiet := appendAndRead(t, s, db, noise{}, noise{}, noise{}, noise{}, noise{})
+	used := appendAndRead(t, s, db, tally{N: 1}, tally{N: 2})
+	require.NoError(t, r.apply(ctx, p, used))
+	require.Equal(t, int64(4), checkpoint(t, db, p.Name()))
+	require.Equal(t, int64(4), p.applied.Load())
+
+	quiet := appendAndRead(t, s, db, noise{}, noise{}, noise{}, noise{})
 	require.NoError(t, r.apply(ctx, p, quiet))
 	require.Equal(t, int64(8), checkpoint(t, db, p.Name()))
-	require.Equal(t, int64(3), p.applied.Load(), "a skipped batch reaches no Apply")
+	require.Equal(t, int64(4), p.applied.Load(), "a skipped batch reaches no Apply")
 
 	// A swap that committed first left the checkpoint at 5: the guard
 	// misses, and the full apply fills 6..8 from the event store.
@@ -88,20 +96,38 @@ func TestSkippedBatchesMoveOnlyTheCheckpointAndNeverOverAnotherWriter(t *testing
 	more := appendAndRead(t, s, db, noise{}, noise{})
 	require.NoError(t, r.apply(ctx, p, more))
 	require.Equal(t, int64(10), checkpoint(t, db, p.Name()))
-	require.Equal(t, int64(8), p.applied.Load(), "positions 6..10 applied in full")
+	require.Equal(t, int64(9), p.applied.Load(), "positions 6..10 applied in full")
+
+	// A swap in progress holds the apply lock: the skip does not move the
+	// checkpoint under it, and the batch is applied in full once the swap
+	// is over.
+	swap, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = swap.Rollback(ctx) })
+	_, err = swap.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey(p.Name()))
+	require.NoError(t, err)
+	held := appendAndRead(t, s, db, noise{})
+	skipped, err := r.skip(ctx, p, held)
+	require.NoError(t, err)
+	require.False(t, skipped)
+	require.Equal(t, int64(10), checkpoint(t, db, p.Name()))
+	require.NoError(t, swap.Rollback(ctx))
+	skipped, err = r.skip(ctx, p, held)
+	require.NoError(t, err)
+	require.False(t, skipped, "the miss made the runner forget its checkpoint")
+	require.NoError(t, r.apply(ctx, p, held))
+	require.Equal(t, int64(11), checkpoint(t, db, p.Name()))
 
 	mixed := appendAndRead(t, s, db, noise{}, tally{N: 3})
 	require.NoError(t, r.apply(ctx, p, mixed))
-	require.Equal(t, int64(12), checkpoint(t, db, p.Name()))
-	require.Equal(t, []tallyRow{{Stream: "tally-skip", Events: 3, Sum: 6, LastPosition: 12}}, readTallies(t, db.Pool))
-
-	// After a failure the runner forgets what it committed: the next
-	// batch is applied in full even though nothing in it is used.
-	r.forget(p.Name())
-	after := appendAndRead(t, s, db, noise{})
-	require.NoError(t, r.apply(ctx, p, after))
 	require.Equal(t, int64(13), checkpoint(t, db, p.Name()))
-	require.Equal(t, int64(11), p.applied.Load())
+	require.Equal(t, []tallyRow{{Stream: "tally-skip", Events: 3, Sum: 6, LastPosition: 13}}, readTallies(t, db.Pool))
+
+	after := appendAndRead(t, s, db, noise{})
+	applied := p.applied.Load()
+	require.NoError(t, r.apply(ctx, p, after))
+	require.Equal(t, int64(14), checkpoint(t, db, p.Name()))
+	require.Equal(t, applied, p.applied.Load(), "skipping again after a full apply")
 }
 
 // The webhooks model skips a batch only with a view of the subscriptions

@@ -98,9 +98,10 @@ func token(s string) string {
 var ensureMu sync.Mutex
 
 // EnsureStream creates the event stream, or updates it when its settings
-// have drifted from ours (the relay calls it once per leadership). It uses
-// only settings that nats-server 2.9 understands, so an older external
-// server works.
+// have drifted from ours (the relay calls it once per leadership), and
+// returns it once a quorum of its replicas is current (see awaitQuorum).
+// It uses only settings that nats-server 2.9 understands, so an older
+// external server works.
 //
 // A stream whose settings already match is left alone rather than
 // re-submitted: nats-server (2.15) rewrites a file store's configuration on
@@ -108,6 +109,14 @@ var ensureMu sync.Mutex
 // needless update racing a projector's consumer create is a data race in the
 // server, and it was one in our CI.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+	st, err := ensureStream(ctx, js, c)
+	if err != nil {
+		return nil, err
+	}
+	return st, awaitQuorum(ctx, st, replicaCatchUpBound)
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
 	ensureMu.Lock()
 	defer ensureMu.Unlock()
 	want := streamConfig(c)
@@ -128,22 +137,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstr
 	upd := have
 	upd.Subjects, upd.Storage, upd.Retention = want.Subjects, want.Storage, want.Retention
 	upd.Replicas, upd.Duplicates, upd.Discard = max(have.Replicas, want.Replicas), want.Duplicates, want.Discard
-	st, err = js.UpdateStream(ctx, upd)
-	if err != nil || upd.Replicas <= have.Replicas {
-		return st, err
-	}
-	return awaitReplicas(ctx, st, upd.Replicas, replicaCatchUpBound)
+	return js.UpdateStream(ctx, upd)
 }
 
-// replicaCatchUpBound is how long EnsureStream waits for new replicas to
-// catch up after it raised a stream's replication; a cluster slower than
-// this still works, at the cost of the lost first publish described at
-// awaitReplicas.
+// replicaCatchUpBound is how long EnsureStream waits for a quorum of
+// current replicas.
 const replicaCatchUpBound = 30 * time.Second
 
-// awaitReplicas waits until st has a leader and replicas-1 current
-// followers, or until within has passed or ctx ends, and returns the stream
-// as it then is.
+// awaitQuorum waits, at most within, until st has a leader and a quorum of
+// its replicas (the leader and replicas/2 followers) is current, and
+// refreshes st's cached info meanwhile. A stream of one replica, or on a
+// single server, has nothing to wait for.
 //
 // Raising a stream's replicas re-forms its raft group. nats-server (2.15,
 // measured on loopback) drops a publish proposed before the new followers
@@ -151,28 +155,38 @@ const replicaCatchUpBound = 30 * time.Second
 // the leader's expected-sequence check one message ahead of what it stored
 // until the next election: every publish of the relay then failed with
 // "wrong last sequence". Waiting the ~1 s catch-up before the relay's first
-// publish avoids both.
-func awaitReplicas(ctx context.Context, st jetstream.Stream, replicas int, within time.Duration) (jetstream.Stream, error) {
+// publish avoids both. It waits on every call, not only the one that raised
+// the replicas: a relay that raised them and died, or whose update timed
+// out after the server applied it, leaves the next one a stream that no
+// longer looks drifted but is still forming. A quorum, not every replica:
+// with one node down the relay must go on publishing at once.
+func awaitQuorum(ctx context.Context, st jetstream.Stream, within time.Duration) error {
+	info := st.CachedInfo()
+	if info == nil || info.Config.Replicas <= 1 || info.Cluster == nil || quorumCurrent(info) {
+		return nil
+	}
+	name := info.Config.Name
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		info, err := st.Info(ctx)
-		if err == nil && caughtUp(info, replicas) {
-			return st, nil
+		if info, err := st.Info(ctx); err == nil && quorumCurrent(info) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return st, nil // still usable: the relay's acknowledgement timeout covers a lost publish
+			return fmt.Errorf("stream %s: no leader with a quorum of current replicas within %s (JetStream nodes down, or new replicas still catching up)",
+				name, within)
 		case <-tick.C:
 		}
 	}
 }
 
-// caughtUp reports whether info shows a leader and replicas-1 followers
-// that are current and online.
-func caughtUp(info *jetstream.StreamInfo, replicas int) bool {
+// quorumCurrent reports whether info shows a leader and at least
+// replicas/2 followers that are current and online: enough for a publish
+// to commit.
+func quorumCurrent(info *jetstream.StreamInfo) bool {
 	if info == nil || info.Cluster == nil || info.Cluster.Leader == "" {
 		return false
 	}
@@ -182,7 +196,7 @@ func caughtUp(info *jetstream.StreamInfo, replicas int) bool {
 			current++
 		}
 	}
-	return current >= replicas-1
+	return current >= info.Config.Replicas/2
 }
 
 // drifted reports whether the live stream differs from want in a setting

@@ -76,3 +76,29 @@ func TestReplicaAdvice(t *testing.T) {
 	require.Contains(t, low, "set NATS_REPLICAS=3")
 	require.Contains(t, low, "never lowers")
 }
+
+// A stream can take a publish when it has a leader and a quorum of its
+// replicas is current: the leader and replicas/2 current, online
+// followers. One node down leaves a quorum; a follower still catching up
+// after a raise does not count.
+func TestQuorumCurrent(t *testing.T) {
+	t.Parallel()
+	info := func(replicas int, leader string, followers ...*jetstream.PeerInfo) *jetstream.StreamInfo {
+		return &jetstream.StreamInfo{Config: jetstream.StreamConfig{Name: "LEDGER", Replicas: replicas},
+			Cluster: &jetstream.ClusterInfo{Name: "c", Leader: leader, Replicas: followers}}
+	}
+	current := &jetstream.PeerInfo{Name: "n2", Current: true}
+	behind := &jetstream.PeerInfo{Name: "n3"}
+	down := &jetstream.PeerInfo{Name: "n3", Current: true, Offline: true}
+
+	require.False(t, bus.QuorumCurrent(nil))
+	require.False(t, bus.QuorumCurrent(&jetstream.StreamInfo{Config: jetstream.StreamConfig{Replicas: 3}}), "no cluster information")
+	require.False(t, bus.QuorumCurrent(info(3, "", current, current)), "no leader")
+	require.True(t, bus.QuorumCurrent(info(1, "n1")))
+	require.True(t, bus.QuorumCurrent(info(3, "n1", current, behind)))
+	require.True(t, bus.QuorumCurrent(info(3, "n1", current, down)), "one node down keeps a quorum")
+	require.False(t, bus.QuorumCurrent(info(3, "n1", behind, behind)), "new replicas still catching up")
+	require.False(t, bus.QuorumCurrent(info(3, "n1", down, behind)))
+	require.False(t, bus.QuorumCurrent(info(5, "n1", current, behind, behind, behind)))
+	require.True(t, bus.QuorumCurrent(info(5, "n1", current, current, behind, down)))
+}

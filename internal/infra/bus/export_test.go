@@ -1,0 +1,4 @@
+package bus
+
+// QuorumCurrent exposes quorumCurrent to the external tests.
+var QuorumCurrent = quorumCurrent
