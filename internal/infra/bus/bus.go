@@ -98,10 +98,10 @@ func token(s string) string {
 var ensureMu sync.Mutex
 
 // EnsureStream creates the event stream, or updates it when its settings
-// have drifted from ours (the relay calls it once per leadership), and
-// returns it once a quorum of its replicas is current (see awaitQuorum).
-// It uses only settings that nats-server 2.9 understands, so an older
-// external server works.
+// have drifted from ours (the relay calls it once per leadership). When it
+// raised the stream's replicas it returns once a quorum of them is current
+// (see awaitQuorum). It uses only settings that nats-server 2.9
+// understands, so an older external server works.
 //
 // A stream whose settings already match is left alone rather than
 // re-submitted: nats-server (2.15) rewrites a file store's configuration on
@@ -109,27 +109,30 @@ var ensureMu sync.Mutex
 // needless update racing a projector's consumer create is a data race in the
 // server, and it was one in our CI.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	st, err := ensureStream(ctx, js, c)
-	if err != nil {
-		return nil, err
+	st, raised, err := ensureStream(ctx, js, c)
+	if err != nil || !raised {
+		return st, err
 	}
 	return st, awaitQuorum(ctx, st, replicaCatchUpBound)
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+// ensureStream is EnsureStream's part under ensureMu; it reports whether it
+// raised the stream's replicas.
+func ensureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, bool, error) {
 	ensureMu.Lock()
 	defer ensureMu.Unlock()
 	want := streamConfig(c)
 	st, err := js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return js.CreateOrUpdateStream(ctx, want)
+		st, err = js.CreateOrUpdateStream(ctx, want)
+		return st, false, err
 	case err != nil:
-		return nil, err
+		return nil, false, err
 	}
 	have := st.CachedInfo().Config
 	if !drifted(have, want) {
-		return st, nil
+		return st, false, nil
 	}
 	// Overlay our settings on the live ones so an operator's additions
 	// survive; storage and retention cannot change in place, and the
@@ -137,7 +140,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c Config) (jetstr
 	upd := have
 	upd.Subjects, upd.Storage, upd.Retention = want.Subjects, want.Storage, want.Retention
 	upd.Replicas, upd.Duplicates, upd.Discard = max(have.Replicas, want.Replicas), want.Duplicates, want.Discard
-	return js.UpdateStream(ctx, upd)
+	st, err = js.UpdateStream(ctx, upd)
+	return st, err == nil && upd.Replicas > have.Replicas, err
 }
 
 // replicaCatchUpBound is how long EnsureStream waits for a quorum of
@@ -146,8 +150,8 @@ const replicaCatchUpBound = 30 * time.Second
 
 // awaitQuorum waits, at most within, until st has a leader and a quorum of
 // its replicas (the leader and replicas/2 followers) is current, and
-// refreshes st's cached info meanwhile. A stream of one replica, or on a
-// single server, has nothing to wait for.
+// refreshes st's cached info meanwhile. A stream of one replica has
+// nothing to wait for.
 //
 // Raising a stream's replicas re-forms its raft group. nats-server (2.15,
 // measured on loopback) drops a publish proposed before the new followers
@@ -155,15 +159,19 @@ const replicaCatchUpBound = 30 * time.Second
 // the leader's expected-sequence check one message ahead of what it stored
 // until the next election: every publish of the relay then failed with
 // "wrong last sequence". Waiting the ~1 s catch-up before the relay's first
-// publish avoids both. It waits on every call, not only the one that raised
-// the replicas: a relay that raised them and died, or whose update timed
-// out after the server applied it, leaves the next one a stream that no
-// longer looks drifted but is still forming. A quorum, not every replica:
-// with one node down the relay must go on publishing at once.
+// publish avoids both. A quorum, not every replica: a follower's "current"
+// flag flickers under load.
+//
+// Only the call that raised the replicas waits. Waiting on every call would
+// also cover a relay that raised them and died mid-wait, but it would put a
+// wait on the relay's way back after every stream leader failover, when a
+// new leader may not yet report its followers current; such a relay's
+// successor at worst loses its first publish to the acknowledgement
+// timeout and re-syncs.
 func awaitQuorum(ctx context.Context, st jetstream.Stream, within time.Duration) error {
 	info := st.CachedInfo()
-	if info == nil || info.Config.Replicas <= 1 || info.Cluster == nil || quorumCurrent(info) {
-		return nil
+	if info == nil || info.Config.Replicas <= 1 || quorumCurrent(info) {
+		return nil // a server refuses more than one replica outside a cluster
 	}
 	name := info.Config.Name
 	ctx, cancel := context.WithTimeout(ctx, within)
