@@ -13,7 +13,8 @@
 #      ${DATA_DIR:-.data}/postgres on 127.0.0.1:$PG_PORT (default 55432).
 #
 # Without --test the URL names database "sirledger_<8 hex of the checkout's
-# path>" (created if missing): each checkout has its own development secrets
+# path>_<8 hex kept in .data/db-instance>" (created if missing): each
+# checkout has its own development secrets
 # and JetStream store under .data/, so it gets its own database too;
 # with --test it names the "postgres" maintenance database, because the tests
 # create and drop their own databases through it.
@@ -66,8 +67,26 @@ done
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 # One database per checkout: its .data/ (master key, JetStream store) only
-# matches the database it was made with.
+# matches the database it was made with. The name holds the checkout's path
+# and a token kept in .data/db-instance, so a checkout cloned again at the
+# same path (a new .data/, a new master key) gets a new database instead of
+# one whose sealed passwords its key cannot open. A .data/ from before the
+# token (it has a master key) keeps the database it has.
 APP_DB=sirledger_$(printf '%s' "$REPO_ROOT" | cksum | cut -d' ' -f1 | xargs printf '%08x' | cut -c1-8)
+if [[ $mode == run ]]; then
+	app_data=${DATA_DIR:-.data}
+	[[ $app_data == /* ]] || app_data=$REPO_ROOT/$app_data
+	if [[ ! -e $app_data/db-instance ]]; then
+		mkdir -p "$app_data" || die "cannot create $app_data"
+		if [[ -e $app_data/secrets/master.key ]]; then
+			: >"$app_data/db-instance"
+		else
+			od -An -N4 -tx1 /dev/urandom | tr -d ' \n' >"$app_data/db-instance"
+		fi
+	fi
+	token=$(tr -cd '0-9a-f' <"$app_data/db-instance")
+	APP_DB=$APP_DB${token:+_$token}
+fi
 RUN_AS_USER=sirledger
 PG_PORT=${PG_PORT:-55432}
 PG_PROBE_PORT=${PG_PROBE_PORT:-5432}
