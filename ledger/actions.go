@@ -308,17 +308,21 @@ func newSubmission(sc eventstore.Tenant, n normalizedAction) *submission {
 }
 
 // command is the submission as a store command. Its prefetch names every
-// stream the decision may read, so a group commit loads them in one query.
+// other stream the decision may read, so a group commit loads them in one
+// query. The action's own stream is Fresh: it exists only when the
+// idempotency key is reused, so the store decides it as empty without
+// reading it, and the append's stream-version key catches a reuse the
+// store had not cached.
 func (sub *submission) command(meta events.Metadata) eventstore.Command {
 	in, sc := sub.n.in, sub.sc
-	prefetch := []string{ActionStream(sub.actionID), CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
+	prefetch := []string{CampaignsStream(sc), PoolStream(DefaultPoolID(sc))}
 	if in.TokenPoolID != "" {
 		prefetch = append(prefetch, PoolStream(in.TokenPoolID))
 	}
 	for _, sh := range in.Stakeholders {
 		prefetch = append(prefetch, EndUserStream(sc, sh.PartnerUserID))
 	}
-	return eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Decide: sub.decide}
+	return eventstore.Command{Tenant: sc, Metadata: meta, Prefetch: prefetch, Fresh: []string{ActionStream(sub.actionID)}, Decide: sub.decide}
 }
 
 // result is what the caller hears once the command ran.

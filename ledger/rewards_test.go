@@ -378,3 +378,43 @@ func TestTwoProcessesRaceForPoolAndSchedule(t *testing.T) {
 	alloc, dist, ret := poolState(t, db, sc)
 	require.Equal(t, int64(0), alloc-dist+ret)
 }
+
+// A process that never saw an idempotency key decides its action's stream
+// as new without reading it (eventstore.Command.Fresh). A retry of a key
+// another process used must still get the original answer, not a fresh
+// decision on the state now: here the pool has run dry, so a new decision
+// would refuse, and with a changed body the key must be reported reused.
+func TestReplayThroughAProcessThatNeverSawTheKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s1 := openLedger(t, db)
+	sc := newTenant(t, s1, "sandbox", 50)
+	first, err := s1.SubmitAction(ctx, sc, events.Metadata{}, action("once", "49.99", "alice"))
+	require.NoError(t, err)
+	_, err = s1.SubmitAction(ctx, sc, events.Metadata{}, action("drained", "1", "alice"))
+	require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
+	before := countEvents(t, db)
+
+	s2 := openLedgerOn(t, db.NewPool(t))
+	again, err := s2.SubmitAction(ctx, sc, events.Metadata{}, action("once", "49.99", "alice"))
+	require.NoError(t, err)
+	require.True(t, again.Replayed)
+	require.Equal(t, first.Completed, again.Completed)
+	require.Equal(t, first.TransactionIDs, again.TransactionIDs)
+
+	s3 := openLedgerOn(t, db.NewPool(t))
+	_, err = s3.SubmitAction(ctx, sc, events.Metadata{}, action("once", "20", "alice"))
+	require.Equal(t, "IDEMPOTENCY_KEY_REUSED", eventstore.AsError(err).Code)
+
+	// A failed action's key may be retried; the retry appends to its
+	// stream, after the failure, rather than starting it again.
+	s4 := openLedgerOn(t, db.NewPool(t))
+	_, err = s4.SubmitAction(ctx, sc, events.Metadata{}, action("drained", "1", "alice"))
+	require.Equal(t, "INSUFFICIENT_POOL", eventstore.AsError(err).Code)
+	evs, err := eventstore.ReadStream(ctx, db.Pool, ledger.ActionStream(ledger.ActionID(sc, "drained")))
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, int64(2), evs[1].StreamVersion)
+	require.Equal(t, before+1, countEvents(t, db), "only the retried failure was appended")
+}

@@ -2,8 +2,10 @@ package eventstore_test
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +104,54 @@ func BenchmarkAppendHotStreamOneTxPerCommand(b *testing.B) {
 // BenchmarkAppendBatch100 appends commands of 100 events each.
 func BenchmarkAppendBatch100(b *testing.B) {
 	benchHotStream(b, eventstore.StoreOptions{}, 100)
+}
+
+// BenchmarkAppendNewStreams runs commands that each start a stream of
+// their own, as a reward submit starts its action's: named in Prefetch
+// (read before deciding, as every stream was), or in Fresh (decided as
+// empty without a read). 64 callers, one event per command.
+func BenchmarkAppendNewStreams(b *testing.B) {
+	for _, mode := range []string{"prefetched", "fresh"} {
+		b.Run(mode, func(b *testing.B) {
+			db := testenv.NewDB(b)
+			s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+			b.Cleanup(s.Close)
+			ctx := context.Background()
+			var next atomic.Int64
+			var lat latencies
+			b.SetParallelism(32) // 64 callers on 2 cores
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					stream := fmt.Sprintf("testcounter-new-%d", next.Add(1))
+					cmd := eventstore.Command{Tenant: scope, Decide: func(ss *eventstore.Session) error {
+						st, err := ss.Load(stream)
+						if err != nil {
+							return err
+						}
+						if st.Version != 0 {
+							return eventstore.Errorf(eventstore.KindConflict, "EXISTS", "exists")
+						}
+						ss.Emit(stream, testFunded{Amount: 1})
+						return nil
+					}}
+					if mode == "fresh" {
+						cmd.Fresh = []string{stream}
+					} else {
+						cmd.Prefetch = []string{stream}
+					}
+					t0 := time.Now()
+					if _, err := s.Execute(ctx, cmd); err != nil {
+						b.Error(err)
+						return
+					}
+					lat.add(time.Since(t0))
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			lat.report(b, elapsed, 1)
+		})
+	}
 }

@@ -14,6 +14,7 @@ type storeMetrics struct {
 	errors        prometheus.Counter
 	appended      prometheus.Counter
 	retries       prometheus.Counter
+	wrongGuesses  prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
@@ -39,9 +40,13 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ledger_append_redecisions_total", Help: "Group commits re-decided because another process appended first.",
 		}),
+		wrongGuesses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_append_fresh_misses_total",
+			Help: "Group commits re-decided because a stream decided as new without a read (an action's, for a reused idempotency key) was not.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchCommands, m.batchEvents, m.latency, m.errors, m.appended, m.retries)
+		reg.MustRegister(m.batchCommands, m.batchEvents, m.latency, m.errors, m.appended, m.retries, m.wrongGuesses)
 	}
 	return m
 }

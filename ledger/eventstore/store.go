@@ -96,6 +96,16 @@ type Command struct {
 	// of one round trip per stream inside the serial decide loop. Streams
 	// Decide loads without naming them here still work.
 	Prefetch []string
+	// Fresh names streams Decide will load that are new but for a rare
+	// case, such as the stream of an action named by a partner's
+	// idempotency key, which exists only when the key is reused. An
+	// uncached one is decided as empty without a read, which takes one
+	// index probe per stream off the committer's serial path. A wrong guess
+	// is never kept: the append's (stream_id, stream_version) key refuses a
+	// batch that writes a stream that was not new, a fresh stream the batch
+	// leaves unwritten is read before any answer goes out, and in both
+	// cases the batch is decided again from what the store holds.
+	Fresh []string
 }
 
 // Result tells a caller what its command appended. Position is the global
@@ -182,6 +192,9 @@ type Store struct {
 	knownHead int64
 	knownHash []byte
 	headKnown bool
+	// guessesOffFor is how many more batches read their Fresh streams
+	// rather than guess them new, after a wrong guess.
+	guessesOffFor int
 }
 
 type request struct {
@@ -449,6 +462,9 @@ type batchState struct {
 	read    func(ids []string) ([]events.Event, error)
 	now     time.Time
 	touched map[string]bool
+	// assumed are the Fresh streams cached as empty without a read; they
+	// are also in touched, so a failed batch forgets them.
+	assumed []string
 }
 
 func (b *batchState) load(streamID string) (*Stream, error) {
@@ -488,11 +504,25 @@ func (b *batchState) loadStreams(ids []string) error {
 }
 
 // prefetch loads, in one query, every stream the batch's commands named in
-// Prefetch that is not cached yet.
-func (b *batchState) prefetch(live []*request) error {
+// Prefetch or Fresh that is not cached yet; with assume, the Fresh ones
+// are cached as empty instead of read (see Command.Fresh).
+func (b *batchState) prefetch(live []*request, assume bool) error {
 	var ids []string
 	seen := map[string]bool{}
 	for _, r := range live {
+		for _, id := range r.cmd.Fresh {
+			if _, ok := b.cache[id]; ok || seen[id] || CheckStreamID(id) != nil {
+				continue
+			}
+			seen[id] = true
+			if !assume {
+				ids = append(ids, id)
+				continue
+			}
+			b.cache[id] = &Stream{ID: id, State: newAggregate(id)}
+			b.touched[id] = true
+			b.assumed = append(b.assumed, id)
+		}
 		for _, id := range r.cmd.Prefetch {
 			if _, ok := b.cache[id]; ok || seen[id] {
 				continue
@@ -508,6 +538,31 @@ func (b *batchState) prefetch(live []*request) error {
 		return nil
 	}
 	return b.loadStreams(ids)
+}
+
+// checkAssumed reads the streams the batch assumed new and left unwritten
+// (a command that refused, or replayed another stream, without writing
+// its fresh one), and reports errGuessedWrong if any is not empty: the
+// answers decided on it could be wrong. Those it wrote need no read: the
+// append refuses them if they were not new.
+func (b *batchState) checkAssumed() error {
+	var unwritten []string
+	for _, id := range b.assumed {
+		if b.cache[id].Version == 0 {
+			unwritten = append(unwritten, id)
+		}
+	}
+	if len(unwritten) == 0 {
+		return nil
+	}
+	evs, err := b.read(unwritten)
+	if err != nil {
+		return infraError{fmt.Errorf("ledger: load %v: %w", unwritten, err)}
+	}
+	if len(evs) > 0 {
+		return errGuessedWrong
+	}
+	return nil
 }
 
 // appendArgs are the column arrays of one group commit, in position order.
@@ -554,17 +609,19 @@ type decided struct {
 	last    int64
 	hash    []byte
 	touched map[string]bool
+	guessed bool // some Fresh stream was decided as empty without a read
 }
 
 // decideBatch runs every command of the batch, in order, against the
 // cached state as of knownHead. Loads of cold streams go through q.
-func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*decided, error) {
+func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request, assume bool) (*decided, error) {
 	d := &decided{touched: map[string]bool{}}
 	b := &batchState{cache: s.cache, now: s.opts.Now().UTC().Truncate(time.Microsecond), touched: d.touched,
 		read: func(ids []string) ([]events.Event, error) { return readStreams(ctx, q, ids) }}
-	if err := b.prefetch(live); err != nil {
+	if err := b.prefetch(live, assume); err != nil {
 		return d, err
 	}
+	d.guessed = len(b.assumed) > 0
 	cmds := make([]Command, len(live))
 	for i, r := range live {
 		cmds[i] = r.cmd
@@ -573,6 +630,9 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request) (*d
 		s.log.Error("a command failed on its own; its group commit goes on", "err", err)
 	})
 	if err != nil {
+		return d, err
+	}
+	if err := b.checkAssumed(); err != nil {
 		return d, err
 	}
 	d.last, d.hash, d.events, d.evs = last, hash, len(evs), evs
@@ -669,9 +729,13 @@ func (s *Store) commit(batch []*request) {
 			s.opts.Tail.settle(nil)
 		}
 	}()
+	assume := s.guessesOffFor == 0
+	if !assume {
+		s.guessesOffFor--
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt < 2 {
-			d, err = s.commitOptimistic(ctx, live)
+			d, err = s.commitOptimistic(ctx, live, assume)
 		} else {
 			d, err = s.commitLocked(ctx, live)
 		}
@@ -680,6 +744,15 @@ func (s *Store) commit(batch []*request) {
 			for k := range d.touched {
 				delete(s.cache, k)
 			}
+		}
+		if errors.Is(err, errGuessedWrong) {
+			// Decide again with every stream read. Guessing stays off for
+			// a while, so a caller reusing old keys on purpose costs the
+			// others at most one extra round per guessesOffAfterMiss
+			// batches.
+			assume, s.guessesOffFor = false, guessesOffAfterMiss
+			s.metrics.wrongGuesses.Inc()
+			continue
 		}
 		if err == nil || !errors.Is(err, errHeadMoved) {
 			break
@@ -709,13 +782,31 @@ func (s *Store) commit(batch []*request) {
 
 var errHeadMoved = errors.New("ledger: event head moved")
 
-func (s *Store) commitOptimistic(ctx context.Context, live []*request) (*decided, error) {
+// errGuessedWrong: a stream a batch decided as new (Command.Fresh) was not.
+var errGuessedWrong = errors.New("ledger: a stream guessed new was not")
+
+// guessesOffAfterMiss is how many batches after a wrong guess read every
+// Fresh stream instead of guessing.
+const guessesOffAfterMiss = 64
+
+// streamVersionKey is the events table's unique (stream_id,
+// stream_version) constraint: the one a wrong guess runs into.
+const streamVersionKey = "events_stream_id_stream_version_key"
+
+// guessedWrong reports whether err is the append refusing a batch that
+// wrote a stream it guessed new.
+func guessedWrong(d *decided, err error) bool {
+	var pgErr *pgconn.PgError
+	return d.guessed && errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == streamVersionKey
+}
+
+func (s *Store) commitOptimistic(ctx context.Context, live []*request, assume bool) (*decided, error) {
 	if !s.headKnown {
 		if err := s.refreshHead(ctx, s.pool); err != nil {
 			return nil, err
 		}
 	}
-	d, err := s.decideBatch(ctx, s.pool, live)
+	d, err := s.decideBatch(ctx, s.pool, live, assume)
 	if err != nil {
 		return d, err
 	}
@@ -738,6 +829,9 @@ func (s *Store) commitOptimistic(ctx context.Context, live []*request) (*decided
 	}
 	s.opts.Tail.stage(s.knownHead + 1)
 	if err := d.args.exec(ctx, s.pool, s.knownHead); err != nil {
+		if guessedWrong(d, err) {
+			return d, errGuessedWrong
+		}
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "40001" {
 			if rerr := s.refreshHead(ctx, s.pool); rerr != nil {
@@ -762,7 +856,7 @@ func (s *Store) commitLocked(ctx context.Context, live []*request) (*decided, er
 	if err := s.refreshHead(ctx, tx); err != nil {
 		return nil, err
 	}
-	d, err := s.decideBatch(ctx, tx, live)
+	d, err := s.decideBatch(ctx, tx, live, false)
 	if err != nil {
 		return d, err
 	}

@@ -1,0 +1,120 @@
+package eventstore_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/testkit/testenv"
+	"github.com/sirgiving/ledger/ledger/eventstore"
+)
+
+// freshMisses is how many batches a store re-decided after guessing a
+// Fresh stream new when it was not.
+func freshMisses(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "ledger_append_fresh_misses_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("ledger_append_fresh_misses_total is not registered")
+	return 0
+}
+
+// A stream named Fresh is decided as empty without a read, so the store
+// must catch each way the guess can be wrong for a stream another process
+// wrote, and answer from what the store holds: a command that writes the
+// stream (the append's stream-version key refuses the batch), and one
+// that refuses without writing it (the unwritten stream is read before
+// answering). Commands beside it in the batch are decided again and kept.
+func TestFreshStreamThatExistsIsDecidedOnWhatTheStoreHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	other := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{})
+	t.Cleanup(other.Close)
+	errExists := eventstore.Errorf(eventstore.KindConflict, "EXISTS", "already started")
+	errEmpty := eventstore.Errorf(eventstore.KindInsufficient, "EMPTY", "nothing funded")
+	// start funds a new stream, and refuses one that already has events.
+	start := func(stream string) eventstore.Command {
+		return eventstore.Command{Tenant: scope, Fresh: []string{stream}, Decide: func(ss *eventstore.Session) error {
+			st, err := ss.Load(stream)
+			if err != nil {
+				return err
+			}
+			if st.Version != 0 {
+				return errExists
+			}
+			ss.Emit(stream, testFunded{Amount: 1})
+			return nil
+		}}
+	}
+	// spend refuses an empty stream without writing it.
+	spend := func(stream string) eventstore.Command {
+		return eventstore.Command{Tenant: scope, Fresh: []string{stream}, Decide: func(ss *eventstore.Session) error {
+			st, err := ss.Load(stream)
+			if err != nil {
+				return err
+			}
+			if st.State.(*counter).balance == 0 {
+				return errEmpty
+			}
+			ss.Emit(stream, testSpent{Amount: 1})
+			return nil
+		}}
+	}
+	version := func(stream string) int64 {
+		var v int64
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1`, stream).Scan(&v))
+		return v
+	}
+
+	t.Run("written", func(t *testing.T) {
+		_, err := other.Append(ctx, scope, events.Metadata{}, "testcounter-written", 0, testFunded{Amount: 5})
+		require.NoError(t, err)
+		reg := prometheus.NewRegistry()
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+		t.Cleanup(s.Close)
+		outs, err := s.ExecuteAll(ctx, []eventstore.Command{start("testcounter-written-beside"), start("testcounter-written")})
+		require.NoError(t, err)
+		require.NoError(t, outs[0].Err)
+		require.ErrorIs(t, outs[1].Err, errExists)
+		require.Equal(t, float64(1), freshMisses(t, reg), "the guess was made, and caught")
+		require.Equal(t, int64(1), version("testcounter-written"))
+		require.Equal(t, int64(1), version("testcounter-written-beside"))
+	})
+
+	t.Run("unwritten", func(t *testing.T) {
+		_, err := other.Append(ctx, scope, events.Metadata{}, "testcounter-unwritten", 0, testFunded{Amount: 5})
+		require.NoError(t, err)
+		reg := prometheus.NewRegistry()
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+		t.Cleanup(s.Close)
+		outs, err := s.ExecuteAll(ctx, []eventstore.Command{start("testcounter-unwritten-beside"), spend("testcounter-unwritten")})
+		require.NoError(t, err)
+		require.NoError(t, outs[0].Err)
+		require.NoError(t, outs[1].Err, "decided on the funded stream, not on the guess")
+		require.Equal(t, float64(1), freshMisses(t, reg))
+		require.Equal(t, int64(2), version("testcounter-unwritten"))
+		require.Equal(t, int64(1), version("testcounter-unwritten-beside"))
+	})
+
+	t.Run("new", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+		t.Cleanup(s.Close)
+		_, err := s.Execute(ctx, spend("testcounter-never"))
+		require.ErrorIs(t, err, errEmpty)
+		_, err = s.Execute(ctx, start("testcounter-new"))
+		require.NoError(t, err)
+		require.Equal(t, float64(0), freshMisses(t, reg), "a right guess costs no second round")
+		require.Equal(t, int64(0), version("testcounter-never"))
+		require.Equal(t, int64(1), version("testcounter-new"))
+	})
+}
