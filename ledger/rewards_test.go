@@ -418,3 +418,45 @@ func TestReplayThroughAProcessThatNeverSawTheKey(t *testing.T) {
 	require.Equal(t, int64(2), evs[1].StreamVersion)
 	require.Equal(t, before+1, countEvents(t, db), "only the retried failure was appended")
 }
+
+// Two processes taking the same new idempotency key at once each guess
+// its action's stream new; the store's stream-version key lets one of
+// them write it, and the other answers with its replay.
+func TestSameNewKeyThroughTwoProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s1 := openLedger(t, db)
+	s2 := openLedgerOn(t, db.NewPool(t))
+	sc := newTenant(t, s1, "sandbox", 1000)
+	for round := 0; round < 5; round++ {
+		key := fmt.Sprint("shared-", round)
+		outs := make([]ledger.ActionOutcome, 16)
+		var wg sync.WaitGroup
+		for i := range outs {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				s := s1
+				if i%2 == 1 {
+					s = s2
+				}
+				o, err := s.SubmitAction(ctx, sc, events.Metadata{}, action(key, "10", "alice"))
+				require.NoError(t, err)
+				outs[i] = o
+			}(i)
+		}
+		wg.Wait()
+		fresh := 0
+		for _, o := range outs {
+			require.Equal(t, outs[0].Completed, o.Completed)
+			if !o.Replayed {
+				fresh++
+			}
+		}
+		require.Equal(t, 1, fresh, "one submit decides the key, the others replay it")
+		evs, err := eventstore.ReadStream(ctx, db.Pool, ledger.ActionStream(ledger.ActionID(sc, key)))
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+	}
+}

@@ -757,6 +757,9 @@ func (s *Store) commit(batch []*request) {
 		if err == nil || !errors.Is(err, errHeadMoved) {
 			break
 		}
+		// Another process appended: perhaps to a stream guessed new, as
+		// when two processes take the same new idempotency key. Read them.
+		assume = false
 		s.metrics.retries.Inc()
 	}
 	if err != nil {
