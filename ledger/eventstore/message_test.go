@@ -88,6 +88,7 @@ func TestRunsSplitByTenantAndSize(t *testing.T) {
 		}
 		require.LessOrEqual(t, len(got), 256)
 		require.LessOrEqual(t, len(r.Msg.Data), 256<<10, "a run stays within its byte bound")
+		require.Equal(t, len(r.Msg.Data), cap(r.Msg.Data), "a body is allocated once, at its size")
 		require.Equal(t, got[0].ID.String()+":"+strconv.FormatInt(got[len(got)-1].Position, 10), r.Msg.Header.Get(nats.MsgIdHdr))
 		next = r.Last + 1
 	}
@@ -114,4 +115,21 @@ func TestEventsOfReadsEarlierEnvelopes(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, e.Hash, events.ComputeHash(&got[0]), "a JSON envelope still verifies")
+}
+
+// BenchmarkRuns splits a group commit's worth of events (200 of one
+// tenant, payloads of ~400 bytes) into relay messages.
+func BenchmarkRuns(b *testing.B) {
+	pad := json.RawMessage(`{"pad":"` + strings.Repeat("x", 400) + `"}`)
+	evs := make([]events.Event, 200)
+	for i := range evs {
+		evs[i] = testEvent(int64(i+1), "p1", "test.note")
+		evs[i].Payload = pad
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := eventstore.Runs(bus.Config{}, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -454,39 +454,51 @@ type Run struct {
 // by the run's length, which under load is most of a group commit.
 func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
 	c = c.WithDefaults()
+	// Every envelope is encoded first, so each message body is allocated
+	// once at its exact size: grown by appending, bodies were most of
+	// the bytes the relay allocated (a hundred KB a group commit).
+	envs := make([][]byte, len(evs))
+	for i := range evs {
+		env, err := evs[i].MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		envs[i] = env
+	}
 	var out []Run
-	var body []byte
-	first := 0
-	flush := func(last int) {
+	for first := 0; first < len(evs); {
+		last, size := first, 0
+		for i := first; i < len(evs); i++ {
+			// Split before an event that would take the run past its
+			// bound, so only an event alone can make a message bigger
+			// than it.
+			if i > first && (evs[i].PartnerID != evs[first].PartnerID || evs[i].Environment != evs[first].Environment ||
+				i-first >= maxRunEvents || size+len(envs[i])+binary.MaxVarintLen64 > maxRunBytes) {
+				break
+			}
+			last, size = i, size+uvarintLen(len(envs[i]))+len(envs[i])
+		}
+		body := make([]byte, 0, size)
+		for _, env := range envs[first : last+1] {
+			body = binary.AppendUvarint(body, uint64(len(env)))
+			body = append(body, env...)
+		}
 		id := evs[first].ID.String() + ":" + strconv.FormatInt(evs[last].Position, 10)
 		msg := runMessage(c, evs[first:last+1], body)
 		msg.Header.Set(nats.MsgIdHdr, id)
 		out = append(out, Run{Msg: msg, First: first, Last: last, ID: id})
-		body = nil
 		first = last + 1
 	}
-	for i := range evs {
-		e := &evs[i]
-		env, err := e.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		// Split before an event that would take the run past its bound,
-		// so only an event alone can make a message bigger than it.
-		if i > first && (e.PartnerID != evs[first].PartnerID || e.Environment != evs[first].Environment ||
-			i-first >= maxRunEvents || len(body)+len(env)+binary.MaxVarintLen64 > maxRunBytes) {
-			flush(i - 1)
-		}
-		if body == nil {
-			body = make([]byte, 0, 4096)
-		}
-		body = binary.AppendUvarint(body, uint64(len(env)))
-		body = append(body, env...)
-	}
-	if len(evs) > 0 {
-		flush(len(evs) - 1)
-	}
 	return out, nil
+}
+
+// uvarintLen is how many bytes binary.AppendUvarint takes for n.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }
 
 func runMessage(c bus.Config, run []events.Event, body []byte) *nats.Msg {
