@@ -195,6 +195,8 @@ type Store struct {
 	// guessesOffFor is how many more batches read their Fresh streams
 	// rather than guess them new, after a wrong guess.
 	guessesOffFor int
+	// appendBuf holds the encoded arguments of the append being sent.
+	appendBuf []byte
 }
 
 type request struct {
@@ -565,46 +567,10 @@ func (b *batchState) checkAssumed() error {
 	return nil
 }
 
-// appendArgs are the column arrays of one group commit, in position order.
-type appendArgs struct {
-	position, version      []int64
-	stream, typ, partner   []string
-	env, payload, metadata []string
-	id                     []pgtype.UUID
-	schema                 []int32
-	recorded               []time.Time
-	prevHash, hash         [][]byte
-}
-
-func (a *appendArgs) add(e events.Event) {
-	a.position = append(a.position, e.Position)
-	a.stream = append(a.stream, e.StreamID)
-	a.version = append(a.version, e.StreamVersion)
-	a.id = append(a.id, pgtype.UUID{Bytes: e.ID, Valid: true})
-	a.typ = append(a.typ, e.Type)
-	a.schema = append(a.schema, int32(e.SchemaVersion))
-	a.partner = append(a.partner, e.PartnerID)
-	a.env = append(a.env, e.Environment)
-	a.payload = append(a.payload, string(e.Payload))
-	a.metadata = append(a.metadata, string(e.Metadata))
-	a.recorded = append(a.recorded, e.RecordedAt)
-	a.prevHash = append(a.prevHash, e.PrevHash)
-	a.hash = append(a.hash, e.Hash)
-}
-
-const appendSQL = `SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
-
-func (a *appendArgs) exec(ctx context.Context, q Querier, expectedHead int64) error {
-	var last int64
-	return q.QueryRow(ctx, appendSQL, expectedHead, a.position, a.stream, a.version, a.id, a.typ, a.schema,
-		a.partner, a.env, a.payload, a.metadata, a.recorded, a.prevHash, a.hash).Scan(&last)
-}
-
 // decided is the outcome of deciding one batch against the cache.
 type decided struct {
 	results []response
 	evs     []events.Event
-	args    appendArgs
 	events  int
 	last    int64
 	hash    []byte
@@ -636,9 +602,6 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request, ass
 		return d, err
 	}
 	d.last, d.hash, d.events, d.evs = last, hash, len(evs), evs
-	for _, e := range evs {
-		d.args.add(e)
-	}
 	d.results = make([]response, len(outs))
 	for i, o := range outs {
 		d.results[i] = response{res: o.Result, err: o.Err}
@@ -831,7 +794,7 @@ func (s *Store) commitOptimistic(ctx context.Context, live []*request, assume bo
 		return d, nil
 	}
 	s.opts.Tail.stage(s.knownHead + 1)
-	if err := d.args.exec(ctx, s.pool, s.knownHead); err != nil {
+	if err := s.execAppend(ctx, nil, d.evs); err != nil {
 		if guessedWrong(d, err) {
 			return d, errGuessedWrong
 		}
@@ -865,7 +828,7 @@ func (s *Store) commitLocked(ctx context.Context, live []*request) (*decided, er
 	}
 	if d.events > 0 {
 		s.opts.Tail.stage(s.knownHead + 1)
-		if err := d.args.exec(ctx, tx, s.knownHead); err != nil {
+		if err := s.execAppend(ctx, tx.Conn(), d.evs); err != nil {
 			return d, err
 		}
 	}
