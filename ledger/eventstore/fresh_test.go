@@ -75,35 +75,35 @@ func TestFreshStreamThatExistsIsDecidedOnWhatTheStoreHolds(t *testing.T) {
 		return v
 	}
 
-	t.Run("written", func(t *testing.T) {
-		_, err := other.Append(ctx, scope, events.Metadata{}, "testcounter-written", 0, testFunded{Amount: 5})
-		require.NoError(t, err)
-		reg := prometheus.NewRegistry()
-		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
-		t.Cleanup(s.Close)
-		outs, err := s.ExecuteAll(ctx, []eventstore.Command{start("testcounter-written-beside"), start("testcounter-written")})
-		require.NoError(t, err)
-		require.NoError(t, outs[0].Err)
-		require.ErrorIs(t, outs[1].Err, errExists)
-		require.Equal(t, float64(1), freshMisses(t, reg), "the guess was made, and caught")
-		require.Equal(t, int64(1), version("testcounter-written"))
-		require.Equal(t, int64(1), version("testcounter-written-beside"))
-	})
-
-	t.Run("unwritten", func(t *testing.T) {
-		_, err := other.Append(ctx, scope, events.Metadata{}, "testcounter-unwritten", 0, testFunded{Amount: 5})
-		require.NoError(t, err)
-		reg := prometheus.NewRegistry()
-		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
-		t.Cleanup(s.Close)
-		outs, err := s.ExecuteAll(ctx, []eventstore.Command{start("testcounter-unwritten-beside"), spend("testcounter-unwritten")})
-		require.NoError(t, err)
-		require.NoError(t, outs[0].Err)
-		require.NoError(t, outs[1].Err, "decided on the funded stream, not on the guess")
-		require.Equal(t, float64(1), freshMisses(t, reg))
-		require.Equal(t, int64(2), version("testcounter-unwritten"))
-		require.Equal(t, int64(1), version("testcounter-unwritten-beside"))
-	})
+	for _, c := range []struct {
+		name        string
+		cmd         func(stream string) eventstore.Command
+		wantErr     error // the command's outcome, decided on the funded stream
+		wantVersion int64
+	}{
+		{name: "written", cmd: start, wantErr: errExists, wantVersion: 1},
+		{name: "unwritten", cmd: spend, wantErr: nil, wantVersion: 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stream := "testcounter-" + c.name
+			_, err := other.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 5})
+			require.NoError(t, err)
+			reg := prometheus.NewRegistry()
+			s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+			t.Cleanup(s.Close)
+			outs, err := s.ExecuteAll(ctx, []eventstore.Command{start(stream + "-beside"), c.cmd(stream)})
+			require.NoError(t, err)
+			require.NoError(t, outs[0].Err)
+			if c.wantErr != nil {
+				require.ErrorIs(t, outs[1].Err, c.wantErr)
+			} else {
+				require.NoError(t, outs[1].Err, "decided on the funded stream, not on the guess")
+			}
+			require.Equal(t, float64(1), freshMisses(t, reg), "the guess was made, and caught")
+			require.Equal(t, c.wantVersion, version(stream))
+			require.Equal(t, int64(1), version(stream+"-beside"))
+		})
+	}
 
 	t.Run("new", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
