@@ -12,19 +12,25 @@ import (
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// freshMisses is how many batches a store re-decided after guessing a
-// Fresh stream new when it was not.
-func freshMisses(t *testing.T, reg *prometheus.Registry) float64 {
+// counterValue is the value of the store counter name registered in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
-		if mf.GetName() == "ledger_append_fresh_misses_total" {
+		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
 	}
-	t.Fatal("ledger_append_fresh_misses_total is not registered")
+	t.Fatal(name + " is not registered")
 	return 0
+}
+
+// freshMisses is how many batches a store re-decided after guessing a
+// Fresh stream new when it was not.
+func freshMisses(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	return counterValue(t, reg, "ledger_append_fresh_misses_total")
 }
 
 // A stream named Fresh is decided as empty without a read, so the store
@@ -104,6 +110,35 @@ func TestFreshStreamThatExistsIsDecidedOnWhatTheStoreHolds(t *testing.T) {
 			require.Equal(t, int64(1), version(stream+"-beside"))
 		})
 	}
+
+	t.Run("guessing stays off after a miss", func(t *testing.T) {
+		for _, stream := range []string{"testcounter-off-1", "testcounter-off-2"} {
+			_, err := other.Append(ctx, scope, events.Metadata{}, stream, 0, testFunded{Amount: 5})
+			require.NoError(t, err)
+		}
+		reg := prometheus.NewRegistry()
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+		t.Cleanup(s.Close)
+		for _, stream := range []string{"testcounter-off-1", "testcounter-off-2"} {
+			_, err := s.Execute(ctx, start(stream))
+			require.ErrorIs(t, err, errExists)
+		}
+		require.Equal(t, float64(1), freshMisses(t, reg), "the second stream was read, not guessed")
+	})
+
+	t.Run("a retry after another process appended reads", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		s := eventstore.OpenStore(db.NewPool(t), eventstore.StoreOptions{Registerer: reg})
+		t.Cleanup(s.Close)
+		_, err := s.Append(ctx, scope, events.Metadata{}, "testcounter-retry-warm", 0, testFunded{Amount: 1})
+		require.NoError(t, err) // s now knows the head
+		_, err = other.Append(ctx, scope, events.Metadata{}, "testcounter-retry", 0, testFunded{Amount: 5})
+		require.NoError(t, err)
+		_, err = s.Execute(ctx, start("testcounter-retry"))
+		require.ErrorIs(t, err, errExists)
+		require.Equal(t, float64(1), counterValue(t, reg, "ledger_append_redecisions_total"))
+		require.Equal(t, float64(0), freshMisses(t, reg), "the head moved: the retry read the stream instead of guessing")
+	})
 
 	t.Run("new", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
