@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/infra/pgbin"
 )
 
 // NewBulkLoad implements BulkLoader. A rebuild's fresh tables are its own
@@ -435,10 +436,8 @@ func (c *copyRows) boolean(v bool) {
 
 // timestamptz is microseconds since 2000-01-01 UTC, as pgx sends it.
 func (c *copyRows) timestamptz(t time.Time) {
-	const unixToY2K = 946684800 * 1000000
-	us := t.Unix()*1000000 + int64(t.Nanosecond())/1000 - unixToY2K
 	c.buf = binary.BigEndian.AppendUint32(c.buf, 8)
-	c.buf = binary.BigEndian.AppendUint64(c.buf, uint64(us))
+	c.buf = binary.BigEndian.AppendUint64(c.buf, uint64(pgbin.Timestamptz(t)))
 }
 
 // copy returns the write that copies the rows with sql, and starts over;

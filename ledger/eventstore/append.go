@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/infra/pgbin"
 )
 
 // appendSQL appends one group commit.
@@ -129,8 +130,7 @@ func appendParams(buf []byte, expectedHead int64, evs []events.Event) ([]byte, [
 	column(9, oidText, func(b []byte, e *events.Event) []byte { return append(b, e.Payload...) })
 	column(10, oidText, func(b []byte, e *events.Event) []byte { return append(b, e.Metadata...) })
 	column(11, oidTimestamptz, func(b []byte, e *events.Event) []byte {
-		const unixToY2K = 946684800 * 1000000 // microseconds from 1970 to 2000, PostgreSQL's epoch
-		return binary.BigEndian.AppendUint64(b, uint64(e.RecordedAt.UnixMicro()-unixToY2K))
+		return binary.BigEndian.AppendUint64(b, uint64(pgbin.Timestamptz(e.RecordedAt)))
 	})
 	hashes(12, func(e *events.Event) []byte { return e.PrevHash })
 	hashes(13, func(e *events.Event) []byte { return e.Hash })

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sirgiving/ledger/events"
+	"github.com/sirgiving/ledger/internal/infra/pgbin"
 )
 
 // Head returns the position of the last committed event (0 when empty).
@@ -197,21 +198,10 @@ func ReadForReplay(ctx context.Context, q Querier, after int64, limit int) ([]ev
 		start := len(arena)
 		arena = append(arena, v[8]...)
 		e.Payload = arena[start:len(arena):len(arena)]
-		e.RecordedAt = timestamptz(int64(binary.BigEndian.Uint64(v[9])))
+		e.RecordedAt = pgbin.Time(int64(binary.BigEndian.Uint64(v[9])))
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// timestamptz decodes PostgreSQL's binary timestamptz, microseconds since
-// 2000-01-01 UTC, as scanEvent's UTC time.
-func timestamptz(us int64) time.Time {
-	const unixToY2K = 946684800
-	sec, frac := us/1e6, us%1e6
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e6
-	}
-	return time.Unix(unixToY2K+sec, frac*1000).UTC()
 }
 
 // InsideCommit reports whether the event at position is followed by
