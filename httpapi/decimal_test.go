@@ -37,4 +37,15 @@ func TestDecimalAcceptsExactlyThePattern(t *testing.T) {
 			require.Equal(t, decimalText(s), in.Amount, wire)
 		}
 	}
+	// An escaped spelling is read as the text it spells; empty and null
+	// are absent, left for the domain to require.
+	for wire, want := range map[string]decimalText{`"\u0031\u0030.5"`: "10.5", `""`: "", `null`: ""} {
+		var in actionRequest
+		_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(`{"amount":`+wire+`}`)), &in)
+		require.NoError(t, err, wire)
+		require.Equal(t, want, in.Amount, wire)
+	}
+	var in actionRequest
+	_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(`{"amount":"\u002d5"}`)), &in)
+	require.Error(t, err, "an escaped minus is still a sign")
 }
