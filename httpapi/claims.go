@@ -3,9 +3,9 @@ package httpapi
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/sirgiving/ledger/internal/infra/coalesce"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -47,30 +47,20 @@ func keyEventTypeList() string {
 func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // claimBatcher puts the signature claims (and revision reads) of
-// concurrent requests into one statement. It keeps no goroutine while
-// idle: a request that finds fewer than maxInflight statements running
-// starts a runner, which sends what is queued, up to maxBatch per
-// statement, until the queue is empty. Requests that arrive while a
-// statement is in flight queue for the next one, so batches grow with load
-// (as the store's group commit does) and an idle server adds no wait.
+// concurrent requests into one statement (see coalesce).
 type claimBatcher struct {
-	db          eventstore.Querier
-	maxBatch    int
-	maxInflight int
-
-	mu      sync.Mutex
-	pending []*claimWaiter
-	running int
+	b *coalesce.Batcher[claimReq, claimAnswer]
 }
 
-type claimWaiter struct {
-	sig   string // empty: the revision only
+// claimReq is one claim; an empty sig reads the revision only.
+type claimReq struct {
+	sig   string
 	until time.Time
+}
 
+type claimAnswer struct {
 	fresh bool
 	rev   int64
-	err   error
-	done  chan struct{}
 }
 
 // newClaimBatcher sends one statement at a time: under the signed-submit
@@ -78,31 +68,18 @@ type claimWaiter struct {
 // two statements in flight. Waiting a while for a fuller batch (tried: a
 // 200 µs linger) made them no larger, so a runner never waits.
 func newClaimBatcher(db eventstore.Querier) *claimBatcher {
-	return &claimBatcher{db: db, maxBatch: 512, maxInflight: 1}
+	return &claimBatcher{b: coalesce.New(512, 1, 10*time.Second, func(ctx context.Context, qs []claimReq) ([]claimAnswer, error) {
+		return execClaims(ctx, db, qs)
+	})}
 }
 
 // claim records sig as used until until. It reports whether sig was new
 // (false: a replay, here or in any other process) and the accounts
-// revision as of the moment it was recorded.
+// revision as of the moment it was recorded. A claim whose context ends
+// first may still be recorded; the request ends anyway.
 func (b *claimBatcher) claim(ctx context.Context, sig string, until time.Time) (bool, int64, error) {
-	w := &claimWaiter{sig: sig, until: until, done: make(chan struct{})}
-	b.mu.Lock()
-	b.pending = append(b.pending, w)
-	start := b.running < b.maxInflight
-	if start {
-		b.running++
-	}
-	b.mu.Unlock()
-	if start {
-		go b.run()
-	}
-	select {
-	case <-w.done:
-		return w.fresh, w.rev, w.err
-	case <-ctx.Done():
-		// The claim may still be recorded; the request ends anyway.
-		return false, 0, ctx.Err()
-	}
+	a, err := b.b.Do(ctx, claimReq{sig: sig, until: until})
+	return a.fresh, a.rev, err
 }
 
 // revision returns the accounts revision as of a moment after the call
@@ -112,56 +89,32 @@ func (b *claimBatcher) revision(ctx context.Context) (int64, error) {
 	return rev, err
 }
 
-func (b *claimBatcher) run() {
-	for {
-		b.mu.Lock()
-		n := len(b.pending)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		if n > b.maxBatch {
-			n = b.maxBatch
-		}
-		batch := b.pending[:n:n]
-		if rest := b.pending[n:]; len(rest) > 0 {
-			b.pending = append(make([]*claimWaiter, 0, len(rest)), rest...)
-		} else {
-			b.pending = nil
-		}
-		b.mu.Unlock()
-		b.exec(batch)
-	}
-}
-
-func (b *claimBatcher) exec(batch []*claimWaiter) {
-	sigs := make([]string, 0, len(batch))
-	untils := make([]time.Time, 0, len(batch))
+func execClaims(ctx context.Context, db eventstore.Querier, qs []claimReq) ([]claimAnswer, error) {
+	sigs := make([]string, 0, len(qs))
+	untils := make([]time.Time, 0, len(qs))
 	// The same signature twice in one batch is one claim: the first
-	// waiter gets the database's answer, the others are replays.
-	first := make(map[string]*claimWaiter, len(batch))
-	for _, w := range batch {
-		if w.sig == "" || first[w.sig] != nil {
+	// request gets the database's answer, the others are replays.
+	first := make(map[string]int, len(qs))
+	for i, q := range qs {
+		if _, seen := first[q.sig]; q.sig == "" || seen {
 			continue
 		}
-		first[w.sig] = w
-		sigs = append(sigs, w.sig)
-		untils = append(untils, w.until)
+		first[q.sig] = i
+		sigs = append(sigs, q.sig)
+		untils = append(untils, q.until)
 	}
-	// Not any request's context: the statement answers every waiter.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var rev int64
 	var fresh []string
-	err := b.db.QueryRow(ctx, claimSQL, sigs, untils).Scan(&rev, &fresh)
+	if err := db.QueryRow(ctx, claimSQL, sigs, untils).Scan(&rev, &fresh); err != nil {
+		return nil, err
+	}
 	won := make(map[string]bool, len(fresh))
 	for _, s := range fresh {
 		won[s] = true
 	}
-	for _, w := range batch {
-		w.rev, w.err = rev, err
-		w.fresh = err == nil && w.sig != "" && first[w.sig] == w && won[w.sig]
-		close(w.done)
+	out := make([]claimAnswer, len(qs))
+	for i, q := range qs {
+		out[i] = claimAnswer{rev: rev, fresh: q.sig != "" && first[q.sig] == i && won[q.sig]}
 	}
+	return out, nil
 }

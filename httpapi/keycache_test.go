@@ -77,7 +77,7 @@ func TestAKeyJudgedBeforeARevocationIsJudgedAgain(t *testing.T) {
 
 // One claim statement answers each waiter: the first copy of a signature
 // in a batch is fresh, later copies and later batches are replays, and
-// every waiter (revision-only ones too) gets the same accounts revision.
+// every request (revision-only ones too) gets the same accounts revision.
 func TestClaimBatchAnswersEachWaiter(t *testing.T) {
 	t.Parallel()
 	pool, svc, _, key := keyFixture(t, "batch@example.com")
@@ -96,19 +96,17 @@ func TestClaimBatchAnswersEachWaiter(t *testing.T) {
 
 	b := newClaimBatcher(pool)
 	until := time.Now().Add(time.Hour)
-	waiter := func(sig string) *claimWaiter { return &claimWaiter{sig: sig, until: until, done: make(chan struct{})} }
-	batch := []*claimWaiter{waiter("sig-a"), waiter("sig-b"), waiter("sig-a"), waiter("")}
-	b.exec(batch)
+	req := func(sig string) claimReq { return claimReq{sig: sig, until: until} }
+	got, err := execClaims(ctx, pool, []claimReq{req("sig-a"), req("sig-b"), req("sig-a"), req("")})
+	require.NoError(t, err)
 	for i, want := range []bool{true, true, false, false} {
-		<-batch[i].done
-		require.NoError(t, batch[i].err)
-		require.Equal(t, want, batch[i].fresh, "waiter %d", i)
-		require.Equal(t, keyCreated.Position, batch[i].rev, "waiter %d", i)
+		require.Equal(t, want, got[i].fresh, "request %d", i)
+		require.Equal(t, keyCreated.Position, got[i].rev, "request %d", i)
 	}
-	again := []*claimWaiter{waiter("sig-b"), waiter("sig-c")}
-	b.exec(again)
-	require.False(t, again[0].fresh)
-	require.True(t, again[1].fresh)
+	got, err = execClaims(ctx, pool, []claimReq{req("sig-b"), req("sig-c")})
+	require.NoError(t, err)
+	require.False(t, got[0].fresh)
+	require.True(t, got[1].fresh)
 
 	fresh, rev, err := b.claim(ctx, "sig-d", until)
 	require.NoError(t, err)

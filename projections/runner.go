@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/sirgiving/ledger/events"
 	"github.com/sirgiving/ledger/internal/infra/bus"
+	"github.com/sirgiving/ledger/internal/infra/coalesce"
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
@@ -59,8 +62,9 @@ type Runner struct {
 	delay         *prometheus.HistogramVec
 	skipped       *prometheus.CounterVec
 
-	feed *feed
-	head headView
+	feed  *feed
+	head  headView
+	skips *coalesce.Batcher[skipReq, bool]
 
 	// committed is, per projection, the checkpoint this runner last
 	// committed, for Skipper batches (see skip).
@@ -153,6 +157,7 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		}
 		r.js = js
 	}
+	r.skips = newSkipBatcher(pool)
 	r.feed = &feed{js: r.js, nc: nc, opts: opts, log: r.log, skipped: r.skipped, subs: map[string]chan []events.Event{}, fed: &r.head.fed}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures, r.delay, r.skipped)
@@ -467,14 +472,57 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 	return err
 }
 
-// skipSQL moves a checkpoint over events that change nothing, only if it
-// is still where the runner committed it (then the tables at the old
-// position are the tables at the new one) and no rebuild's swap holds the
-// apply lock ($4), which it takes without waiting: a swap in progress
-// sends the batch to the full apply, which waits for it.
-const skipSQL = `UPDATE projection_checkpoints
-	SET position = $3, updated_at = now(), last_error = NULL, failing_since = NULL
-	WHERE name = $1 AND position = $2 AND pg_try_advisory_xact_lock($4)`
+// skipSQL moves checkpoints over events that change nothing, each only if
+// it is still where the runner committed it (then the tables at the old
+// position are the tables at the new one) and no rebuild's swap holds its
+// apply lock, which it takes without waiting: a swap in progress sends the
+// batch to the full apply, which waits for it. It returns the names of the
+// checkpoints it moved.
+const skipSQL = `UPDATE projection_checkpoints c
+	SET position = d.to_pos, updated_at = now(), last_error = NULL, failing_since = NULL
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(name, from_pos, to_pos, lock_key)
+	WHERE c.name = d.name AND c.position = d.from_pos AND pg_try_advisory_xact_lock(d.lock_key)
+	RETURNING c.name`
+
+// skipReq asks skipSQL to move one projection's checkpoint.
+type skipReq struct {
+	name             string
+	from, to, lockID int64
+}
+
+// newSkipBatcher coalesces the skips of the projections this process
+// leads. They are handed the same messages at the same moment, so under
+// load the read models with nothing to do (accounts, donations, webhooks
+// with no subscription) moved their checkpoints in three round trips and
+// three commits per batch; now they share one. Each row keeps its own
+// guard, so one projection's miss never moves or holds another's.
+func newSkipBatcher(db eventstore.Querier) *coalesce.Batcher[skipReq, bool] {
+	return coalesce.New(64, 1, 30*time.Second, func(ctx context.Context, qs []skipReq) ([]bool, error) {
+		return execSkips(ctx, db, qs)
+	})
+}
+
+// execSkips runs skipSQL for qs and reports, for each, whether its
+// checkpoint moved.
+func execSkips(ctx context.Context, db eventstore.Querier, qs []skipReq) ([]bool, error) {
+	names, froms, tos, locks := make([]string, len(qs)), make([]int64, len(qs)), make([]int64, len(qs)), make([]int64, len(qs))
+	for i, q := range qs {
+		names[i], froms[i], tos[i], locks[i] = q.name, q.from, q.to, q.lockID
+	}
+	rows, err := db.Query(ctx, skipSQL, names, froms, tos, locks)
+	if err != nil {
+		return nil, err
+	}
+	moved, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(qs))
+	for i, q := range qs {
+		out[i] = slices.Contains(moved, q.name)
+	}
+	return out, nil
+}
 
 // skip moves p's checkpoint over evs with one statement when p is a
 // Skipper that has nothing to do for them and they follow, with no hole,
@@ -505,11 +553,11 @@ func (r *Runner) skip(ctx context.Context, p Projection, evs []events.Event) (bo
 		return false, nil
 	}
 	to := evs[len(evs)-1].Position
-	tag, err := r.pool.Exec(ctx, skipSQL, p.Name(), from, to, applyLockKey(p.Name()))
+	moved, err := r.skips.Do(ctx, skipReq{name: p.Name(), from: from, to: to, lockID: applyLockKey(p.Name())})
 	if err != nil {
 		return false, err
 	}
-	if tag.RowsAffected() == 0 {
+	if !moved {
 		r.forget(p.Name())
 		return false, nil
 	}

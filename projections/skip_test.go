@@ -153,3 +153,37 @@ func TestWebhooksSkipOnlyWhatNoSubscriptionWants(t *testing.T) {
 	require.True(t, w.Skips(10, []events.Event{at(11, "action.completed", quiet), at(12, "pool.debited", subscribed)}))
 	require.True(t, w.Skips(12, []events.Event{at(13, "action.completed", quiet)}), "the view moved with the skip")
 }
+
+// The skips of several projections share one statement, and each row
+// keeps its own guard: one whose checkpoint moved under it (a swap that
+// committed) or whose apply lock is held (a swap in progress) stays where
+// it is and is told so, and the others still move.
+func TestSharedSkipStatementGuardsEachProjection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ('skip_a', 5), ('skip_b', 4), ('skip_c', 5)`)
+	require.NoError(t, err)
+	swap, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = swap.Rollback(ctx) })
+	_, err = swap.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey("skip_c"))
+	require.NoError(t, err)
+
+	moved, err := execSkips(ctx, db.Pool, []skipReq{
+		{name: "skip_a", from: 5, to: 9, lockID: applyLockKey("skip_a")},
+		{name: "skip_b", from: 3, to: 9, lockID: applyLockKey("skip_b")},
+		{name: "skip_c", from: 5, to: 9, lockID: applyLockKey("skip_c")},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, false, false}, moved)
+	require.Equal(t, int64(9), checkpoint(t, db, "skip_a"))
+	require.Equal(t, int64(4), checkpoint(t, db, "skip_b"))
+	require.Equal(t, int64(5), checkpoint(t, db, "skip_c"))
+
+	require.NoError(t, swap.Rollback(ctx))
+	moved, err = execSkips(ctx, db.Pool, []skipReq{{name: "skip_c", from: 5, to: 9, lockID: applyLockKey("skip_c")}})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true}, moved)
+	require.Equal(t, int64(9), checkpoint(t, db, "skip_c"))
+}
