@@ -61,6 +61,8 @@ type Relay struct {
 	published prometheus.Counter
 	failures  prometheus.Counter
 	position  prometheus.Gauge
+	// storeReads counts rounds that read PostgreSQL, not the commit tail.
+	storeReads prometheus.Counter
 
 	// seq is the stream's last sequence as of the last acknowledgement,
 	// valid while synced: every publish expects the stream to be exactly
@@ -108,9 +110,11 @@ func NewRelay(pool *pgxpool.Pool, nc *nats.Conn, opts RelayOptions) (*Relay, err
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_relay_published_total", Help: "Events published to JetStream and acknowledged."}),
 		failures:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_relay_failures_total", Help: "Relay rounds that failed (NATS or PostgreSQL unavailable)."}),
 		position:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_relay_position", Help: "Last event position acknowledged by JetStream."}),
+		storeReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_relay_store_reads_total",
+			Help: "Relay rounds that read the event store because the commit tail could not serve them (other processes' commits, a restart, a gap)."}),
 	}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(r.lag, r.published, r.failures, r.position)
+		opts.Registerer.MustRegister(r.lag, r.published, r.failures, r.position, r.storeReads)
 	}
 	return r, nil
 }
@@ -173,6 +177,10 @@ func (r *Relay) lead(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("relay is active")
+	// notified is the highest position a notification named: every append
+	// notifies its last position at commit, so past r.cp and up to it there
+	// are events to publish.
+	var notified int64
 	for {
 		n, err := r.Flush(ctx)
 		if err != nil {
@@ -182,17 +190,37 @@ func (r *Relay) lead(ctx context.Context) error {
 			r.failures.Inc()
 			return err
 		}
-		if n > 0 {
-			continue // more may be waiting
+		if n > 0 && (n >= r.opts.BatchSize || r.cp < notified) {
+			continue // more is waiting
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.opts.Poll)
-		_, werr := conn.Conn().WaitForNotification(wctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
-			return werr
+		// A round that published less than a batch and reached every
+		// notified position published all there was when it read. Going
+		// round again right away (as this loop did) cost an empty read of
+		// the event store after every append; now the next round waits for
+		// a commit this relay has not published, or for Poll.
+		for {
+			wctx, cancel := context.WithTimeout(ctx, r.opts.Poll)
+			note, werr := conn.Conn().WaitForNotification(wctx)
+			cancel()
+			if ctx.Err() != nil {
+				return nil
+			}
+			if werr != nil {
+				if errors.Is(werr, context.DeadlineExceeded) {
+					break
+				}
+				return werr
+			}
+			pos, perr := strconv.ParseInt(note.Payload, 10, 64)
+			if perr != nil {
+				break
+			}
+			notified = max(notified, pos)
+			if pos > r.cp {
+				break
+			}
+			// Its events went out with an earlier round (from the commit
+			// tail, before the notification arrived).
 		}
 	}
 }
@@ -322,6 +350,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	evs := r.opts.Tail.After(ctx, r.cp, r.opts.BatchSize)
 	fromTail := evs != nil
 	if evs == nil {
+		r.storeReads.Inc()
 		var err error
 		if evs, err = ReadFrom(ctx, r.pool, r.cp, r.opts.BatchSize); err != nil {
 			return 0, err

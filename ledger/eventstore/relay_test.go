@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/events"
@@ -162,6 +163,60 @@ func TestRelayFromTheCommitTailFillsOtherProcessesFromPostgres(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, stored, got)
 	require.NotZero(t, tail.Last(), "the local store fed the tail")
+}
+
+// Commits wake the relay, not its poll: with a poll that never fires in
+// the test's time, every event of three processes (a tail with gaps the
+// store fills) still reaches JetStream. A round that stopped short of a
+// position some notification named goes round again at once.
+func TestRelayFollowsNotificationsWithoutPolling(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	tail := eventstore.NewTail()
+	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: time.Hour, Tail: tail, BatchSize: 16})
+	local := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{MaxBatch: 8, Tail: tail})
+	t.Cleanup(local.Close)
+	const writers, perWriter = 9, 20
+	appendConcurrently(t, withOtherProcesses(t, db, local), writers, perWriter)
+	checkExactlyOnceInOrder(t, readStream(t, n, writers*perWriter), writers*perWriter)
+}
+
+// A relay fed by its own process's commit tail reads PostgreSQL only when
+// the tail cannot serve it: one command after another, each published
+// before the next, is not one store read per command (an empty read after
+// every round, as the relay once did).
+func TestRelayServedByTheTailDoesNotReadTheStore(t *testing.T) {
+	t.Parallel()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	tail := eventstore.NewTail()
+	reg := prometheus.NewRegistry()
+	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: time.Hour, Tail: tail, Registerer: reg})
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{Tail: tail})
+	t.Cleanup(s.Close)
+	metric := func(name string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				if m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+		return 0
+	}
+	const commands = 30
+	for i := 1; i <= commands; i++ {
+		appendNotes(t, s, "note-tail", i, i+1)
+		require.Eventually(t, func() bool { return metric("ledger_relay_position") == float64(i) }, 30*time.Second, time.Millisecond)
+	}
+	checkExactlyOnceInOrder(t, readStream(t, n, commands), commands)
+	require.Less(t, metric("ledger_relay_store_reads_total"), float64(commands/3),
+		"the tail served the rounds; the store is read at start and when the tail misses")
 }
 
 // With NATS down, appends still succeed; when it returns, the relay
