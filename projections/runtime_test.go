@@ -462,7 +462,7 @@ func TestEnsureSchemaMovesRewardsToTheStakeholderUsersIndex(t *testing.T) {
 	}
 	for range 2 {
 		require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
-		require.Equal(t, []string{"actions_campaign", "actions_pkey", "actions_stakeholder_users", "actions_tenant"}, indexes())
+		require.Equal(t, []string{"actions_by_tenant", "actions_campaign", "actions_pkey", "actions_stakeholder_users"}, indexes())
 	}
 
 	tx, err := db.Pool.Begin(ctx)
@@ -475,4 +475,58 @@ func TestEnsureSchemaMovesRewardsToTheStakeholderUsersIndex(t *testing.T) {
 	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Contains(t, strings.Join(plan, "\n"), "actions_stakeholder_users")
+}
+
+// A rewards schema with the descending list indexes gets the ascending
+// ones at the next start and loses the old; starting again changes
+// nothing. Each list reads its index backwards, in the order it returns
+// rows, with no sort of the tenant's rows: the newest actions, the newest
+// transactions, and one user's transactions by the partner's id.
+func TestEnsureSchemaMovesRewardsListsToAscendingIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
+	_, err := db.Pool.Exec(ctx, `SET search_path TO proj_rewards;
+		DROP INDEX actions_by_tenant, transactions_by_tenant, transactions_by_user;
+		CREATE INDEX actions_tenant ON actions (partner_id, environment, created_at DESC, action_id);
+		CREATE INDEX transactions_tenant ON transactions (partner_id, environment, position DESC);
+		CREATE INDEX transactions_user ON transactions (partner_id, environment, user_id, position DESC);
+		RESET search_path`)
+	require.NoError(t, err)
+	indexes := func() []string {
+		rows, err := db.Pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = 'proj_rewards' AND tablename IN ('actions', 'transactions') ORDER BY 1`)
+		require.NoError(t, err)
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return names
+	}
+	for range 2 {
+		require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
+		require.Equal(t, []string{"actions_by_tenant", "actions_campaign", "actions_pkey", "actions_stakeholder_users",
+			"transactions_by_tenant", "transactions_by_user", "transactions_pkey"}, indexes())
+	}
+
+	plan := func(sql string, args ...any) string {
+		tx, err := db.Pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck // read-only
+		_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`)
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, `EXPLAIN `+sql, args...)
+		require.NoError(t, err)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return strings.Join(lines, "\n")
+	}
+	actions, txns := Table(RewardsName, "actions"), Table(RewardsName, "transactions")
+	p := plan(`SELECT * FROM `+actions+` WHERE partner_id = $1 AND environment = $2 ORDER BY created_at DESC, action_id LIMIT 20`, "p", "sandbox")
+	require.Contains(t, p, "Scan Backward using actions_by_tenant")
+	require.NotContains(t, p, "Sort")
+	p = plan(`SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox")
+	require.Contains(t, p, "Scan Backward using transactions_by_tenant")
+	p = plan(`SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox", "u1")
+	require.Contains(t, p, "Scan Backward using transactions_by_user")
+	p = plan(`SELECT count(*) FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3`, "p", "sandbox", "u1")
+	require.Contains(t, p, "transactions_by_user")
 }
