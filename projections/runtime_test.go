@@ -453,28 +453,39 @@ func TestEnsureSchemaMovesRewardsToTheStakeholderUsersIndex(t *testing.T) {
 	_, err := db.Pool.Exec(ctx, `DROP INDEX proj_rewards.actions_stakeholder_users;
 		CREATE INDEX actions_stakeholders ON proj_rewards.actions USING gin (stakeholders jsonb_path_ops)`)
 	require.NoError(t, err)
-	indexes := func() []string {
-		rows, err := db.Pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = 'proj_rewards' AND tablename = 'actions' ORDER BY 1`)
-		require.NoError(t, err)
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return names
-	}
 	for range 2 {
 		require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
-		require.Equal(t, []string{"actions_by_tenant", "actions_campaign", "actions_pkey", "actions_stakeholder_users"}, indexes())
+		require.Equal(t, []string{"actions_by_tenant", "actions_campaign", "actions_pkey", "actions_stakeholder_users"}, rewardsIndexes(t, db, "actions"))
 	}
+	require.Contains(t, explain(t, db, `SELECT action_id FROM `+Table(RewardsName, "actions")+` WHERE `+stakeholderUsers+` @> $1::jsonb`, `["dave"]`),
+		"actions_stakeholder_users")
+}
 
+// rewardsIndexes lists the indexes of the rewards model's tables, by name.
+func rewardsIndexes(t *testing.T, db *testenv.DB, tables ...string) []string {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE schemaname = 'proj_rewards' AND tablename = ANY($1) ORDER BY 1`, tables)
+	require.NoError(t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return names
+}
+
+// explain is the plan of sql with sequential scans off: the
+// plan says which index, if any, can serve the query.
+func explain(t *testing.T, db *testenv.DB, sql string, args ...any) string {
+	t.Helper()
+	ctx := context.Background()
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
 	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
 	require.NoError(t, err)
-	rows, err := tx.Query(ctx, `EXPLAIN SELECT action_id FROM `+Table(RewardsName, "actions")+` WHERE `+stakeholderUsers+` @> $1::jsonb`, `["dave"]`)
+	rows, err := tx.Query(ctx, `EXPLAIN `+sql, args...)
 	require.NoError(t, err)
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Contains(t, strings.Join(plan, "\n"), "actions_stakeholder_users")
+	return strings.Join(lines, "\n")
 }
 
 // A rewards schema with the descending list indexes gets the ascending
@@ -494,39 +505,20 @@ func TestEnsureSchemaMovesRewardsListsToAscendingIndexes(t *testing.T) {
 		CREATE INDEX transactions_user ON transactions (partner_id, environment, user_id, position DESC);
 		RESET search_path`)
 	require.NoError(t, err)
-	indexes := func() []string {
-		rows, err := db.Pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = 'proj_rewards' AND tablename IN ('actions', 'transactions') ORDER BY 1`)
-		require.NoError(t, err)
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return names
-	}
 	for range 2 {
 		require.NoError(t, ensureSchema(ctx, db.Pool, Rewards{}))
 		require.Equal(t, []string{"actions_by_tenant", "actions_campaign", "actions_pkey", "actions_stakeholder_users",
-			"transactions_by_tenant", "transactions_by_user", "transactions_pkey"}, indexes())
+			"transactions_by_tenant", "transactions_by_user", "transactions_pkey"}, rewardsIndexes(t, db, "actions", "transactions"))
 	}
 
-	plan := func(sql string, args ...any) string {
-		tx, err := db.Pool.Begin(ctx)
-		require.NoError(t, err)
-		defer tx.Rollback(ctx) //nolint:errcheck // read-only
-		_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`)
-		require.NoError(t, err)
-		rows, err := tx.Query(ctx, `EXPLAIN `+sql, args...)
-		require.NoError(t, err)
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return strings.Join(lines, "\n")
-	}
 	actions, txns := Table(RewardsName, "actions"), Table(RewardsName, "transactions")
-	p := plan(`SELECT * FROM `+actions+` WHERE partner_id = $1 AND environment = $2 ORDER BY created_at DESC, action_id LIMIT 20`, "p", "sandbox")
+	p := explain(t, db, `SELECT * FROM `+actions+` WHERE partner_id = $1 AND environment = $2 ORDER BY created_at DESC, action_id LIMIT 20`, "p", "sandbox")
 	require.Contains(t, p, "Scan Backward using actions_by_tenant")
 	require.NotContains(t, p, "Sort")
-	p = plan(`SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox")
+	p = explain(t, db, `SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox")
 	require.Contains(t, p, "Scan Backward using transactions_by_tenant")
-	p = plan(`SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox", "u1")
+	p = explain(t, db, `SELECT * FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3 ORDER BY position DESC, transaction_id LIMIT 20`, "p", "sandbox", "u1")
 	require.Contains(t, p, "Scan Backward using transactions_by_user")
-	p = plan(`SELECT count(*) FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3`, "p", "sandbox", "u1")
+	p = explain(t, db, `SELECT count(*) FROM `+txns+` WHERE partner_id = $1 AND environment = $2 AND external_id = $3`, "p", "sandbox", "u1")
 	require.Contains(t, p, "transactions_by_user")
 }

@@ -12,14 +12,19 @@ import (
 	"github.com/sirgiving/ledger/ledger/eventstore"
 )
 
-// counterValue is the value of the store counter name registered in reg.
-func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// metricValue is the value of the unlabelled counter or gauge name
+// registered in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	t.Fatal(name + " is not registered")
@@ -30,7 +35,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // Fresh stream new when it was not.
 func freshMisses(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
-	return counterValue(t, reg, "ledger_append_fresh_misses_total")
+	return metricValue(t, reg, "ledger_append_fresh_misses_total")
 }
 
 // A stream named Fresh is decided as empty without a read, so the store
@@ -136,7 +141,7 @@ func TestFreshStreamThatExistsIsDecidedOnWhatTheStoreHolds(t *testing.T) {
 		require.NoError(t, err)
 		_, err = s.Execute(ctx, start("testcounter-retry"))
 		require.ErrorIs(t, err, errExists)
-		require.Equal(t, float64(1), counterValue(t, reg, "ledger_append_redecisions_total"))
+		require.Equal(t, float64(1), metricValue(t, reg, "ledger_append_redecisions_total"))
 		require.Equal(t, float64(0), freshMisses(t, reg), "the head moved: the retry read the stream instead of guessing")
 	})
 

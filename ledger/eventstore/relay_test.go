@@ -195,27 +195,13 @@ func TestRelayServedByTheTailDoesNotReadTheStore(t *testing.T) {
 	startRelayWith(t, db, n, eventstore.RelayOptions{Poll: time.Hour, Tail: tail, Registerer: reg})
 	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{Tail: tail})
 	t.Cleanup(s.Close)
-	metric := func(name string) float64 {
-		mfs, err := reg.Gather()
-		require.NoError(t, err)
-		for _, mf := range mfs {
-			if mf.GetName() == name {
-				m := mf.GetMetric()[0]
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-		return 0
-	}
 	const commands = 30
 	for i := 1; i <= commands; i++ {
 		appendNotes(t, s, "note-tail", i, i+1)
-		require.Eventually(t, func() bool { return metric("ledger_relay_position") == float64(i) }, 30*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return metricValue(t, reg, "ledger_relay_position") == float64(i) }, 30*time.Second, time.Millisecond)
 	}
 	checkExactlyOnceInOrder(t, readStream(t, n, commands), commands)
-	require.Less(t, metric("ledger_relay_store_reads_total"), float64(commands/3),
+	require.Less(t, metricValue(t, reg, "ledger_relay_store_reads_total"), float64(commands/3),
 		"the tail served the rounds; the store is read at start and when the tail misses")
 }
 
