@@ -481,7 +481,7 @@ func (a *KeyAuth) authHMAC(r *http.Request, needSecret bool) (*Principal, *keyRe
 	}
 	// The signature stays refused until its timestamp leaves the window
 	// (plus a minute for clock differences between processes).
-	kr.sig, kr.until = sig, time.Unix(tsv, 0).Add(SignatureWindow+time.Minute)
+	kr.sig, kr.until = sig, claimUntil(tsv)
 	return &Principal{PartnerID: k.partnerID, Environment: kr.env, KeyID: k.keyID, SecretKey: kr.secret, Tier: k.tier}, kr, nil
 }
 

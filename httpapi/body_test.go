@@ -75,11 +75,13 @@ func TestDecodeKeepsAliasesAndFreeFormMembers(t *testing.T) {
 	require.Equal(t, decimalText("5"), act.Amount)
 }
 
-// A body is one JSON value and white space: anything after it, even a
-// stray closing bracket, is refused with a field issue on "body".
+// A body is one JSON value and JSON's white space: anything after it, even
+// a stray closing bracket or a Unicode space, is refused with a field issue
+// on "body".
 func TestBodyRefusesTrailingData(t *testing.T) {
 	t.Parallel()
-	for _, body := range []string{`{"amount":"1"} x`, `{"amount":"1"}}`, `{"amount":"1"} ]`, `{"amount":"1"}{}`} {
+	for _, body := range []string{`{"amount":"1"} x`, `{"amount":"1"}}`, `{"amount":"1"} ]`, `{"amount":"1"}{}`,
+		"{\"amount\":\"1\"}\v", "{\"amount\":\"1\"}\u00a0", "{\"amount\":\"1\"}\u2028"} {
 		var in actionRequest
 		_, err := decodeJSON(httptest.NewRequest("POST", "/", strings.NewReader(body)), &in)
 		require.Error(t, err, body)

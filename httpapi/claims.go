@@ -46,6 +46,15 @@ func keyEventTypeList() string {
 
 func sqlLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// claimUntil is how long a claim on a request signed at Unix time ts is
+// kept: past the window in which ts is accepted, by a minute's margin.
+//
+// It must stay a function of the signed timestamp alone, the same in every
+// version of ledgerd: the replay guard is keyed on (expires_at, signature)
+// (migration 011), so two processes that computed different expiries for
+// the same signed request during a rolling upgrade would both accept it.
+func claimUntil(ts int64) time.Time { return time.Unix(ts, 0).Add(SignatureWindow + time.Minute) }
+
 // claimBatcher puts the signature claims (and revision reads) of
 // concurrent requests into one statement (see coalesce).
 type claimBatcher struct {

@@ -166,3 +166,11 @@ func TestLookupsByEventTypeUseTheRareTypeIndex(t *testing.T) {
 		require.NotContains(t, text, "events_pkey", "%s\n%s", sql, text)
 	}
 }
+
+// A claim's expiry is the signed timestamp plus the window and a minute,
+// in every version: the replay guard's key includes it (migration 011), so
+// a change here would let a mixed-version deployment accept a replay.
+func TestClaimUntilIsPinnedToTheSignedTimestamp(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, time.Unix(1_700_000_360, 0), claimUntil(1_700_000_000))
+}

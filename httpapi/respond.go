@@ -76,10 +76,11 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 	if err := dec.Decode(v); err != nil {
 		return b, decodeError(b, v, err)
 	}
-	// What follows the value must be white space only. dec.More would
-	// say so too, but it refills the decoder's buffer to look, which
-	// tripled what decoding a small body allocated.
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
+	// What follows the value must be JSON white space only (space, tab,
+	// CR, LF; not Unicode's other spaces). dec.More was used here: it
+	// refilled the decoder's buffer to look, which tripled what decoding a
+	// small body allocated, and it let a stray ']' or '}' through.
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return b, eventstore.Invalid("the body has trailing data", eventstore.FieldIssue{Field: "body", Issue: "trailing data after the JSON value"})
 	}
 	if bytes.Contains(b, []byte(`\u0000`)) {

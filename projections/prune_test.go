@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sirgiving/ledger/internal/testkit/testenv"
@@ -38,4 +39,14 @@ func TestPruneSignaturesKeepsLiveClaims(t *testing.T) {
 	tag, err := db.Pool.Exec(ctx, `INSERT INTO seen_signatures (signature, expires_at) VALUES ('live', $1) ON CONFLICT DO NOTHING`, now.Add(time.Second))
 	require.NoError(t, err)
 	require.Zero(t, tag.RowsAffected(), "the same signed request is still a replay")
+
+	// One index serves both jobs (migration 011): the key a replay
+	// conflicts on, and the range pruning deletes.
+	rows, err = db.Pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename = 'seen_signatures'`)
+	require.NoError(t, err)
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, defs, 1)
+	require.Contains(t, defs[0], "UNIQUE INDEX seen_signatures_pkey ON public.seen_signatures USING btree (expires_at, signature)")
+	require.Contains(t, explain(t, db, `DELETE FROM seen_signatures WHERE expires_at < $1`, now), "seen_signatures_pkey")
 }

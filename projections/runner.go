@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -476,13 +475,16 @@ func (r *Runner) apply(ctx context.Context, p Projection, evs []events.Event) er
 // it is still where the runner committed it (then the tables at the old
 // position are the tables at the new one) and no rebuild's swap holds its
 // apply lock, which it takes without waiting: a swap in progress sends the
-// batch to the full apply, which waits for it. It returns the names of the
-// checkpoints it moved.
+// batch to the full apply, which waits for it. The lock is tried only for
+// a row whose position matched (PostgreSQL would otherwise evaluate it on
+// the unnest, for every request), so the statement holds no apply lock of
+// a projection it does not move. It returns the ordinal of each request
+// whose checkpoint moved.
 const skipSQL = `UPDATE projection_checkpoints c
 	SET position = d.to_pos, updated_at = now(), last_error = NULL, failing_since = NULL
-	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(name, from_pos, to_pos, lock_key)
-	WHERE c.name = d.name AND c.position = d.from_pos AND pg_try_advisory_xact_lock(d.lock_key)
-	RETURNING c.name`
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS d(name, from_pos, to_pos, lock_key, i)
+	WHERE c.name = d.name AND CASE WHEN c.position = d.from_pos THEN pg_try_advisory_xact_lock(d.lock_key) ELSE false END
+	RETURNING d.i`
 
 // skipReq asks skipSQL to move one projection's checkpoint.
 type skipReq struct {
@@ -513,13 +515,13 @@ func execSkips(ctx context.Context, db eventstore.Querier, qs []skipReq) ([]bool
 	if err != nil {
 		return nil, err
 	}
-	moved, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	moved, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		return nil, err
 	}
 	out := make([]bool, len(qs))
-	for i, q := range qs {
-		out[i] = slices.Contains(moved, q.name)
+	for _, i := range moved {
+		out[i-1] = true
 	}
 	return out, nil
 }

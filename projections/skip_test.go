@@ -157,7 +157,8 @@ func TestWebhooksSkipOnlyWhatNoSubscriptionWants(t *testing.T) {
 // The skips of several projections share one statement, and each row
 // keeps its own guard: one whose checkpoint moved under it (a swap that
 // committed) or whose apply lock is held (a swap in progress) stays where
-// it is and is told so, and the others still move.
+// it is and is told so, and the others still move. The statement takes
+// the apply lock of the projections it moves only.
 func TestSharedSkipStatementGuardsEachProjection(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -170,13 +171,22 @@ func TestSharedSkipStatementGuardsEachProjection(t *testing.T) {
 	_, err = swap.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, applyLockKey("skip_c"))
 	require.NoError(t, err)
 
-	moved, err := execSkips(ctx, db.Pool, []skipReq{
+	tx, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	moved, err := execSkips(ctx, tx, []skipReq{
 		{name: "skip_a", from: 5, to: 9, lockID: applyLockKey("skip_a")},
 		{name: "skip_b", from: 3, to: 9, lockID: applyLockKey("skip_b")},
 		{name: "skip_c", from: 5, to: 9, lockID: applyLockKey("skip_c")},
 	})
 	require.NoError(t, err)
 	require.Equal(t, []bool{true, false, false}, moved)
+	// Only the projection it moved had its apply lock taken: a swap
+	// waiting on skip_b's would not wait for this statement.
+	var advisory int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()`).Scan(&advisory))
+	require.Equal(t, 1, advisory)
+	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, int64(9), checkpoint(t, db, "skip_a"))
 	require.Equal(t, int64(4), checkpoint(t, db, "skip_b"))
 	require.Equal(t, int64(5), checkpoint(t, db, "skip_c"))

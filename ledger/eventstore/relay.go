@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,10 +178,6 @@ func (r *Relay) lead(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("relay is active")
-	// notified is the highest position a notification named: every append
-	// notifies its last position at commit, so past r.cp and up to it there
-	// are events to publish.
-	var notified int64
 	for {
 		n, err := r.Flush(ctx)
 		if err != nil {
@@ -190,37 +187,40 @@ func (r *Relay) lead(ctx context.Context) error {
 			r.failures.Inc()
 			return err
 		}
-		if n > 0 && (n >= r.opts.BatchSize || r.cp < notified) {
-			continue // more is waiting
+		if n > 0 && (n >= r.opts.BatchSize || !r.synced) {
+			continue // more is waiting, or another relay moved the checkpoint: re-sync now
 		}
-		// A round that published less than a batch and reached every
-		// notified position published all there was when it read. Going
-		// round again right away (as this loop did) cost an empty read of
-		// the event store after every append; now the next round waits for
-		// a commit this relay has not published, or for Poll.
-		for {
-			wctx, cancel := context.WithTimeout(ctx, r.opts.Poll)
-			note, werr := conn.Conn().WaitForNotification(wctx)
-			cancel()
-			if ctx.Err() != nil {
-				return nil
-			}
-			if werr != nil {
-				if errors.Is(werr, context.DeadlineExceeded) {
-					break
-				}
-				return werr
-			}
-			pos, perr := strconv.ParseInt(note.Payload, 10, 64)
-			if perr != nil {
-				break
-			}
-			notified = max(notified, pos)
-			if pos > r.cp {
-				break
-			}
-			// Its events went out with an earlier round (from the commit
-			// tail, before the notification arrived).
+		// A round that published less than a batch published all there was
+		// when it read: every append NOTIFYs its last position at commit,
+		// in commit order, so whatever was committed later has a
+		// notification still to come. Going round again right away (as
+		// this loop did) cost an empty read of the event store after every
+		// append; now the next round waits for a notification naming a
+		// position past the checkpoint, or for Poll.
+		wctx, cancel := context.WithTimeout(ctx, r.opts.Poll)
+		err = r.awaitUnpublished(wctx, conn.Conn())
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+}
+
+// awaitUnpublished returns when a notification names a position past the
+// checkpoint (or one it cannot read), or when ctx ends. A notification at
+// or below the checkpoint is passed over: its events went out with an
+// earlier round, from the commit tail, before it arrived.
+func (r *Relay) awaitUnpublished(ctx context.Context, conn *pgx.Conn) error {
+	for {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if pos, perr := strconv.ParseInt(note.Payload, 10, 64); perr != nil || pos > r.cp {
+			return nil
 		}
 	}
 }
@@ -444,8 +444,9 @@ wait:
 	}
 	switch {
 	case fromTail:
-		// This process's commits are all it knows of without a query; the
-		// next round reads the event store and corrects the gauge.
+		// This process's commits are all it knows of without a query;
+		// another process's commits wake the relay, and the round that
+		// reads them from the event store corrects the gauge.
 		r.lag.Set(float64(max(r.opts.Tail.Last()-last, 0)))
 	case len(evs) < r.opts.BatchSize:
 		r.lag.Set(0) // it read everything committed when the round began

@@ -167,8 +167,7 @@ func TestRelayFromTheCommitTailFillsOtherProcessesFromPostgres(t *testing.T) {
 
 // Commits wake the relay, not its poll: with a poll that never fires in
 // the test's time, every event of three processes (a tail with gaps the
-// store fills) still reaches JetStream. A round that stopped short of a
-// position some notification named goes round again at once.
+// store fills) still reaches JetStream, once and in order.
 func TestRelayFollowsNotificationsWithoutPolling(t *testing.T) {
 	t.Parallel()
 	db := testenv.NewDB(t)
