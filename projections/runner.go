@@ -32,7 +32,14 @@ type RunnerOptions struct {
 	// Idle is how long the runner waits for JetStream to deliver before it
 	// checks PostgreSQL directly for events JetStream has not delivered
 	// (broker down, stream wiped, relay behind).
-	Idle       time.Duration
+	Idle time.Duration
+	// Skips, if set, takes the checkpoint moves over batches a
+	// projection has nothing to do for (see skip): a pool whose sessions
+	// commit asynchronously (the app's Bookkeeping) saves each its own
+	// WAL flush. Losing one to a database crash costs a re-read: the
+	// checkpoint is then where it was, and the same events are skipped
+	// again.
+	Skips      *pgxpool.Pool
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 
@@ -156,7 +163,11 @@ func NewRunner(pool *pgxpool.Pool, nc *nats.Conn, opts RunnerOptions, projs ...P
 		}
 		r.js = js
 	}
-	r.skips = newSkipBatcher(pool)
+	skips := opts.Skips
+	if skips == nil {
+		skips = pool
+	}
+	r.skips = newSkipBatcher(skips)
 	r.feed = &feed{js: r.js, nc: nc, opts: opts, log: r.log, skipped: r.skipped, subs: map[string]chan []events.Event{}, fed: &r.head.fed}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.positionGauge, r.lagGauge, r.applied, r.failures, r.delay, r.skipped)

@@ -197,3 +197,22 @@ func TestSharedSkipStatementGuardsEachProjection(t *testing.T) {
 	require.Equal(t, []bool{true}, moved)
 	require.Equal(t, int64(9), checkpoint(t, db, "skip_c"))
 }
+
+// The skips go through RunnerOptions.Skips (the app passes its
+// asynchronous-commit pool: a skip lost to a crash is skipped again).
+func TestSkipsGoThroughTheSkipsPool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	s := eventstore.OpenStore(db.Pool, eventstore.StoreOptions{})
+	t.Cleanup(s.Close)
+	p := &skipTally{}
+	r, err := NewRunner(db.Pool, nil, RunnerOptions{Skips: db.NewAsyncPool(t, "skips")}, p)
+	require.NoError(t, err)
+	require.NoError(t, r.Setup(ctx))
+	require.NoError(t, r.apply(ctx, p, appendAndRead(t, s, db, noise{})))
+	require.NoError(t, r.apply(ctx, p, appendAndRead(t, s, db, noise{}, noise{})))
+	require.Equal(t, int64(3), checkpoint(t, db, p.Name()))
+	require.Equal(t, int64(1), p.applied.Load(), "the second batch was skipped")
+	require.Contains(t, db.LastQuery(t, "skips"), "UPDATE projection_checkpoints c")
+}

@@ -44,7 +44,9 @@ type App struct {
 	Log    *slog.Logger
 	Pool   *pgxpool.Pool
 	// Bookkeeping is a small pool with asynchronous commit for writes that
-	// are not facts of the ledger (replay guard, key usage times).
+	// are not facts of the ledger (replay guard, key usage times, the
+	// relay's and the skipping projections' checkpoints): a crash that
+	// loses one costs a re-check or a re-read, never a fact.
 	Bookkeeping *pgxpool.Pool
 	Store       *eventstore.Store
 	NC          *nats.Conn
@@ -120,8 +122,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Pool.Close)
-	// Writes that need no fsync of their own (replay guard, lastUsedAt)
-	// go through sessions with asynchronous commit.
+	// Writes that need no fsync of their own (replay guard, lastUsedAt,
+	// the relay's and the skips' checkpoints) go through sessions with
+	// asynchronous commit. WAL is written in order, so the next commit
+	// that is flushed (an append) makes them durable too.
 	bcfg := pcfg.Copy()
 	bcfg.MaxConns = 8
 	bcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
@@ -150,10 +154,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *App, err error) 
 		Checkout: a.Checkout, MaxDonationAmount: cfg.Donations.MaxAmount,
 	})
 	a.Campaigns = &scheduler.Campaigns{Ledger: a.Ledger, DB: a.Pool, Log: log}
-	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log, Tail: tail}); err != nil {
+	if a.Relay, err = eventstore.NewRelay(a.Pool, a.NC, eventstore.RelayOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log, Tail: tail, Checkpoints: a.Bookkeeping}); err != nil {
 		return nil, err
 	}
-	if a.Runner, err = projections.NewRunner(a.Pool, a.NC, projections.RunnerOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log}, Projections()...); err != nil {
+	if a.Runner, err = projections.NewRunner(a.Pool, a.NC, projections.RunnerOptions{Bus: a.Bus, Registerer: a.Registry, Logger: log, Skips: a.Bookkeeping}, Projections()...); err != nil {
 		return nil, err
 	}
 	if err := a.Runner.Setup(ctx); err != nil {

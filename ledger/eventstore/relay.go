@@ -40,9 +40,15 @@ type RelayOptions struct {
 	// Tail, if set, is the committed-events tail of the Store in the same
 	// process: what it holds is published from memory, the rest is read
 	// from PostgreSQL.
-	Tail       *Tail
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Tail *Tail
+	// Checkpoints, if set, takes the checkpoint write after each round:
+	// a pool whose sessions commit asynchronously (the app's Bookkeeping)
+	// saves that write its own WAL flush. Losing it to a database crash
+	// costs nothing: at the next start the relay reads where JetStream
+	// really is (sync) and resumes from there.
+	Checkpoints *pgxpool.Pool
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
 }
 
 // Relay publishes committed events, in position order, to JetStream, one
@@ -96,6 +102,9 @@ func NewRelay(pool *pgxpool.Pool, nc *nats.Conn, opts RelayOptions) (*Relay, err
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
+	}
+	if opts.Checkpoints == nil {
+		opts.Checkpoints = pool
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -426,7 +435,7 @@ wait:
 	// Recorded even when ctx just ended: what JetStream acknowledged is done.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	tag, err := r.pool.Exec(cctx, `UPDATE relay_checkpoints SET position = $2, stream_seq = $3, updated_at = now() WHERE name = $1 AND position < $2`,
+	tag, err := r.opts.Checkpoints.Exec(cctx, `UPDATE relay_checkpoints SET position = $2, stream_seq = $3, updated_at = now() WHERE name = $1 AND position < $2`,
 		r.opts.Name, last, int64(lastSeq))
 	if err != nil {
 		r.synced = false

@@ -383,3 +383,26 @@ func TestRelayRefillsAWipedStream(t *testing.T) {
 	startRelay(t, db, n)
 	checkExactlyOnceInOrder(t, readStream(t, n, 30), 30)
 }
+
+// The checkpoint write after a round goes through RelayOptions.Checkpoints
+// (the app passes its asynchronous-commit pool, so the write costs no WAL
+// flush of its own; TestRelayCrashBeforeCheckpointNeitherLosesNorDoubles
+// shows a lost one costs nothing).
+func TestRelayWritesItsCheckpointThroughTheCheckpointsPool(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	n := testenv.NewNATS(t)
+	appendNotes(t, openStore(t, db), "note-cp", 0, 3)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO relay_checkpoints (name, position) VALUES ('jetstream', 0)`)
+	require.NoError(t, err)
+	r, err := eventstore.NewRelay(db.Pool, n.Connect(t), eventstore.RelayOptions{Checkpoints: db.NewAsyncPool(t, "relay-checkpoints")})
+	require.NoError(t, err)
+	published, err := r.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, published)
+	require.Contains(t, db.LastQuery(t, "relay-checkpoints"), "UPDATE relay_checkpoints")
+	var pos int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT position FROM relay_checkpoints WHERE name = 'jetstream'`).Scan(&pos))
+	require.Equal(t, int64(3), pos)
+}

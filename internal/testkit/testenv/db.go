@@ -140,6 +140,31 @@ func (d *DB) NewPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// NewAsyncPool is NewPool with the app's Bookkeeping settings
+// (asynchronous commit), its sessions named name so that pg_stat_activity
+// tells which pool sent a statement.
+func (d *DB) NewAsyncPool(t testing.TB, name string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(d.URL)
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["application_name"] = name
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// LastQuery is the last statement a session named name (see NewAsyncPool)
+// sent to this database.
+func (d *DB) LastQuery(t testing.TB, name string) string {
+	t.Helper()
+	var q string
+	require.NoError(t, d.Pool.QueryRow(context.Background(),
+		`SELECT query FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`, name).Scan(&q))
+	return q
+}
+
 func withDB(raw, db string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
