@@ -8,6 +8,10 @@
 #   - CPU per acknowledged action for ledgerd, its PostgreSQL backends and the
 #     load generator (from /proc, so it sees PostgreSQL's share too);
 #   - how busy the whole machine was (is the run CPU-bound or waiting?);
+#   - ledgerd's and PostgreSQL's CPU per action in units of the load
+#     generator's, which does the same work per action in every run, so
+#     most of this VM's speed drift cancels out (runs minutes apart agree
+#     to ~3%, an hour apart to ~10%, where throughput moves by 40%);
 #   - each projection's commit-to-projected delay (p50/p99, from
 #     ledger_projection_delay_seconds) and how long after the load stops the
 #     relay and every projection are at 0 lag;
@@ -119,9 +123,15 @@ a, b = sys.argv[1].split()[1:], sys.argv[2].split()[1:]
 d = [int(y) - int(x) for x, y in zip(a, b)]
 print("machine: busy %.0f%%, iowait %.0f%%" % (100 - 100 * (d[3] + d[4]) / sum(d), 100 * d[4] / sum(d)))
 n, hz = int(sys.argv[3]), os.sysconf("SC_CLK_TCK")
-for name, x, y in (("ledgerd", 4, 5), ("postgres backends", 6, 7), ("load generator", 8, 9)):
-    s = (int(sys.argv[y]) - int(sys.argv[x])) / hz
-    print(f"{name:18s} {s:6.2f} s CPU  {s / n * 1e6:6.0f} us/action")
+cpu = {name: (int(sys.argv[y]) - int(sys.argv[x])) / hz
+       for name, x, y in (("ledgerd", 4, 5), ("postgres backends", 6, 7), ("load generator", 8, 9))}
+for name, s in cpu.items():
+    # The load generator does the same work for every action whatever
+    # ledgerd does, so its CPU per action tracks this VM's speed at that
+    # moment. In its units, runs an hour apart differ by ~10% where raw
+    # CPU per action and throughput differ by up to 40%.
+    rel = f"  {s / cpu['load generator']:5.2f} x the load generator" if cpu["load generator"] and name != "load generator" else ""
+    print(f"{name:18s} {s:6.2f} s CPU  {s / n * 1e6:6.0f} us/action{rel}")
 PY
 if [[ -n ${PGSTAT:-} ]]; then
 	psql "$pgbase/postgres" -qA -F' | ' -c "select calls, round(total_exec_time::numeric) as ms, rows,
