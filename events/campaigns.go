@@ -78,6 +78,8 @@ type CampaignBudgetDebited struct {
 	CampaignID string   `json:"campaignId"`
 	ActionIDs  []string `json:"actionIds"`
 	Amount     int64    `json:"amount"`
+
+	merged bool // built by Coalesce: ActionIDs is its own (joinActionIDs)
 }
 
 // EventType implements Payload.
@@ -92,8 +94,8 @@ func (d CampaignBudgetDebited) Coalesce(next Payload) (Payload, bool) {
 	if !ok || n.CampaignID != d.CampaignID {
 		return nil, false
 	}
-	ids, ok := joinActionIDs(d.ActionIDs, n.ActionIDs)
-	return CampaignBudgetDebited{CampaignID: d.CampaignID, ActionIDs: ids, Amount: d.Amount + n.Amount}, ok
+	ids, ok := joinActionIDs(d.ActionIDs, d.merged, n.ActionIDs)
+	return CampaignBudgetDebited{CampaignID: d.CampaignID, ActionIDs: ids, Amount: d.Amount + n.Amount, merged: true}, ok
 }
 
 // upcastCampaignBudgetDebitedV1 turns {"campaignId","actionId","amount"}

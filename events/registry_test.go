@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -106,8 +107,9 @@ func TestPoolDebitedCoalesce(t *testing.T) {
 	b := events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_2", "act_3"}, Amount: 4}
 	got, ok := a.Coalesce(b)
 	require.True(t, ok)
-	require.Equal(t, events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1", "act_2", "act_3"}, Amount: 7}, got)
+	requireSamePayload(t, events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_1", "act_2", "act_3"}, Amount: 7}, got)
 	require.Equal(t, []string{"act_1"}, a.ActionIDs, "the parts are not changed")
+	require.Equal(t, []string{"act_2", "act_3"}, b.ActionIDs, "the parts are not changed")
 
 	_, ok = a.Coalesce(events.PoolDebited{PoolID: "pool_2", ActionIDs: []string{"act_2"}, Amount: 1})
 	require.False(t, ok)
@@ -116,6 +118,56 @@ func TestPoolDebitedCoalesce(t *testing.T) {
 	full := events.PoolDebited{PoolID: "pool_1", ActionIDs: make([]string, events.MaxDebitActions), Amount: 1}
 	_, ok = full.Coalesce(a)
 	require.False(t, ok)
+}
+
+// A group commit merges a hot pool's debits one after the other, each
+// result merged once more (eventstore.Coalescer). The chain must cost
+// about one copy per id, not one per id per merge: the merges share a
+// few arrays, grown as the list grows, and every earlier result and
+// every emitted debit still reads as it did.
+func TestDebitChainGrowsOneList(t *testing.T) {
+	t.Parallel()
+	var chain []events.PoolDebited
+	var cur events.Payload = events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_0"}, Amount: 1}
+	emitted := []events.PoolDebited{cur.(events.PoolDebited)}
+	arrays := map[*string]bool{}
+	for i := 1; i < events.MaxDebitActions; i++ {
+		next := events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{fmt.Sprint("act_", i)}, Amount: 1}
+		emitted = append(emitted, next)
+		merged, ok := cur.(events.PoolDebited).Coalesce(next)
+		require.True(t, ok)
+		d := merged.(events.PoolDebited)
+		chain = append(chain, d)
+		arrays[&d.ActionIDs[0]] = true
+		cur = merged
+	}
+	last := cur.(events.PoolDebited)
+	require.Len(t, last.ActionIDs, events.MaxDebitActions)
+	require.EqualValues(t, events.MaxDebitActions, last.Amount)
+	for i, id := range last.ActionIDs {
+		require.Equal(t, fmt.Sprint("act_", i), id)
+	}
+	for i, d := range chain {
+		require.Len(t, d.ActionIDs, i+2, "an earlier merge still reads as it did")
+		require.Equal(t, last.ActionIDs[:i+2], d.ActionIDs)
+	}
+	for i, d := range emitted {
+		require.Equal(t, []string{fmt.Sprint("act_", i)}, d.ActionIDs, "an emitted debit is never written to")
+	}
+	require.LessOrEqual(t, len(arrays), 10, "999 merges share a few arrays (one each before)")
+	_, ok := last.Coalesce(events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{"act_x"}, Amount: 1})
+	require.False(t, ok, "past MaxDebitActions")
+}
+
+// requireSamePayload compares payloads as they are stored: by encoding.
+func requireSamePayload(t *testing.T, want, got events.Payload) {
+	t.Helper()
+	_, _, wb, err := events.Encode(want)
+	require.NoError(t, err)
+	_, _, gb, err := events.Encode(got)
+	require.NoError(t, err)
+	require.JSONEq(t, string(wb), string(gb))
+	require.Equal(t, want.EventType(), got.EventType())
 }
 
 // campaign.budget_debited follows pool.debited: version 1 reads as a list
@@ -129,9 +181,25 @@ func TestCampaignBudgetDebitedVersion1AndCoalesce(t *testing.T) {
 	require.Equal(t, a, pl)
 	got, ok := a.Coalesce(events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_2"}, Amount: 2})
 	require.True(t, ok)
-	require.Equal(t, events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_1", "act_2"}, Amount: 9}, got)
+	requireSamePayload(t, events.CampaignBudgetDebited{CampaignID: "cmp_1", ActionIDs: []string{"act_1", "act_2"}, Amount: 9}, got)
 	_, ok = a.Coalesce(events.CampaignBudgetDebited{CampaignID: "cmp_2", ActionIDs: []string{"act_2"}, Amount: 2})
 	require.False(t, ok)
 	_, ok = a.Coalesce(events.PoolDebited{PoolID: "cmp_1", ActionIDs: []string{"act_2"}, Amount: 2})
 	require.False(t, ok)
+}
+
+// BenchmarkDebitChain merges a hot pool's MaxDebitActions one-action
+// debits as one group commit does.
+func BenchmarkDebitChain(b *testing.B) {
+	ids := make([]events.PoolDebited, events.MaxDebitActions)
+	for i := range ids {
+		ids[i] = events.PoolDebited{PoolID: "pool_1", ActionIDs: []string{fmt.Sprint("act_", i)}, Amount: 1}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var cur events.Payload = ids[0]
+		for _, next := range ids[1:] {
+			cur, _ = cur.(events.PoolDebited).Coalesce(next)
+		}
+	}
 }

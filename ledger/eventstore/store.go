@@ -65,7 +65,10 @@ type PayloadApplier interface {
 // receiver and then next, of the same event type; ok false keeps them
 // apart. The merge is encoded once, when the batch is sealed, so a merge
 // that cannot be encoded fails the whole batch: Coalesce must only build
-// values its parts' type always encodes.
+// values its parts' type always encodes. The committer calls Coalesce on
+// a value at most once (a merged or refused receiver is never the
+// stream's last slot again), so a merge may reuse what an earlier merge
+// built for it, but must leave both parts reading as they did.
 type Coalescer interface {
 	Coalesce(next events.Payload) (merged events.Payload, ok bool)
 }
