@@ -619,7 +619,10 @@ func (s *Store) decideBatch(ctx context.Context, q Querier, live []*request, ass
 // the store (infraError) fails them all. It returns the events, in log
 // order, each command's outcome, and the new head and hash.
 func decideAll(b *batchState, cmds []Command, head int64, hash []byte, logInternal func(error)) ([]events.Event, []Outcome, int64, []byte, error) {
-	var sl slots
+	// Most commands emit an event of their own and a coalesced debit (a
+	// merge appends a slot): room for two each spares the regrowth copies
+	// of a slice of ~350-byte slots.
+	sl := slots{s: make([]slot, 0, 2*len(cmds)), last: make(map[string]int, len(cmds))}
 	outs := make([]Outcome, len(cmds))
 	refs := make([][]int, len(cmds))
 	for i, cmd := range cmds {
