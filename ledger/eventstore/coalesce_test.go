@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,4 +51,30 @@ func mustDebit(t *testing.T, e events.Event) events.PoolDebited {
 	pl, err := events.Decode(e)
 	require.NoError(t, err)
 	return pl.(events.PoolDebited)
+}
+
+// BenchmarkDecideHotPool decides one full group commit on a hot pool:
+// 1,000 commands, each with an event of its own and a debit of the same
+// pool, which all merge into one (the committer's serial path, without
+// the database).
+func BenchmarkDecideHotPool(b *testing.B) {
+	cmds := make([]eventstore.Command, events.MaxDebitActions)
+	for i := range cmds {
+		id := fmt.Sprint("act_", i)
+		cmds[i] = eventstore.Command{Tenant: scope, Decide: func(s *eventstore.Session) error {
+			s.Emit("probe-"+id, events.EndUserCreated{UserID: id, ExternalID: id})
+			s.EmitCoalescing("pool-p1", events.PoolDebited{PoolID: "p1", ActionIDs: []string{id}, Amount: 1})
+			return nil
+		}}
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		m := eventstore.NewMemory(nil)
+		b.StartTimer()
+		out, err := m.ExecuteAll(context.Background(), cmds)
+		if err != nil || out[0].Err != nil {
+			b.Fatal(err, out[0].Err)
+		}
+	}
 }

@@ -987,8 +987,9 @@ type slot struct {
 	draft   draft
 	event   events.Event // without position, id or hashes until sealed
 	version int64
-	// movedTo is where a slot merged into a later one went; 0 while live
-	// (a slot never moves to index 0).
+	// movedTo is where a slot merged into a later one went (once final
+	// has walked it, the slot it ended up in); 0 while live (a slot never
+	// moves to index 0).
 	movedTo int
 	// merged: the payload is a merge, encoded when the batch is sealed.
 	merged bool
@@ -1054,21 +1055,34 @@ func (sl *slots) seal(now time.Time, pos *int64, prev *[]byte) ([]events.Event, 
 	return out, nil
 }
 
+// final is the slot j's event ended up in. A hot pool's debit moves once
+// per merge, so the first command's debit is a chain as long as the
+// batch; each slot walked is pointed straight at the end, which keeps
+// the batch's walks linear rather than quadratic.
+func (sl *slots) final(j int) int {
+	end := j
+	for sl.s[end].movedTo != 0 {
+		end = sl.s[end].movedTo
+	}
+	for j != end {
+		next := sl.s[j].movedTo
+		sl.s[j].movedTo = end
+		j = next
+	}
+	return end
+}
+
 // eventsOf is the sealed events a command's slots ended up in, in log
 // order, each once.
 func (sl *slots) eventsOf(ref []int, sealed []events.Event) []events.Event {
-	seen := make(map[int]bool, len(ref))
+	// Sorted, then compacted: no map to build for each of a batch's
+	// commands.
 	idx := make([]int, 0, len(ref))
 	for _, j := range ref {
-		for sl.s[j].movedTo != 0 {
-			j = sl.s[j].movedTo
-		}
-		if !seen[j] {
-			seen[j] = true
-			idx = append(idx, j)
-		}
+		idx = append(idx, sl.final(j))
 	}
 	slices.Sort(idx)
+	idx = slices.Compact(idx)
 	out := make([]events.Event, len(idx))
 	for k, j := range idx {
 		out[k] = sealed[j]
