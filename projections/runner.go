@@ -258,7 +258,9 @@ func (r *Runner) lead(ctx context.Context, p Projection) error {
 			// One transaction applies whatever has arrived, up to
 			// FetchBatch events, with no waiting for a batch to fill:
 			// read-your-writes latency stays low. A message's events are
-			// never split (the feed hands them over whole).
+			// never split (the feed hands them over whole). A copy, even
+			// of a lone message: the feed hands the same slice to every
+			// projection it serves, and apply sorts its batch in place.
 			batch := append(make([]events.Event, 0, len(evs)), evs...)
 		drain:
 			for len(batch) < r.opts.FetchBatch {
