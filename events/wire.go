@@ -14,9 +14,13 @@ const binaryVersion = 1
 // consumer decodes the envelope without parsing (or validating) any JSON;
 // the payload is decoded later, and only by the read models that use it.
 func (e *Event) MarshalBinary() ([]byte, error) {
-	n := 64 + len(e.StreamID) + len(e.Type) + len(e.PartnerID) + len(e.Environment) +
-		len(e.Payload) + len(e.Metadata) + len(e.PrevHash) + len(e.Hash)
-	b := make([]byte, 0, n)
+	return e.AppendBinary(make([]byte, 0, e.BinarySize()))
+}
+
+// AppendBinary appends MarshalBinary's encoding of e to b (exactly
+// BinarySize bytes), so a run of envelopes is written straight into one
+// message body. It never fails; the error is encoding.BinaryAppender's.
+func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, binaryVersion)
 	b = binary.AppendVarint(b, e.Position)
 	b = appendBytes(b, []byte(e.StreamID))
@@ -33,6 +37,31 @@ func (e *Event) MarshalBinary() ([]byte, error) {
 	b = appendBytes(b, e.Hash)
 	return b, nil
 }
+
+// BinarySize is the length of e's binary envelope.
+func (e *Event) BinarySize() int {
+	return 1 + varintLen(e.Position) + bytesLen(len(e.StreamID)) + varintLen(e.StreamVersion) + len(e.ID) +
+		bytesLen(len(e.Type)) + varintLen(int64(e.SchemaVersion)) + bytesLen(len(e.PartnerID)) +
+		bytesLen(len(e.Environment)) + bytesLen(len(e.Payload)) + bytesLen(len(e.Metadata)) +
+		varintLen(e.RecordedAt.UnixMicro()) + bytesLen(len(e.PrevHash)) + bytesLen(len(e.Hash))
+}
+
+// uvarintLen is how many bytes binary.AppendUvarint writes for n.
+func uvarintLen(n uint64) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
+// varintLen is how many bytes binary.AppendVarint writes for n (zig-zag).
+func varintLen(n int64) int {
+	return uvarintLen(uint64(n<<1) ^ uint64(n>>63))
+}
+
+// bytesLen is the length of appendBytes' output for n bytes.
+func bytesLen(n int) int { return uvarintLen(uint64(n)) + n }
 
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))

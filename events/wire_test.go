@@ -33,6 +33,32 @@ func TestBinaryEnvelopeRoundTripsEveryField(t *testing.T) {
 	require.Error(t, new(Event).UnmarshalBinary(append(b, 0)), "trailing bytes are refused")
 }
 
+// BinarySize is the envelope's exact length, whatever the varints take
+// (zero, one byte, nine; negative times), so a relay message body sized
+// with it is never reallocated or short; AppendBinary appends exactly
+// MarshalBinary's bytes after what the buffer held.
+func TestBinarySizeIsExact(t *testing.T) {
+	t.Parallel()
+	long := string(make([]byte, 300))
+	for _, e := range []Event{
+		{},
+		{Position: 1, StreamID: "s", Type: "t", SchemaVersion: 1, Payload: json.RawMessage(`{}`), RecordedAt: time.Unix(0, 0)},
+		{Position: 1<<62 + 5, StreamID: long, StreamVersion: 1 << 40, ID: uuid.New(), Type: long, SchemaVersion: 300,
+			PartnerID: long, Environment: "sandbox", Payload: json.RawMessage(long + long), Metadata: json.RawMessage(long),
+			RecordedAt: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), PrevHash: GenesisHash, Hash: GenesisHash},
+		{Position: -64, StreamVersion: -1, SchemaVersion: -65, RecordedAt: time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		b, err := e.MarshalBinary()
+		require.NoError(t, err)
+		require.Len(t, b, e.BinarySize())
+		require.Equal(t, len(b), cap(b), "MarshalBinary allocates exactly")
+		prefix := []byte("xyz")
+		got, err := e.AppendBinary(prefix)
+		require.NoError(t, err)
+		require.Equal(t, append([]byte("xyz"), b...), got)
+	}
+}
+
 // FuzzBinaryEnvelope: no input makes the decoder panic.
 func FuzzBinaryEnvelope(f *testing.F) {
 	e := Event{Position: 1, StreamID: "s", ID: uuid.New(), Type: "t", Payload: json.RawMessage(`{}`), RecordedAt: time.Unix(0, 0)}

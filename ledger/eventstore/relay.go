@@ -493,18 +493,17 @@ type Run struct {
 // by the run's length, which under load is most of a group commit.
 func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
 	c = c.WithDefaults()
-	// Every envelope is encoded first, so each message body is allocated
-	// once at its exact size: grown by appending, bodies were most of
-	// the bytes the relay allocated (a hundred KB a group commit).
-	envs := make([][]byte, len(evs))
+	// Sized first, so each message body is allocated once at its exact
+	// size and every envelope written straight into it: grown by
+	// appending, bodies were most of the bytes the relay allocated (a
+	// hundred KB a group commit), and an envelope encoded on its own
+	// first was a second copy of every event.
+	sizes := make([]int, len(evs))
 	for i := range evs {
-		env, err := evs[i].MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		envs[i] = env
+		sizes[i] = evs[i].BinarySize()
 	}
 	var out []Run
+	var prefix [binary.MaxVarintLen64]byte
 	for first := 0; first < len(evs); {
 		last, size := first, 0
 		for i := first; i < len(evs); i++ {
@@ -512,15 +511,15 @@ func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
 			// bound, so only an event alone can make a message bigger
 			// than it.
 			if i > first && (evs[i].PartnerID != evs[first].PartnerID || evs[i].Environment != evs[first].Environment ||
-				i-first >= maxRunEvents || size+len(envs[i])+binary.MaxVarintLen64 > maxRunBytes) {
+				i-first >= maxRunEvents || size+sizes[i]+binary.MaxVarintLen64 > maxRunBytes) {
 				break
 			}
-			last, size = i, size+uvarintLen(len(envs[i]))+len(envs[i])
+			last, size = i, size+binary.PutUvarint(prefix[:], uint64(sizes[i]))+sizes[i]
 		}
 		body := make([]byte, 0, size)
-		for _, env := range envs[first : last+1] {
-			body = binary.AppendUvarint(body, uint64(len(env)))
-			body = append(body, env...)
+		for i := first; i <= last; i++ {
+			body = binary.AppendUvarint(body, uint64(sizes[i]))
+			body, _ = evs[i].AppendBinary(body)
 		}
 		id := evs[first].ID.String() + ":" + strconv.FormatInt(evs[last].Position, 10)
 		msg := runMessage(c, evs[first:last+1], body)
@@ -529,15 +528,6 @@ func Runs(c bus.Config, evs []events.Event) ([]Run, error) {
 		first = last + 1
 	}
 	return out, nil
-}
-
-// uvarintLen is how many bytes binary.AppendUvarint takes for n.
-func uvarintLen(n int) int {
-	l := 1
-	for ; n >= 0x80; n >>= 7 {
-		l++
-	}
-	return l
 }
 
 func runMessage(c bus.Config, run []events.Event, body []byte) *nats.Msg {
