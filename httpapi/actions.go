@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"time"
 
@@ -230,7 +229,7 @@ func (a *api) reverseAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	} else if len(bytes.TrimSpace(b)) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.Body = &bufferedBody{b: b}
 		if _, err := decodeJSON(r, &in); err != nil {
 			writeError(w, r, err)
 			return

@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -491,7 +489,10 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if bb, ok := r.Body.(*bufferedBody); ok {
+		return bb.b, nil
+	}
+	b, err := readAllBounded(r.Body, r.ContentLength)
 	_ = r.Body.Close()
 	if err != nil {
 		return nil, eventstore.Invalid("could not read the request body")
@@ -499,7 +500,7 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	if len(b) > maxBody {
 		return nil, errBodyTooLarge
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.Body = &bufferedBody{b: b}
 	return b, nil
 }
 
