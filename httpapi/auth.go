@@ -492,13 +492,10 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	if bb, ok := r.Body.(*bufferedBody); ok {
 		return bb.b, nil
 	}
-	b, err := readAllBounded(r.Body, r.ContentLength)
+	b, err := readWhole(r)
 	_ = r.Body.Close()
 	if err != nil {
-		return nil, eventstore.Invalid("could not read the request body")
-	}
-	if len(b) > maxBody {
-		return nil, errBodyTooLarge
+		return nil, err
 	}
 	r.Body = &bufferedBody{b: b}
 	return b, nil

@@ -53,6 +53,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
+	return readWhole(r)
+}
+
+// readWhole reads the rest of r's body, refusing one over maxBody.
+func readWhole(r *http.Request) ([]byte, error) {
 	b, err := readAllBounded(r.Body, r.ContentLength)
 	if err != nil {
 		return nil, eventstore.Invalid("could not read the request body")
