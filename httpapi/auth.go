@@ -490,6 +490,8 @@ func bufferBody(r *http.Request) ([]byte, error) {
 		return nil, nil
 	}
 	if bb, ok := r.Body.(*bufferedBody); ok {
+		// The signature covers the body as sent, all of it, whatever a
+		// reader has taken since; authentication runs before any reader.
 		return bb.b, nil
 	}
 	b, err := readWhole(r)
