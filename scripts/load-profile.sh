@@ -20,13 +20,15 @@
 #     statements by execution time (PGSTAT=FILE; needs pg_stat_statements in
 #     shared_preload_libraries and the extension created in the postgres
 #     database of PGBASE);
+#   - optionally the metrics page as the load ends (METRICS=FILE), for the
+#     request, append and batch-size histograms;
 #   - optionally SQL run on ledgerd's database after the warm-up (SETUP_SQL),
 #     to price a schema change under the same load, e.g.
 #     SETUP_SQL='DROP INDEX proj_rewards.transactions_user'.
 #
 # Run from the project root. Variables: PGBASE (server URL without database,
 # default postgres://postgres@127.0.0.1:5432), BENCH_DIR (default
-# ../shared/bench), PROFILE, ALLOCS, PGSTAT, SETUP_SQL. Other engineers' builds on the same
+# ../shared/bench), PROFILE, ALLOCS, PGSTAT, METRICS, SETUP_SQL. Other engineers' builds on the same
 # machine move every figure; compare runs made back to back.
 set -euo pipefail
 c=${1:-128}
@@ -94,6 +96,7 @@ while kill -0 "$gcpid" 2>/dev/null; do
 	sleep 0.5
 done
 l1=$(ticks "$pid")
+if [[ -n ${METRICS:-} ]]; then curl -fsS -o "$METRICS" "$metrics"; fi
 stat1=$(head -1 /proc/stat)
 wait "$gcpid"
 python3 - "$metrics" <<'PY'
