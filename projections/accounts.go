@@ -19,7 +19,6 @@ const AccountsName = "accounts"
 // Accounts is the accounts projection.
 type Accounts struct{}
 
-// Name implements Projection.
 // Partner statuses as the accounts read model shows them, derived from the
 // partner's lifecycle events.
 const (
@@ -27,6 +26,7 @@ const (
 	partnerSuspended = "SUSPENDED"
 )
 
+// Name implements Projection.
 func (Accounts) Name() string { return AccountsName }
 
 // Setup implements Projection.

@@ -69,6 +69,9 @@ type RowError struct {
 	Problems []string // "line 7: ein: must be a US EIN such as 53-0196605"
 }
 
+// Error lists the first twenty problems, one a line, and counts the rest,
+// so an operator's terminal shows what to fix without scrolling a
+// thousand-row file past.
 func (e *RowError) Error() string {
 	const most = 20
 	p := e.Problems

@@ -42,6 +42,8 @@ type Error struct {
 	Err     error
 }
 
+// Error renders the code and message (and the cause, if any) for logs;
+// callers that answer a client read Kind, Code and Message instead.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
@@ -49,6 +51,8 @@ func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// Unwrap returns the cause, so errors.Is and errors.As see through the
+// domain error to the failure underneath it.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf builds an *Error of the given kind and code.
