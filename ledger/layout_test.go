@@ -155,3 +155,43 @@ func exportedReceiver(fn *ast.FuncDecl) bool {
 		}
 	}
 }
+
+// Money and tokens are never floats: the domain and the events it records
+// (ledger/ and events/, engine excluded: its metrics are Prometheus
+// floats) name no float type and parse no float, so no amount can pass
+// through binary floating point on its way to the log.
+func TestDomainHasNoFloats(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	fset := token.NewFileSet()
+	var found []string
+	for _, dir := range []string{"ledger", "events"} {
+		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		require.NoError(t, err)
+		require.NotEmpty(t, files)
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, path, nil, 0)
+			require.NoError(t, err)
+			ast.Inspect(f, func(n ast.Node) bool {
+				var name string
+				switch x := n.(type) {
+				case *ast.Ident:
+					name = x.Name
+				case *ast.SelectorExpr:
+					name = x.Sel.Name
+				default:
+					return true
+				}
+				if name == "float32" || name == "float64" || name == "ParseFloat" || name == "Float64" || name == "Float32" {
+					found = append(found, fset.Position(n.Pos()).String()+": "+name)
+				}
+				return true
+			})
+		}
+	}
+	require.Empty(t, found, "floating point in the domain")
+}
