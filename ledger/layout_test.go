@@ -16,16 +16,33 @@ import (
 
 const module = "github.com/sirgiving/ledger/"
 
-// imports returns the non-test imports of the package in dir.
-func imports(t *testing.T, dir string) []string {
+// moduleRoot is the checkout's root, seen from this package's directory.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	return root
+}
+
+// sourceFiles returns the non-test Go files of the package in dir.
+func sourceFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	require.NoError(t, err)
-	var out []string
+	out := files[:0]
 	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
+		if !strings.HasSuffix(f, "_test.go") {
+			out = append(out, f)
 		}
+	}
+	return out
+}
+
+// imports returns the non-test imports of the package in dir.
+func imports(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range sourceFiles(t, dir) {
 		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
 		require.NoError(t, err)
 		for _, is := range af.Imports {
@@ -41,8 +58,7 @@ func imports(t *testing.T, dir string) []string {
 // read side never the domain; nothing imports httpapi or the wiring.
 func TestImportRule(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs("..")
-	require.NoError(t, err)
+	root := moduleRoot(t)
 	forbidden := map[string][]string{
 		"ledger":                   {"github.com/jackc/pgx", "github.com/nats-io", "net/http", "github.com/prometheus", module + "projections", module + "httpapi", module + "webhooks", module + "internal/app"},
 		"ledger/eventstore":        {module + "ledger\x00", module + "projections", module + "httpapi", module + "webhooks", module + "internal/app"},
@@ -66,19 +82,17 @@ func TestImportRule(t *testing.T) {
 			}
 		}
 	}
-	_, err = os.Stat(filepath.Join(root, "ledger", "eventstore"))
+	_, err := os.Stat(filepath.Join(root, "ledger", "eventstore"))
 	require.NoError(t, err)
 }
 
 // CONTRIBUTING's rule that every exported identifier says what it
 // promises: each exported function, method of an exported type, type,
 // constant and variable outside tests carries a doc comment (a group's
-// comment covers its members, as go doc shows them). Generated code is
-// held to it too; its generator writes the comments.
+// comment covers its members, as go doc shows them).
 func TestExportedIdentifiersAreDocumented(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs("..")
-	require.NoError(t, err)
+	root := moduleRoot(t)
 	fset := token.NewFileSet()
 	var missing []string
 	note := func(pos token.Pos, what string) {
@@ -86,7 +100,7 @@ func TestExportedIdentifiersAreDocumented(t *testing.T) {
 		rel, _ := filepath.Rel(root, p.Filename)
 		missing = append(missing, rel+":"+strconv.Itoa(p.Line)+": "+what)
 	}
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -162,18 +176,13 @@ func exportedReceiver(fn *ast.FuncDecl) bool {
 // through binary floating point on its way to the log.
 func TestDomainHasNoFloats(t *testing.T) {
 	t.Parallel()
-	root, err := filepath.Abs("..")
-	require.NoError(t, err)
+	root := moduleRoot(t)
 	fset := token.NewFileSet()
 	var found []string
 	for _, dir := range []string{"ledger", "events"} {
-		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
-		require.NoError(t, err)
+		files := sourceFiles(t, filepath.Join(root, dir))
 		require.NotEmpty(t, files)
 		for _, path := range files {
-			if strings.HasSuffix(path, "_test.go") {
-				continue
-			}
 			f, err := parser.ParseFile(fset, path, nil, 0)
 			require.NoError(t, err)
 			ast.Inspect(f, func(n ast.Node) bool {
